@@ -1,0 +1,146 @@
+//! Diagnostics: every problem found in a profile, with its field path, location, bad value and fix.
+//! All stages that judge user input report through this type so the output looks the same everywhere.
+
+use std::fmt;
+
+use serde::Serialize;
+
+pub use crate::profile::Location;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// Field path in the profile, e.g. `nodes[2].address`; empty for the whole file.
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// The offending value as written, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub message: String,
+    pub fix: String,
+}
+
+impl Diagnostic {
+    pub fn error(path: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            path: path.into(),
+            location: None,
+            value: None,
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+
+    pub fn warning(path: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(path, message, fix) }
+    }
+
+    pub fn with_value(mut self, value: impl fmt::Display) -> Self {
+        self.value = Some(value.to_string());
+        self
+    }
+
+    pub fn at(mut self, loc: Option<Location>) -> Self {
+        self.location = loc;
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Renders one diagnostic as text: `FILE:LINE:COL: error: PATH: `VALUE` MESSAGE` plus a fix line.
+    pub fn render(&self, file: &str) -> String {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut head = String::new();
+        head.push_str(file);
+        if let Some(l) = self.location {
+            head.push_str(&format!(":{}:{}", l.line, l.column));
+        }
+        head.push_str(&format!(": {sev}: "));
+        if !self.path.is_empty() {
+            head.push_str(&self.path);
+            head.push_str(": ");
+        }
+        if let Some(v) = &self.value {
+            head.push_str(&format!("`{v}` "));
+        }
+        head.push_str(&self.message);
+        let mut out = head;
+        for (i, line) in self.fix.lines().enumerate() {
+            out.push_str(if i == 0 { "\n  = fix: " } else { "\n         " });
+            out.push_str(line);
+        }
+        out
+    }
+}
+
+/// A list of diagnostics, ordered by location then path so output is stable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn push(&mut self, d: Diagnostic) {
+        self.0.push(d);
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter().filter(|d| d.is_error())
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter().filter(|d| !d.is_error())
+    }
+
+    pub fn sort(&mut self) {
+        self.0.sort_by(|a, b| {
+            (a.location.is_none(), a.location, &a.path, a.severity, &a.message).cmp(&(
+                b.location.is_none(),
+                b.location,
+                &b.path,
+                b.severity,
+                &b.message,
+            ))
+        });
+        self.0.dedup();
+    }
+
+    pub fn render(&self, file: &str) -> String {
+        let mut out = String::new();
+        for d in &self.0 {
+            out.push_str(&d.render(file));
+            out.push('\n');
+        }
+        let (e, w) = (self.errors().count(), self.warnings().count());
+        if e > 0 {
+            out.push_str(&format!(
+                "{file}: {e} error{}{}; nothing was written\n",
+                if e == 1 { "" } else { "s" },
+                if w > 0 { format!(", {w} warning{}", if w == 1 { "" } else { "s" }) } else { String::new() }
+            ));
+        }
+        out
+    }
+}
+
+impl Extend<Diagnostic> for Diagnostics {
+    fn extend<T: IntoIterator<Item = Diagnostic>>(&mut self, iter: T) {
+        self.0.extend(iter)
+    }
+}

@@ -1,0 +1,15 @@
+//! kimage: one cluster profile in, everything a fleet of VMs needs to boot into a Kubernetes cluster out.
+//!
+//! The modules follow the pipeline: profile → model → plan → pki / release / render → layers / userdata →
+//! output. Every stage returns values; only `output` writes to disk.
+
+pub mod diag;
+pub mod layers;
+pub mod model;
+pub mod output;
+pub mod pki;
+pub mod profile;
+pub mod release;
+pub mod render;
+pub mod seed;
+pub mod userdata;

@@ -1,0 +1,532 @@
+//! The resolved cluster model: every value derived from the profile, computed once. Templates, the PKI
+//! spec and the plan read these fields; none of them derives an address, SAN or member list again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::Serialize;
+
+use crate::profile::{
+    self, Arch, BinarySource, Cidr, Cni, Endpoint, EtcdTopology, Host, KeyAlgorithm, LayersFrom, LoadBalancerKind,
+    NodeName, Profile, ProxyMode, Role, San, TaintEffect, Url, Version, defaults,
+};
+
+/// Labels and taints kubeadm puts on control-plane nodes.
+pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cluster {
+    pub name: String,
+    pub kubernetes: KubernetesModel,
+    /// What every client dials.
+    pub endpoint: Endpoint,
+    /// `https://host:port` of `endpoint`.
+    pub endpoint_url: String,
+    /// Port every kube-apiserver listens on.
+    pub apiserver_port: u16,
+    /// Subject alternative names of every apiserver certificate.
+    pub apiserver_sans: Sans,
+    pub etcd: EtcdModel,
+    pub load_balancer: Option<LoadBalancerModel>,
+    /// /etc/hosts entries (empty when `os.hostsFile` is false).
+    pub hosts: Vec<HostsEntry>,
+    /// The control-plane node that applies cluster objects (first control-plane node in the profile).
+    pub bootstrap_node: Option<NodeName>,
+    /// Every node in profile order.
+    pub nodes: Vec<NodeModel>,
+    pub container_runtime: profile::ContainerRuntime,
+    pub pki: profile::Pki,
+    pub binaries: BinariesModel,
+    pub layers: profile::Layers,
+    pub os: profile::Os,
+    pub network: profile::Network,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KubernetesModel {
+    pub version: Version,
+    pub service_cidr: Cidr,
+    pub pod_cidr: Cidr,
+    /// First address of the service CIDR: the `kubernetes` Service.
+    pub first_service_ip: IpAddr,
+    /// Tenth address of the service CIDR: cluster DNS.
+    pub cluster_dns_ip: IpAddr,
+    pub cluster_domain: String,
+    pub proxy_mode: ProxyMode,
+    pub node_port_range: String,
+    pub cni: Cni,
+    /// --service-account-issuer (kubeadm's default form).
+    pub service_account_issuer: String,
+}
+
+/// Subject alternative names, in a fixed order without duplicates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Sans {
+    pub dns: Vec<String>,
+    pub ips: Vec<IpAddr>,
+}
+
+impl Sans {
+    pub fn add_dns(&mut self, name: impl Into<String>) {
+        let name = name.into();
+        if !self.dns.contains(&name) {
+            self.dns.push(name);
+        }
+    }
+    pub fn add_ip(&mut self, ip: IpAddr) {
+        if !self.ips.contains(&ip) {
+            self.ips.push(ip);
+        }
+    }
+    pub fn add_host(&mut self, host: &Host) {
+        match host {
+            Host::Ip(ip) => self.add_ip(*ip),
+            Host::Dns(n) => self.add_dns(n.clone()),
+        }
+    }
+    pub fn contains_ip(&self, ip: IpAddr) -> bool {
+        self.ips.contains(&ip)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EtcdModel {
+    pub version: Version,
+    pub topology: EtcdTopology,
+    pub members: Vec<EtcdMember>,
+    /// `name=https://addr:2380,...`, the --initial-cluster value.
+    pub initial_cluster: String,
+    /// `https://addr:2379,...`, kube-apiserver --etcd-servers.
+    pub client_endpoints: String,
+    pub cluster_token: String,
+    pub data_dir: String,
+    pub heartbeat_interval: u32,
+    pub election_timeout: u32,
+    pub client_port: u16,
+    pub peer_port: u16,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EtcdMember {
+    pub name: NodeName,
+    pub address: IpAddr,
+    pub client_url: String,
+    pub peer_url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadBalancerModel {
+    pub kind: LoadBalancerKind,
+    pub vip: Option<IpAddr>,
+    /// Port the proxy listens on.
+    pub port: u16,
+    /// Every kube-apiserver, in profile order.
+    pub backends: Vec<Backend>,
+    /// Load-balancer nodes, in profile order, with their VRRP priority and initial state.
+    pub members: Vec<LoadBalancerMember>,
+    pub interface: String,
+    pub virtual_router_id: u8,
+    pub advert_interval: u8,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Backend {
+    pub name: NodeName,
+    pub address: IpAddr,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadBalancerMember {
+    pub name: NodeName,
+    pub address: IpAddr,
+    pub priority: u8,
+    /// `MASTER` for the highest priority, `BACKUP` for the others.
+    pub state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostsEntry {
+    pub address: IpAddr,
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BinariesModel {
+    pub arch: Arch,
+    pub source: BinarySource,
+    pub mirror: Option<Url>,
+    pub cfssl: Option<Version>,
+}
+
+/// A program a node runs, from an upstream release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Binary {
+    KubeApiserver,
+    KubeControllerManager,
+    KubeScheduler,
+    Kubelet,
+    KubeProxy,
+    Kubectl,
+    Etcd,
+    Etcdctl,
+    Etcdutl,
+    Containerd,
+    Runc,
+    Crictl,
+    CniPlugins,
+    Cfssl,
+    Cfssljson,
+}
+
+impl Binary {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Binary::KubeApiserver => "kube-apiserver",
+            Binary::KubeControllerManager => "kube-controller-manager",
+            Binary::KubeScheduler => "kube-scheduler",
+            Binary::Kubelet => "kubelet",
+            Binary::KubeProxy => "kube-proxy",
+            Binary::Kubectl => "kubectl",
+            Binary::Etcd => "etcd",
+            Binary::Etcdctl => "etcdctl",
+            Binary::Etcdutl => "etcdutl",
+            Binary::Containerd => "containerd",
+            Binary::Runc => "runc",
+            Binary::Crictl => "crictl",
+            Binary::CniPlugins => "cni-plugins",
+            Binary::Cfssl => "cfssl",
+            Binary::Cfssljson => "cfssljson",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeModel {
+    pub name: NodeName,
+    pub role: Role,
+    pub address: IpAddr,
+    /// Index in the profile's `nodes` list (for diagnostics).
+    pub index: usize,
+    pub etcd_member: bool,
+    /// Runs kubelet, kube-proxy and containerd (control-plane and worker nodes).
+    pub runs_kubelet: bool,
+    pub is_bootstrap: bool,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<TaintModel>,
+    pub mac: Option<String>,
+    /// Release binaries this node runs.
+    pub binaries: BTreeSet<Binary>,
+}
+
+impl NodeModel {
+    pub fn is(&self, role: Role) -> bool {
+        self.role == role
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaintModel {
+    pub key: String,
+    pub value: Option<String>,
+    pub effect: TaintEffect,
+}
+
+impl TaintModel {
+    /// `key[=value]:Effect`, the kubelet --register-with-taints form.
+    pub fn spec(&self) -> String {
+        match &self.value {
+            Some(v) => format!("{}={}:{}", self.key, v, self.effect.as_str()),
+            None => format!("{}:{}", self.key, self.effect.as_str()),
+        }
+    }
+}
+
+/// The n-th address of a network (0 is the network address itself).
+pub fn nth_address(net: &Cidr, n: u128) -> IpAddr {
+    match net.0.network() {
+        IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a).wrapping_add(n as u32))),
+        IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a).wrapping_add(n))),
+    }
+}
+
+/// Whether a node with this role and setting runs an etcd member.
+pub fn is_etcd_member(role: Role, setting: Option<bool>, topology: EtcdTopology) -> bool {
+    match (role, setting) {
+        (Role::Etcd, _) => true,
+        (Role::LoadBalancer, _) => false,
+        (_, Some(s)) => s,
+        (Role::ControlPlane, None) => topology == EtcdTopology::Stacked,
+        (Role::Worker, None) => false,
+    }
+}
+
+fn url(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V6(a) => format!("https://[{a}]:{port}"),
+        IpAddr::V4(a) => format!("https://{a}:{port}"),
+    }
+}
+
+impl Cluster {
+    /// Resolves a structurally valid profile. Never fails: whole-cluster problems (no control-plane
+    /// node, an endpoint nothing serves, …) are for `validate` to report, with this model at hand.
+    pub fn resolve(p: &Profile) -> Cluster {
+        let k = &p.kubernetes;
+        let apiserver_port = defaults::API_SERVER_PORT;
+        let domain = k.cluster_domain.as_str().to_string();
+        let first_service_ip = nth_address(&k.service_cidr, 1);
+        let cluster_dns_ip = nth_address(&k.service_cidr, 10);
+
+        let control_planes: Vec<&profile::Node> = p.nodes.iter().filter(|n| n.role == Role::ControlPlane).collect();
+        let lb_nodes: Vec<&profile::Node> = p.nodes.iter().filter(|n| n.role == Role::LoadBalancer).collect();
+        let bootstrap_node = control_planes.first().map(|n| n.name.clone());
+
+        let endpoint = match &p.control_plane.endpoint {
+            Some(e) => e.clone(),
+            None => match (&p.load_balancer, lb_nodes.first()) {
+                (Some(lb), Some(first)) => Endpoint {
+                    host: Host::Ip(lb.vip.map(|v| v.0).unwrap_or(first.address.0)),
+                    port: lb.port.unwrap_or(apiserver_port),
+                },
+                _ => Endpoint {
+                    host: Host::Ip(
+                        control_planes.first().map(|n| n.address.0).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                    ),
+                    port: apiserver_port,
+                },
+            },
+        };
+
+        let mut sans = Sans::default();
+        for name in ["kubernetes", "kubernetes.default", "kubernetes.default.svc"] {
+            sans.add_dns(name);
+        }
+        sans.add_dns(format!("kubernetes.default.svc.{domain}"));
+        sans.add_dns("localhost");
+        for n in &control_planes {
+            sans.add_dns(n.name.as_str());
+        }
+        sans.add_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        sans.add_ip(first_service_ip);
+        for n in &control_planes {
+            sans.add_ip(n.address.0);
+        }
+        sans.add_host(&endpoint.host);
+        if let Some(vip) = p.load_balancer.as_ref().and_then(|lb| lb.vip) {
+            sans.add_ip(vip.0);
+        }
+        for s in &p.control_plane.extra_sans {
+            match s {
+                San::Ip(ip) => sans.add_ip(*ip),
+                San::Dns(n) => sans.add_dns(n.clone()),
+            }
+        }
+
+        let topology = p.etcd.topology;
+        let members: Vec<EtcdMember> = p
+            .nodes
+            .iter()
+            .filter(|n| is_etcd_member(n.role, n.etcd_member, topology))
+            .map(|n| EtcdMember {
+                name: n.name.clone(),
+                address: n.address.0,
+                client_url: url(n.address.0, defaults::ETCD_CLIENT_PORT),
+                peer_url: url(n.address.0, defaults::ETCD_PEER_PORT),
+            })
+            .collect();
+        let etcd = EtcdModel {
+            version: p.etcd.version.clone(),
+            topology,
+            initial_cluster: members.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect::<Vec<_>>().join(","),
+            client_endpoints: members.iter().map(|m| m.client_url.clone()).collect::<Vec<_>>().join(","),
+            members,
+            cluster_token: p.name.as_str().to_string(),
+            data_dir: p.etcd.data_dir.clone(),
+            heartbeat_interval: p.etcd.heartbeat_interval,
+            election_timeout: p.etcd.election_timeout,
+            client_port: defaults::ETCD_CLIENT_PORT,
+            peer_port: defaults::ETCD_PEER_PORT,
+        };
+
+        let load_balancer = p.load_balancer.as_ref().map(|lb| {
+            let mut members: Vec<LoadBalancerMember> = lb_nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| LoadBalancerMember {
+                    name: n.name.clone(),
+                    address: n.address.0,
+                    priority: n.priority.unwrap_or(150u8.saturating_sub(10 * i.min(14) as u8)),
+                    state: "BACKUP",
+                })
+                .collect();
+            if let Some(top) = members.iter().map(|m| m.priority).max()
+                && let Some(m) = members.iter_mut().find(|m| m.priority == top)
+            {
+                m.state = "MASTER";
+            }
+            LoadBalancerModel {
+                kind: lb.kind,
+                vip: lb.vip.map(|v| v.0),
+                port: lb.port.unwrap_or(endpoint.port),
+                backends: control_planes
+                    .iter()
+                    .map(|n| Backend { name: n.name.clone(), address: n.address.0, port: apiserver_port })
+                    .collect(),
+                members,
+                interface: lb.interface.clone(),
+                virtual_router_id: lb.virtual_router_id,
+                advert_interval: lb.advert_interval,
+            }
+        });
+
+        let mut hosts = Vec::new();
+        if p.os.hosts_file {
+            for n in &p.nodes {
+                hosts.push(HostsEntry { address: n.address.0, names: vec![n.name.as_str().to_string()] });
+            }
+            // A DNS endpoint served by kimage's own load balancer resolves through /etc/hosts, as in seed 003.
+            if let Host::Dns(name) = &endpoint.host
+                && let Some(lb) = &load_balancer
+                && let Some(addr) = lb.vip.or_else(|| lb.members.first().map(|m| m.address))
+            {
+                match hosts.iter_mut().find(|h| h.address == addr) {
+                    Some(h) => h.names.push(name.clone()),
+                    None => hosts.push(HostsEntry { address: addr, names: vec![name.clone()] }),
+                }
+            }
+        }
+
+        let nodes = p
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(index, n)| {
+                let etcd_member = is_etcd_member(n.role, n.etcd_member, topology);
+                let runs_kubelet = matches!(n.role, Role::ControlPlane | Role::Worker);
+                let mut labels = n.labels.clone();
+                let mut taints: Vec<TaintModel> = n
+                    .taints
+                    .iter()
+                    .flatten()
+                    .map(|t| TaintModel { key: t.key.clone(), value: t.value.clone(), effect: t.effect })
+                    .collect();
+                if n.role == Role::ControlPlane {
+                    labels.entry(CONTROL_PLANE_LABEL.to_string()).or_default();
+                    if n.taints.is_none() {
+                        taints.push(TaintModel {
+                            key: CONTROL_PLANE_LABEL.to_string(),
+                            value: None,
+                            effect: TaintEffect::NoSchedule,
+                        });
+                    }
+                }
+                let mut binaries = BTreeSet::new();
+                if runs_kubelet {
+                    binaries.extend([
+                        Binary::Kubelet,
+                        Binary::KubeProxy,
+                        Binary::Containerd,
+                        Binary::Runc,
+                        Binary::Crictl,
+                        Binary::CniPlugins,
+                    ]);
+                }
+                if n.role == Role::ControlPlane {
+                    binaries.extend([
+                        Binary::KubeApiserver,
+                        Binary::KubeControllerManager,
+                        Binary::KubeScheduler,
+                        Binary::Kubectl,
+                    ]);
+                    if p.binaries.cfssl.is_some() {
+                        binaries.extend([Binary::Cfssl, Binary::Cfssljson]);
+                    }
+                }
+                if etcd_member {
+                    binaries.extend([Binary::Etcd, Binary::Etcdctl, Binary::Etcdutl]);
+                }
+                NodeModel {
+                    name: n.name.clone(),
+                    role: n.role,
+                    address: n.address.0,
+                    index,
+                    etcd_member,
+                    runs_kubelet,
+                    is_bootstrap: Some(&n.name) == bootstrap_node.as_ref(),
+                    labels,
+                    taints,
+                    mac: n.mac.as_ref().map(|m| m.to_string()),
+                    binaries,
+                }
+            })
+            .collect();
+
+        Cluster {
+            name: p.name.as_str().to_string(),
+            kubernetes: KubernetesModel {
+                version: k.version.clone(),
+                service_cidr: k.service_cidr,
+                pod_cidr: k.pod_cidr,
+                first_service_ip,
+                cluster_dns_ip,
+                service_account_issuer: format!("https://kubernetes.default.svc.{domain}"),
+                cluster_domain: domain,
+                proxy_mode: k.proxy_mode,
+                node_port_range: k.node_port_range.to_string(),
+                cni: k.cni,
+            },
+            endpoint_url: endpoint.url(),
+            endpoint,
+            apiserver_port,
+            apiserver_sans: sans,
+            etcd,
+            load_balancer,
+            hosts,
+            bootstrap_node,
+            nodes,
+            container_runtime: p.container_runtime.clone(),
+            pki: p.pki.clone(),
+            binaries: BinariesModel {
+                arch: p.binaries.arch,
+                source: p.binaries.source,
+                mirror: p.binaries.mirror.clone(),
+                cfssl: p.binaries.cfssl.clone(),
+            },
+            layers: p.layers.clone(),
+            os: p.os.clone(),
+            network: p.network.clone(),
+        }
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeModel> {
+        self.nodes.iter().find(|n| n.name.as_str() == name)
+    }
+
+    pub fn control_planes(&self) -> impl Iterator<Item = &NodeModel> {
+        self.nodes.iter().filter(|n| n.role == Role::ControlPlane)
+    }
+
+    pub fn key_algorithm(&self) -> KeyAlgorithm {
+        self.pki.algorithm
+    }
+
+    pub fn layers_from(&self) -> LayersFrom {
+        self.layers.from
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_addresses() {
+        let net: Cidr = "10.96.0.0/12".parse().unwrap();
+        assert_eq!(nth_address(&net, 1).to_string(), "10.96.0.1");
+        assert_eq!(nth_address(&net, 10).to_string(), "10.96.0.10");
+        let v6: Cidr = "fd00:10:96::/112".parse().unwrap();
+        assert_eq!(nth_address(&v6, 10).to_string(), "fd00:10:96::a");
+    }
+}

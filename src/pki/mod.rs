@@ -1,0 +1,3 @@
+//! The cluster PKI: what it must contain (`spec`), generating it, and keeping it in the state directory.
+
+pub mod spec;

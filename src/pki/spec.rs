@@ -1,0 +1,380 @@
+//! What the cluster's PKI must contain, derived from the model alone: every certificate (CN, O, SANs,
+//! usages, signer, validity), every kubeconfig, and which file each node gets. The facts follow
+//! ../shared/reference/k8s-pki-requirements.yaml (kubeadm 1.29+). Generation and state live beside it.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Cluster, NodeModel};
+use crate::profile::{KeyAlgorithm, Role};
+
+pub const PKI_DIR: &str = "/etc/kubernetes/pki";
+pub const KUBECONFIG_DIR: &str = "/etc/kubernetes";
+pub const KUBELET_PKI_DIR: &str = "/var/lib/kubelet/pki";
+pub const KUBE_PROXY_KUBECONFIG: &str = "/var/lib/kube-proxy/kubeconfig.conf";
+
+/// The three CAs.
+pub const CA: &str = "ca";
+pub const ETCD_CA: &str = "etcd-ca";
+pub const FRONT_PROXY_CA: &str = "front-proxy-ca";
+
+/// What a certificate is for; decides its key usages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Usage {
+    /// keyCertSign + digitalSignature + keyEncipherment, basicConstraints CA:TRUE.
+    Ca,
+    /// serverAuth.
+    Server,
+    /// clientAuth.
+    Client,
+    /// serverAuth + clientAuth (etcd server and peer).
+    ServerClient,
+}
+
+impl Usage {
+    pub fn is_ca(&self) -> bool {
+        matches!(self, Usage::Ca)
+    }
+    pub fn server_auth(&self) -> bool {
+        matches!(self, Usage::Server | Usage::ServerClient)
+    }
+    pub fn client_auth(&self) -> bool {
+        matches!(self, Usage::Client | Usage::ServerClient)
+    }
+}
+
+/// Names of certificate kinds, as in the reference table (`name:` there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertKind {
+    Ca,
+    EtcdCa,
+    FrontProxyCa,
+    Apiserver,
+    ApiserverKubeletClient,
+    ApiserverEtcdClient,
+    FrontProxyClient,
+    EtcdServer,
+    EtcdPeer,
+    EtcdHealthcheckClient,
+    Admin,
+    SuperAdmin,
+    ControllerManager,
+    Scheduler,
+    KubeletClient,
+    KubeletServing,
+    KubeProxy,
+}
+
+impl CertKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CertKind::Ca => "ca",
+            CertKind::EtcdCa => "etcd-ca",
+            CertKind::FrontProxyCa => "front-proxy-ca",
+            CertKind::Apiserver => "apiserver",
+            CertKind::ApiserverKubeletClient => "apiserver-kubelet-client",
+            CertKind::ApiserverEtcdClient => "apiserver-etcd-client",
+            CertKind::FrontProxyClient => "front-proxy-client",
+            CertKind::EtcdServer => "etcd-server",
+            CertKind::EtcdPeer => "etcd-peer",
+            CertKind::EtcdHealthcheckClient => "etcd-healthcheck-client",
+            CertKind::Admin => "admin",
+            CertKind::SuperAdmin => "super-admin",
+            CertKind::ControllerManager => "controller-manager",
+            CertKind::Scheduler => "scheduler",
+            CertKind::KubeletClient => "kubelet",
+            CertKind::KubeletServing => "kubelet-serving",
+            CertKind::KubeProxy => "kube-proxy",
+        }
+    }
+}
+
+/// Everything a certificate is issued for. Two specs that compare equal give interchangeable
+/// certificates; the state re-issues a certificate exactly when its spec changes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CertSpec {
+    /// Stable identifier and state file stem: `ca`, `apiserver@master-1`, `etcd-peer@etcd-1`, `admin@master-1`.
+    pub id: String,
+    pub kind: CertKind,
+    /// The signing CA's id; `None` for the self-signed CAs.
+    pub signer: Option<String>,
+    pub common_name: String,
+    pub organizations: Vec<String>,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<IpAddr>,
+    pub usage: Usage,
+    /// Lifetime in seconds.
+    pub validity_secs: u64,
+    pub algorithm: KeyAlgorithm,
+}
+
+/// A kubeconfig with embedded client certificate, key and CA.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KubeconfigSpec {
+    /// Same id as its client certificate.
+    pub id: String,
+    /// The client certificate's id.
+    pub cert: String,
+    /// The CA embedded as certificate-authority-data.
+    pub ca: String,
+    /// https://host:port the client dials.
+    pub server: String,
+    pub cluster_name: String,
+    /// User entry name (the certificate's CN).
+    pub user: String,
+    /// Context name `user@cluster`.
+    pub context: String,
+}
+
+/// Where a piece of PKI material lands on a node.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "kebab-case")]
+pub enum PkiSource {
+    /// PEM certificate of the spec with this id.
+    Cert(String),
+    /// PEM private key of the spec with this id.
+    Key(String),
+    /// The service-account private key.
+    SaKey,
+    /// The service-account public key (PKIX PEM).
+    SaPub,
+    /// A kubeconfig (of the spec with this id).
+    Kubeconfig(String),
+}
+
+impl PkiSource {
+    /// Private material: delivered only through user-data, mode 0600, never in a layer.
+    pub fn is_secret(&self) -> bool {
+        matches!(self, PkiSource::Key(_) | PkiSource::SaKey | PkiSource::Kubeconfig(_))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PkiFile {
+    /// Absolute path on the node.
+    pub path: String,
+    pub source: PkiSource,
+    pub mode: u32,
+}
+
+/// The id of a per-node certificate.
+pub fn node_id(kind: CertKind, node: &str) -> String {
+    format!("{}@{node}", kind.as_str())
+}
+
+fn loopbacks() -> Vec<IpAddr> {
+    vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]
+}
+
+struct Builder<'a> {
+    c: &'a Cluster,
+    out: Vec<CertSpec>,
+}
+
+impl Builder<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn leaf(
+        &mut self,
+        kind: CertKind,
+        node: Option<&str>,
+        signer: &str,
+        cn: String,
+        orgs: &[&str],
+        dns: Vec<String>,
+        ips: Vec<IpAddr>,
+        usage: Usage,
+    ) {
+        self.out.push(CertSpec {
+            id: node.map(|n| node_id(kind, n)).unwrap_or_else(|| kind.as_str().to_string()),
+            kind,
+            signer: Some(signer.to_string()),
+            common_name: cn,
+            organizations: orgs.iter().map(|s| s.to_string()).collect(),
+            dns_names: dns,
+            ip_addresses: ips,
+            usage,
+            validity_secs: self.c.pki.validity.as_secs(),
+            algorithm: self.c.pki.algorithm,
+        });
+    }
+
+    fn ca(&mut self, id: &str, kind: CertKind, cn: &str) {
+        self.out.push(CertSpec {
+            id: id.to_string(),
+            kind,
+            signer: None,
+            common_name: cn.to_string(),
+            organizations: Vec::new(),
+            // kubeadm's self-signed CAs carry one DNS SAN equal to their CN.
+            dns_names: vec![cn.to_string()],
+            ip_addresses: Vec::new(),
+            usage: Usage::Ca,
+            validity_secs: self.c.pki.ca_validity.as_secs(),
+            algorithm: self.c.pki.algorithm,
+        });
+    }
+}
+
+/// Every certificate the cluster needs, CAs first, then per node in profile order.
+pub fn cert_specs(c: &Cluster) -> Vec<CertSpec> {
+    let mut b = Builder { c, out: Vec::new() };
+    b.ca(CA, CertKind::Ca, "kubernetes");
+    b.ca(ETCD_CA, CertKind::EtcdCa, "etcd-ca");
+    b.ca(FRONT_PROXY_CA, CertKind::FrontProxyCa, "front-proxy-ca");
+    let sans = &c.apiserver_sans;
+    for n in &c.nodes {
+        let name = n.name.as_str();
+        if n.role == Role::ControlPlane {
+            let s = Some(name);
+            b.leaf(CertKind::Apiserver, s, CA, "kube-apiserver".into(), &[], sans.dns.clone(), sans.ips.clone(), Usage::Server);
+            b.leaf(
+                CertKind::ApiserverKubeletClient,
+                s,
+                CA,
+                "kube-apiserver-kubelet-client".into(),
+                &["kubeadm:cluster-admins"],
+                vec![],
+                vec![],
+                Usage::Client,
+            );
+            b.leaf(CertKind::ApiserverEtcdClient, s, ETCD_CA, "kube-apiserver-etcd-client".into(), &[], vec![], vec![], Usage::Client);
+            b.leaf(CertKind::FrontProxyClient, s, FRONT_PROXY_CA, "front-proxy-client".into(), &[], vec![], vec![], Usage::Client);
+            b.leaf(CertKind::Admin, s, CA, "kubernetes-admin".into(), &["kubeadm:cluster-admins"], vec![], vec![], Usage::Client);
+            if n.is_bootstrap {
+                b.leaf(CertKind::SuperAdmin, s, CA, "kubernetes-super-admin".into(), &["system:masters"], vec![], vec![], Usage::Client);
+            }
+            b.leaf(CertKind::ControllerManager, s, CA, "system:kube-controller-manager".into(), &[], vec![], vec![], Usage::Client);
+            b.leaf(CertKind::Scheduler, s, CA, "system:kube-scheduler".into(), &[], vec![], vec![], Usage::Client);
+        }
+        if n.etcd_member {
+            let mut ips = vec![n.address];
+            ips.extend(loopbacks());
+            let dns = vec![name.to_string(), "localhost".to_string()];
+            let s = Some(name);
+            b.leaf(CertKind::EtcdServer, s, ETCD_CA, name.into(), &[], dns.clone(), ips.clone(), Usage::ServerClient);
+            b.leaf(CertKind::EtcdPeer, s, ETCD_CA, name.into(), &[], dns, ips, Usage::ServerClient);
+            b.leaf(
+                CertKind::EtcdHealthcheckClient,
+                s,
+                ETCD_CA,
+                "kube-etcd-healthcheck-client".into(),
+                &[],
+                vec![],
+                vec![],
+                Usage::Client,
+            );
+        }
+        if n.runs_kubelet {
+            let s = Some(name);
+            let cn = format!("system:node:{name}");
+            b.leaf(CertKind::KubeletClient, s, CA, cn.clone(), &["system:nodes"], vec![], vec![], Usage::Client);
+            b.leaf(CertKind::KubeletServing, s, CA, cn, &["system:nodes"], vec![name.to_string()], vec![n.address], Usage::Server);
+            b.leaf(CertKind::KubeProxy, s, CA, "system:kube-proxy".into(), &[], vec![], vec![], Usage::Client);
+        }
+    }
+    b.out
+}
+
+/// Every kubeconfig, each pointing at the control-plane endpoint.
+pub fn kubeconfig_specs(c: &Cluster, certs: &[CertSpec]) -> Vec<KubeconfigSpec> {
+    certs
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.kind,
+                CertKind::Admin
+                    | CertKind::SuperAdmin
+                    | CertKind::ControllerManager
+                    | CertKind::Scheduler
+                    | CertKind::KubeletClient
+                    | CertKind::KubeProxy
+            )
+        })
+        .map(|s| KubeconfigSpec {
+            id: s.id.clone(),
+            cert: s.id.clone(),
+            ca: CA.to_string(),
+            server: c.endpoint_url.clone(),
+            cluster_name: c.name.clone(),
+            user: s.common_name.clone(),
+            context: format!("{}@{}", s.common_name, c.name),
+        })
+        .collect()
+}
+
+fn pair(out: &mut Vec<PkiFile>, base: &str, id: &str) {
+    out.push(PkiFile { path: format!("{base}.crt"), source: PkiSource::Cert(id.to_string()), mode: 0o644 });
+    out.push(PkiFile { path: format!("{base}.key"), source: PkiSource::Key(id.to_string()), mode: 0o600 });
+}
+
+/// The PKI files one node gets, sorted by path. Private keys appear only where the role needs them.
+pub fn node_files(c: &Cluster, n: &NodeModel) -> Vec<PkiFile> {
+    let mut out = Vec::new();
+    let name = n.name.as_str();
+    let cert = |out: &mut Vec<PkiFile>, path: String, id: &str| {
+        out.push(PkiFile { path, source: PkiSource::Cert(id.to_string()), mode: 0o644 })
+    };
+    let kubeconfig = |out: &mut Vec<PkiFile>, path: String, id: String| {
+        out.push(PkiFile { path, source: PkiSource::Kubeconfig(id), mode: 0o600 })
+    };
+    if n.runs_kubelet {
+        cert(&mut out, format!("{PKI_DIR}/ca.crt"), CA);
+        kubeconfig(&mut out, format!("{KUBECONFIG_DIR}/kubelet.conf"), node_id(CertKind::KubeletClient, name));
+        pair(&mut out, &format!("{KUBELET_PKI_DIR}/kubelet"), &node_id(CertKind::KubeletServing, name));
+        kubeconfig(&mut out, KUBE_PROXY_KUBECONFIG.to_string(), node_id(CertKind::KubeProxy, name));
+    }
+    if n.role == Role::ControlPlane {
+        // kube-controller-manager signs kubelet CSRs and service-account tokens with these.
+        out.push(PkiFile { path: format!("{PKI_DIR}/ca.key"), source: PkiSource::Key(CA.into()), mode: 0o600 });
+        out.push(PkiFile { path: format!("{PKI_DIR}/sa.key"), source: PkiSource::SaKey, mode: 0o600 });
+        out.push(PkiFile { path: format!("{PKI_DIR}/sa.pub"), source: PkiSource::SaPub, mode: 0o644 });
+        pair(&mut out, &format!("{PKI_DIR}/apiserver"), &node_id(CertKind::Apiserver, name));
+        pair(&mut out, &format!("{PKI_DIR}/apiserver-kubelet-client"), &node_id(CertKind::ApiserverKubeletClient, name));
+        pair(&mut out, &format!("{PKI_DIR}/apiserver-etcd-client"), &node_id(CertKind::ApiserverEtcdClient, name));
+        pair(&mut out, &format!("{PKI_DIR}/front-proxy-client"), &node_id(CertKind::FrontProxyClient, name));
+        cert(&mut out, format!("{PKI_DIR}/front-proxy-ca.crt"), FRONT_PROXY_CA);
+        if c.pki.front_proxy_ca_key_on_control_plane {
+            out.push(PkiFile {
+                path: format!("{PKI_DIR}/front-proxy-ca.key"),
+                source: PkiSource::Key(FRONT_PROXY_CA.into()),
+                mode: 0o600,
+            });
+        }
+        cert(&mut out, format!("{PKI_DIR}/etcd/ca.crt"), ETCD_CA);
+        if c.pki.etcd_ca_key_on_control_plane {
+            out.push(PkiFile { path: format!("{PKI_DIR}/etcd/ca.key"), source: PkiSource::Key(ETCD_CA.into()), mode: 0o600 });
+        }
+        kubeconfig(&mut out, format!("{KUBECONFIG_DIR}/admin.conf"), node_id(CertKind::Admin, name));
+        if n.is_bootstrap {
+            kubeconfig(&mut out, format!("{KUBECONFIG_DIR}/super-admin.conf"), node_id(CertKind::SuperAdmin, name));
+        }
+        kubeconfig(&mut out, format!("{KUBECONFIG_DIR}/controller-manager.conf"), node_id(CertKind::ControllerManager, name));
+        kubeconfig(&mut out, format!("{KUBECONFIG_DIR}/scheduler.conf"), node_id(CertKind::Scheduler, name));
+    }
+    if n.etcd_member {
+        cert(&mut out, format!("{PKI_DIR}/etcd/ca.crt"), ETCD_CA);
+        pair(&mut out, &format!("{PKI_DIR}/etcd/server"), &node_id(CertKind::EtcdServer, name));
+        pair(&mut out, &format!("{PKI_DIR}/etcd/peer"), &node_id(CertKind::EtcdPeer, name));
+        pair(&mut out, &format!("{PKI_DIR}/etcd/healthcheck-client"), &node_id(CertKind::EtcdHealthcheckClient, name));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Certificate ids a node receives (for `kimage plan`).
+pub fn node_cert_ids(c: &Cluster, n: &NodeModel) -> Vec<String> {
+    let mut ids: Vec<String> = node_files(c, n)
+        .into_iter()
+        .filter_map(|f| match f.source {
+            PkiSource::Cert(id) | PkiSource::Kubeconfig(id) => Some(id),
+            _ => None,
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
