@@ -3,7 +3,9 @@
 //! The modules follow the pipeline: profile → model → plan → pki / release / render → layers / userdata →
 //! output. Every stage returns values; only `output` writes to disk.
 
+pub mod cli;
 pub mod diag;
+pub mod error;
 pub mod layers;
 pub mod model;
 pub mod output;
@@ -13,3 +15,5 @@ pub mod release;
 pub mod render;
 pub mod seed;
 pub mod userdata;
+pub mod validate;
+pub mod plan;

@@ -1,1 +1,14 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = kimage::cli::Cli::parse();
+    match kimage::cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            kimage::cli::report(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

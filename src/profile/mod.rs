@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use schema::suggest;
 pub use load::{LoadError, LoadedProfile, Location, SCHEMA, SourceMap, load_file, load_str};
 pub use types::{
     Address, Cidr, ClusterName, DnsDomain, Duration, Endpoint, Host, MacAddr, NodeName, PortRange, San, Url, Version,

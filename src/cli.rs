@@ -1,0 +1,205 @@
+//! The command line: argument parsing and one function per command. Commands load and check the
+//! profile the same way, and write nothing when it has errors.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::diag::Diagnostics;
+use crate::error::Error;
+use crate::model::Cluster;
+use crate::profile::{self, LoadedProfile};
+use crate::{plan, validate};
+
+#[derive(Debug, Parser)]
+#[command(name = "kimage", version, about = "Turn one cluster profile into per-node cloud-init user-data, layers and PKI for a Kubernetes cluster that forms by itself", long_about = None)]
+pub struct Cli {
+    /// The cluster profile.
+    #[arg(long, short = 'p', global = true, default_value = "cluster.yaml", env = "KIMAGE_PROFILE")]
+    pub profile: PathBuf,
+    /// Output format of reports.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Whole-cluster lint of the profile; nothing is written.
+    Validate,
+    /// What each node will get: role, certificates, files, binaries; nothing is written.
+    Plan,
+    /// Write a starting profile from one of the shipped templates.
+    Init(InitArgs),
+    /// Create or refresh the PKI state (idempotent).
+    Pki,
+    /// Write kimage.lock beside the profile: every release artifact with its digest.
+    Lock,
+    /// Fill the download cache, verifying every digest.
+    Fetch,
+    /// Build the per-node artifacts into the output directory.
+    Build,
+    /// Write one node's filesystem as it will be once cloud-init has run.
+    Unpack,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Template to start from.
+    #[arg(long, short = 't', default_value = "quickstart")]
+    pub template: String,
+    /// List the templates and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Overwrite PATH if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Where to write the profile (default: the --profile path, cluster.yaml).
+    pub path: Option<PathBuf>,
+}
+
+/// The shipped profiles, embedded so `kimage init` works anywhere.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("quickstart", include_str!("../profiles/quickstart.yaml")),
+    ("000-single-master", include_str!("../profiles/000-single-master.yaml")),
+    ("000-ha-nginx-keepalived", include_str!("../profiles/000-ha-nginx-keepalived.yaml")),
+    ("001-minimal", include_str!("../profiles/001-minimal.yaml")),
+    ("002-external-etcd-nginx", include_str!("../profiles/002-external-etcd-nginx.yaml")),
+    ("003-stacked-ha-ipvs", include_str!("../profiles/003-stacked-ha-ipvs.yaml")),
+    ("004-ha-haproxy", include_str!("../profiles/004-ha-haproxy.yaml")),
+];
+
+/// A profile that loaded and passed whole-cluster validation (warnings allowed).
+pub struct Checked {
+    pub loaded: LoadedProfile,
+    pub cluster: Cluster,
+    pub diagnostics: Diagnostics,
+}
+
+/// Loads, resolves and validates the profile. Errors end the command with status 2.
+pub fn check_profile(path: &Path) -> Result<Checked, Error> {
+    let loaded = profile::load_file(path)?;
+    let cluster = Cluster::resolve(&loaded.profile);
+    let diagnostics = validate::check(&loaded, &cluster);
+    if diagnostics.has_errors() {
+        return Err(Error::Invalid { file: loaded.source.file.clone(), diagnostics });
+    }
+    Ok(Checked { loaded, cluster, diagnostics })
+}
+
+fn print_warnings(c: &Checked) {
+    if c.diagnostics.warnings().next().is_some() {
+        eprint!("{}", c.diagnostics.render(&c.loaded.source.file));
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
+    let mut s = serde_json::to_string_pretty(value).expect("report serializes");
+    s.push('\n');
+    std::io::stdout().write_all(s.as_bytes()).map_err(Error::io("stdout"))
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    match &cli.command {
+        Command::Validate => cmd_validate(&cli),
+        Command::Plan => {
+            let c = check_profile(&cli.profile)?;
+            print_warnings(&c);
+            let p = plan::plan(&c.cluster);
+            match cli.output {
+                Output::Json => print_json(&p),
+                Output::Text => {
+                    print!("{}", p.render_text());
+                    Ok(())
+                }
+            }
+        }
+        Command::Init(args) => cmd_init(&cli, args),
+        // Every command that works from the profile checks it first, so bad input never writes anything.
+        Command::Pki => check_profile(&cli.profile).and(Err(Error::NotYet("pki"))),
+        Command::Lock => check_profile(&cli.profile).and(Err(Error::NotYet("lock"))),
+        Command::Fetch => check_profile(&cli.profile).and(Err(Error::NotYet("fetch"))),
+        Command::Build => check_profile(&cli.profile).and(Err(Error::NotYet("build"))),
+        Command::Unpack => check_profile(&cli.profile).and(Err(Error::NotYet("unpack"))),
+    }
+}
+
+fn cmd_validate(cli: &Cli) -> Result<(), Error> {
+    let c = check_profile(&cli.profile)?;
+    match cli.output {
+        Output::Json => print_json(&serde_json::json!({
+            "valid": true,
+            "file": c.loaded.source.file,
+            "diagnostics": c.diagnostics,
+        })),
+        Output::Text => {
+            print!("{}", c.diagnostics.render(&c.loaded.source.file));
+            let cl = &c.cluster;
+            let count = |r| cl.nodes.iter().filter(|n| n.role == r).count();
+            use crate::profile::Role::*;
+            println!(
+                "{}: cluster `{}` is valid: {} nodes ({} control-plane, {} worker, {} etcd, {} load-balancer), \
+                 {} etcd members ({}), endpoint {}",
+                c.loaded.source.file,
+                cl.name,
+                cl.nodes.len(),
+                count(ControlPlane),
+                count(Worker),
+                count(Etcd),
+                count(LoadBalancer),
+                cl.etcd.members.len(),
+                cl.etcd.topology.as_str(),
+                cl.endpoint_url,
+            );
+            Ok(())
+        }
+    }
+}
+
+fn cmd_init(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
+    if args.list {
+        for (name, text) in TEMPLATES {
+            let about = text.lines().next().unwrap_or("").trim_start_matches('#').trim();
+            println!("{name:<26} {about}");
+        }
+        return Ok(());
+    }
+    let Some((_, text)) = TEMPLATES.iter().find(|(n, _)| *n == args.template) else {
+        let names: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
+        let hint = crate::profile::suggest(&args.template, names.iter().copied())
+            .map(|s| format!("did you mean `{s}`? "))
+            .unwrap_or_default();
+        return Err(Error::Usage(format!(
+            "unknown template `{}`; {hint}templates: {}",
+            args.template,
+            names.join(", ")
+        )));
+    };
+    let path = args.path.clone().unwrap_or_else(|| cli.profile.clone());
+    if path.exists() && !args.force {
+        return Err(Error::Usage(format!(
+            "{} exists; pass --force to overwrite it, or give another path",
+            path.display()
+        )));
+    }
+    crate::output::write_atomic(&path, text.as_bytes(), 0o644)?;
+    eprintln!("wrote {} from template `{}`; next: kimage validate --profile {}", path.display(), args.template, path.display());
+    Ok(())
+}
+
+/// Prints an error the way every command does: diagnostics in full, other errors as one line.
+pub fn report(e: &Error) {
+    match e {
+        Error::Invalid { file, diagnostics } => eprint!("{}", diagnostics.render(file)),
+        other => eprintln!("error: {other}"),
+    }
+}

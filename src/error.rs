@@ -1,0 +1,55 @@
+//! The errors a command can end with, and the exit status each maps to (documented in README.md).
+
+use std::path::PathBuf;
+
+use crate::diag::Diagnostics;
+use crate::profile::LoadError;
+
+/// Exit statuses. 0 is success.
+pub mod exit {
+    /// A failure while working: I/O, network, an external program.
+    pub const FAILURE: u8 = 1;
+    /// Invalid input: the profile, an argument or a flag. Nothing was written.
+    pub const INVALID: u8 = 2;
+    /// Prerequisite state is missing or stale: run the command the message names (kimage lock, fetch, pki).
+    pub const STATE: u8 = 3;
+    /// Verification failed: a digest mismatch or corrupt state. Nothing unverified was used.
+    pub const VERIFY: u8 = 4;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading profile {path}: {source}")]
+    ReadProfile { path: PathBuf, source: std::io::Error },
+    #[error("profile {file} is invalid")]
+    Invalid { file: String, diagnostics: Diagnostics },
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("`kimage {0}` is not available in this build yet")]
+    NotYet(&'static str),
+}
+
+impl From<LoadError> for Error {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Read { path, source } => Error::ReadProfile { path, source },
+            LoadError::Invalid { file, diagnostics } => Error::Invalid { file, diagnostics },
+        }
+    }
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::ReadProfile { .. } | Error::Invalid { .. } | Error::Usage(_) => exit::INVALID,
+            Error::Io { .. } | Error::NotYet(_) => exit::FAILURE,
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+}

@@ -1,0 +1,102 @@
+//! The plan: what each node will get (role, certificates, files, binaries, layers), computed from the
+//! model before anything is written. `kimage plan` prints it; `build` follows it.
+
+use serde::Serialize;
+
+use crate::model::{Cluster, NodeModel};
+use crate::pki::spec;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub cluster: String,
+    pub endpoint: String,
+    pub bootstrap_node: Option<String>,
+    pub nodes: Vec<NodePlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodePlan {
+    pub name: String,
+    pub role: String,
+    pub address: String,
+    pub etcd_member: bool,
+    pub bootstrap: bool,
+    /// Certificate and kubeconfig ids this node receives.
+    pub certs: Vec<String>,
+    /// Release programs the node runs.
+    pub binaries: Vec<String>,
+    /// Every file the node gets, sorted by path.
+    pub files: Vec<PlannedFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PlannedFile {
+    pub path: String,
+    pub mode: String,
+    /// Where the content comes from: `pki:<id>`, `pki:sa.key`, `kubeconfig:<id>`, …
+    pub source: String,
+    /// Private material travels in user-data only.
+    pub secret: bool,
+}
+
+fn pki_file(f: spec::PkiFile) -> PlannedFile {
+    let source = match &f.source {
+        spec::PkiSource::Cert(id) => format!("pki:{id}.crt"),
+        spec::PkiSource::Key(id) => format!("pki:{id}.key"),
+        spec::PkiSource::SaKey => "pki:sa.key".to_string(),
+        spec::PkiSource::SaPub => "pki:sa.pub".to_string(),
+        spec::PkiSource::Kubeconfig(id) => format!("kubeconfig:{id}"),
+    };
+    PlannedFile { path: f.path, mode: format!("{:04o}", f.mode), secret: f.source.is_secret(), source }
+}
+
+pub fn node_plan(c: &Cluster, n: &NodeModel) -> NodePlan {
+    let mut files: Vec<PlannedFile> = spec::node_files(c, n).into_iter().map(pki_file).collect();
+    files.sort();
+    NodePlan {
+        name: n.name.to_string(),
+        role: n.role.as_str().to_string(),
+        address: n.address.to_string(),
+        etcd_member: n.etcd_member,
+        bootstrap: n.is_bootstrap,
+        certs: spec::node_cert_ids(c, n),
+        binaries: n.binaries.iter().map(|b| b.name().to_string()).collect(),
+        files,
+    }
+}
+
+pub fn plan(c: &Cluster) -> Plan {
+    Plan {
+        cluster: c.name.clone(),
+        endpoint: c.endpoint_url.clone(),
+        bootstrap_node: c.bootstrap_node.as_ref().map(|n| n.to_string()),
+        nodes: c.nodes.iter().map(|n| node_plan(c, n)).collect(),
+    }
+}
+
+impl Plan {
+    /// The human report `kimage plan` prints: one block per node.
+    pub fn render_text(&self) -> String {
+        let mut out = format!("cluster {}  endpoint {}", self.cluster, self.endpoint);
+        if let Some(b) = &self.bootstrap_node {
+            out.push_str(&format!("  bootstrap node {b}"));
+        }
+        out.push('\n');
+        for n in &self.nodes {
+            let mut role = n.role.clone();
+            if n.etcd_member && n.role != "etcd" {
+                role.push_str(" + etcd member");
+            }
+            out.push_str(&format!("\n{}  {}  {}{}\n", n.name, role, n.address, if n.bootstrap { "  (bootstrap)" } else { "" }));
+            // Per-node ids end in @<node>; the kind is what a reader compares across nodes.
+            let certs: Vec<&str> = n.certs.iter().map(|c| c.split('@').next().unwrap_or(c)).collect();
+            let list = |v: &[&str]| if v.is_empty() { "-".to_string() } else { v.join(" ") };
+            out.push_str(&format!("  certs     {}\n", list(&certs)));
+            let bins: Vec<&str> = n.binaries.iter().map(String::as_str).collect();
+            out.push_str(&format!("  binaries  {}\n", list(&bins)));
+            let secrets = n.files.iter().filter(|f| f.secret).count();
+            out.push_str(&format!("  files     {} ({} secret, delivered in user-data)\n", n.files.len(), secrets));
+        }
+        out
+    }
+}

@@ -1,0 +1,652 @@
+//! Whole-cluster validation: problems that only show when the profile is seen as a cluster (duplicate
+//! addresses, overlapping networks, an endpoint nothing serves, etcd quorum, version skew…). Every problem
+//! is reported at once with its field path, location, value and fix.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::model::Cluster;
+use crate::profile::{
+    Cidr, EtcdTopology, Host, LayersFrom, LoadedProfile, Profile, ProxyMode, Role, SourceMap,
+};
+
+/// Kubernetes minors kimage renders for (flags and PKI layout checked against v1.35; unchanged since v1.33).
+pub const SUPPORTED_KUBERNETES: (u64, u64) = (33, 35);
+
+struct Ctx<'a> {
+    src: &'a SourceMap,
+    out: Diagnostics,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, path: &str, message: impl Into<String>, fix: impl Into<String>) -> &mut Diagnostic {
+        let d = Diagnostic::error(path, message, fix).at(self.src.locate(path));
+        self.out.push(d);
+        self.out.0.last_mut().expect("just pushed")
+    }
+    fn warning(&mut self, path: &str, message: impl Into<String>, fix: impl Into<String>) -> &mut Diagnostic {
+        let d = Diagnostic::warning(path, message, fix).at(self.src.locate(path));
+        self.out.push(d);
+        self.out.0.last_mut().expect("just pushed")
+    }
+}
+
+trait WithValue {
+    fn value(&mut self, v: impl std::fmt::Display);
+}
+
+impl WithValue for &mut Diagnostic {
+    fn value(&mut self, v: impl std::fmt::Display) {
+        self.value = Some(v.to_string());
+    }
+}
+
+fn is_private(net: &Cidr) -> bool {
+    match net.0 {
+        ipnet::IpNet::V4(n) => {
+            let private: [ipnet::Ipv4Net; 4] = [
+                "10.0.0.0/8".parse().expect("literal"),
+                "172.16.0.0/12".parse().expect("literal"),
+                "192.168.0.0/16".parse().expect("literal"),
+                // Carrier-grade NAT space is not routed on the internet either.
+                "100.64.0.0/10".parse().expect("literal"),
+            ];
+            private.iter().any(|p| p.contains(&n))
+        }
+        ipnet::IpNet::V6(n) => "fc00::/7".parse::<ipnet::Ipv6Net>().expect("literal").contains(&n),
+    }
+}
+
+fn overlaps(a: &Cidr, b: &Cidr) -> bool {
+    a.0.contains(&b.0.network()) || b.0.contains(&a.0.network())
+}
+
+fn quorum_table(n: usize) -> String {
+    let mut t = String::from("members  quorum  tolerates\n");
+    for m in 1..=n.max(5) {
+        let mark = if m == n { "   <- this profile" } else { "" };
+        t.push_str(&format!("{m:<9}{:<8}{}{mark}\n", m / 2 + 1, (m - 1) / 2));
+    }
+    t
+}
+
+/// Checks a loaded profile as a whole cluster.
+pub fn check(loaded: &LoadedProfile, c: &Cluster) -> Diagnostics {
+    let p = &loaded.profile;
+    let mut x = Ctx { src: &loaded.source, out: Diagnostics::default() };
+    nodes(&mut x, p);
+    networks(&mut x, p, c);
+    etcd(&mut x, p, c);
+    load_balancer(&mut x, p, c);
+    endpoint(&mut x, c);
+    versions(&mut x, p);
+    settings(&mut x, p, c);
+    x.out.sort();
+    x.out
+}
+
+fn nodes(x: &mut Ctx, p: &Profile) {
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut addrs: BTreeMap<IpAddr, usize> = BTreeMap::new();
+    for (i, n) in p.nodes.iter().enumerate() {
+        if let Some(&first) = names.get(n.name.as_str()) {
+            x.error(
+                &format!("nodes[{i}].name"),
+                format!("duplicate node name (nodes[{first}] has it too)"),
+                "give every node a unique name",
+            )
+            .value(&n.name);
+        } else {
+            names.insert(n.name.as_str(), i);
+        }
+        if let Some(&first) = addrs.get(&n.address.0) {
+            x.error(
+                &format!("nodes[{i}].address"),
+                format!("duplicate address (nodes[{first}] `{}` has it too)", p.nodes[first].name),
+                "give every node its own address",
+            )
+            .value(n.address);
+        } else {
+            addrs.insert(n.address.0, i);
+        }
+        if n.priority.is_some() && n.role != Role::LoadBalancer {
+            x.error(
+                &format!("nodes[{i}].priority"),
+                format!("priority only applies to load-balancer nodes; `{}` is {}", n.name, n.role.as_str()),
+                "remove `priority` from this node",
+            );
+        }
+        if let Some(pr) = n.priority
+            && !(1..=254).contains(&pr)
+        {
+            x.error(
+                &format!("nodes[{i}].priority"),
+                "is not a usable VRRP priority",
+                "use 1-254 (255 is reserved for the address owner)",
+            )
+            .value(pr);
+        }
+        match (n.role, n.etcd_member) {
+            (Role::Etcd, Some(false)) => {
+                x.error(
+                    &format!("nodes[{i}].etcdMember"),
+                    "an etcd node always runs a member",
+                    "remove `etcdMember: false` or change the role",
+                );
+            }
+            (Role::LoadBalancer, Some(true)) => {
+                x.error(
+                    &format!("nodes[{i}].etcdMember"),
+                    "load-balancer nodes cannot run etcd members",
+                    "run etcd on control-plane, worker or etcd nodes",
+                );
+            }
+            _ => {}
+        }
+        if n.role != Role::ControlPlane && n.role != Role::Worker {
+            if !n.labels.is_empty() {
+                x.error(
+                    &format!("nodes[{i}].labels"),
+                    format!("{} nodes are not Kubernetes nodes and cannot carry labels", n.role.as_str()),
+                    "remove `labels` from this node",
+                );
+            }
+            if n.taints.is_some() {
+                x.error(
+                    &format!("nodes[{i}].taints"),
+                    format!("{} nodes are not Kubernetes nodes and cannot carry taints", n.role.as_str()),
+                    "remove `taints` from this node",
+                );
+            }
+        }
+        for key in n.labels.keys() {
+            if !valid_qualified_name(key) {
+                x.error(
+                    &format!("nodes[{i}].labels.{key}"),
+                    "is not a valid label key",
+                    "use [prefix/]name with letters, digits, '-', '_' and '.', name at most 63 characters",
+                )
+                .value(key);
+            }
+        }
+        for (key, v) in &n.labels {
+            if v.len() > 63 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                x.error(
+                    &format!("nodes[{i}].labels.{key}"),
+                    "is not a valid label value",
+                    "use at most 63 letters, digits, '-', '_' or '.'",
+                )
+                .value(v);
+            }
+        }
+        for (t, taint) in n.taints.iter().flatten().enumerate() {
+            if !valid_qualified_name(&taint.key) {
+                x.error(
+                    &format!("nodes[{i}].taints[{t}].key"),
+                    "is not a valid taint key",
+                    "use [prefix/]name with letters, digits, '-', '_' and '.'",
+                )
+                .value(&taint.key);
+            }
+        }
+    }
+    if !p.nodes.iter().any(|n| n.role == Role::ControlPlane) {
+        x.error(
+            "nodes",
+            "the cluster has no control-plane node",
+            "add a node with `role: control-plane` (three for high availability)",
+        );
+    }
+}
+
+fn valid_qualified_name(key: &str) -> bool {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|l| {
+                !l.is_empty() && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            })
+    });
+    name_ok && prefix_ok
+}
+
+fn networks(x: &mut Ctx, p: &Profile, c: &Cluster) {
+    let k = &p.kubernetes;
+    if overlaps(&k.service_cidr, &k.pod_cidr) {
+        x.error(
+            "kubernetes.podCIDR",
+            format!("overlaps the service network {}", k.service_cidr),
+            "choose pod and service networks that do not overlap, e.g. serviceCIDR 10.96.0.0/12 and podCIDR 10.244.0.0/16",
+        )
+        .value(k.pod_cidr);
+    }
+    for (field, net) in [("serviceCIDR", &k.service_cidr), ("podCIDR", &k.pod_cidr)] {
+        if !is_private(net) {
+            x.warning(
+                &format!("kubernetes.{field}"),
+                "is a public (non-RFC 1918) range: addresses in it that exist on the internet become unreachable from pods",
+                "use a private range such as 10.96.0.0/12 (services) or 10.244.0.0/16 (pods); seed 003's 196.16.0.0/16 is this mistake",
+            )
+            .value(net);
+        }
+    }
+    match k.service_cidr.0 {
+        ipnet::IpNet::V4(n) if n.prefix_len() < 12 => {
+            x.error(
+                "kubernetes.serviceCIDR",
+                "is too large: kube-apiserver accepts at most a /12 for IPv4 service networks",
+                "use a /12 or smaller network, e.g. 10.96.0.0/12",
+            )
+            .value(k.service_cidr);
+        }
+        ipnet::IpNet::V4(n) if n.prefix_len() > 28 => {
+            x.error(
+                "kubernetes.serviceCIDR",
+                "is too small: cluster DNS takes its tenth address",
+                "use a /28 or larger network, e.g. 10.96.0.0/12",
+            )
+            .value(k.service_cidr);
+        }
+        ipnet::IpNet::V6(n) if n.prefix_len() < 108 => {
+            x.error(
+                "kubernetes.serviceCIDR",
+                "is too large: kube-apiserver accepts at most a /108 for IPv6 service networks",
+                "use a /108 or smaller network",
+            )
+            .value(k.service_cidr);
+        }
+        _ => {}
+    }
+    // kube-controller-manager hands each node a /24 (IPv4) or /64 (IPv6) out of the pod network.
+    let node_mask = if k.pod_cidr.0.addr().is_ipv4() { 24 } else { 64 };
+    let kubelets = c.nodes.iter().filter(|n| n.runs_kubelet).count() as u32;
+    let prefix = u32::from(k.pod_cidr.0.prefix_len());
+    if prefix > node_mask {
+        x.error(
+            "kubernetes.podCIDR",
+            format!("is smaller than the /{node_mask} block each node gets"),
+            format!("use a /{} or larger network, e.g. 10.244.0.0/16", node_mask.saturating_sub(8)),
+        )
+        .value(k.pod_cidr);
+    } else if node_mask - prefix < 32 && (1u64 << (node_mask - prefix)) < u64::from(kubelets) {
+        x.error(
+            "kubernetes.podCIDR",
+            format!("has room for {} node blocks of /{node_mask} but the cluster has {kubelets} kubelets", 1u64 << (node_mask - prefix)),
+            "use a larger pod network",
+        )
+        .value(k.pod_cidr);
+    }
+    for (i, n) in p.nodes.iter().enumerate() {
+        for (field, net) in [("serviceCIDR", &k.service_cidr), ("podCIDR", &k.pod_cidr)] {
+            if net.0.contains(&n.address.0) {
+                x.error(
+                    &format!("nodes[{i}].address"),
+                    format!("lies inside kubernetes.{field} {net}; traffic to this node would be captured by the cluster network"),
+                    format!("move the node out of {net} or choose a {field} that does not contain node addresses"),
+                )
+                .value(n.address);
+            }
+        }
+        if p.network.prefix_length > if n.address.0.is_ipv4() { 32 } else { 128 } {
+            x.error(
+                "network.prefixLength",
+                "is longer than the address family allows",
+                "use e.g. 24 for IPv4 or 64 for IPv6",
+            )
+            .value(p.network.prefix_length);
+        }
+    }
+}
+
+fn etcd(x: &mut Ctx, p: &Profile, c: &Cluster) {
+    let n = c.etcd.members.len();
+    let etcd_nodes: Vec<usize> = p.nodes.iter().enumerate().filter(|(_, n)| n.role == Role::Etcd).map(|(i, _)| i).collect();
+    match p.etcd.topology {
+        EtcdTopology::External if etcd_nodes.is_empty() && n == 0 => {
+            x.error(
+                "etcd.topology",
+                "is `external` but no node has `role: etcd`",
+                "add etcd nodes (three for high availability) or use `topology: stacked`",
+            )
+            .value("external");
+        }
+        EtcdTopology::Stacked => {
+            for i in etcd_nodes {
+                x.error(
+                    &format!("nodes[{i}].role"),
+                    "etcd nodes need `etcd.topology: external`; with `stacked` members run on control-plane nodes",
+                    "set `etcd.topology: external`, or make this node a control-plane node",
+                )
+                .value("etcd");
+            }
+        }
+        _ => {}
+    }
+    if n == 0 && !(p.etcd.topology == EtcdTopology::External && etcd_nodes_empty(p)) {
+        x.error(
+            "etcd",
+            "the cluster has no etcd member",
+            "run members on control-plane nodes (stacked) or on etcd nodes (external)",
+        );
+    } else if n > 0 && n % 2 == 0 {
+        x.warning(
+            "etcd",
+            format!(
+                "etcd has {n} members; an even number tolerates no more failures than {} members and needs a larger quorum",
+                n - 1
+            ),
+            format!("use an odd number of members (3 or 5)\n{}", quorum_table(n).trim_end()),
+        );
+    }
+    if p.etcd.election_timeout < 5 * p.etcd.heartbeat_interval {
+        x.error(
+            "etcd.electionTimeout",
+            format!("must be at least 5 × heartbeatInterval ({} ms); etcd refuses to start otherwise", 5 * p.etcd.heartbeat_interval),
+            format!("set electionTimeout to {} or more", 5 * p.etcd.heartbeat_interval),
+        )
+        .value(p.etcd.election_timeout);
+    }
+    if p.etcd.election_timeout > 50_000 {
+        x.error("etcd.electionTimeout", "is above etcd's limit of 50000 ms", "use at most 50000")
+            .value(p.etcd.election_timeout);
+    }
+    if !p.etcd.data_dir.starts_with('/') {
+        x.error("etcd.dataDir", "must be an absolute path", "write e.g. /var/lib/etcd").value(&p.etcd.data_dir);
+    }
+}
+
+fn etcd_nodes_empty(p: &Profile) -> bool {
+    !p.nodes.iter().any(|n| n.role == Role::Etcd)
+}
+
+fn load_balancer(x: &mut Ctx, p: &Profile, c: &Cluster) {
+    let lb_nodes: Vec<(usize, &crate::profile::Node)> =
+        p.nodes.iter().enumerate().filter(|(_, n)| n.role == Role::LoadBalancer).collect();
+    let Some(lb) = &p.load_balancer else {
+        if let Some((i, _)) = lb_nodes.first() {
+            x.error(
+                &format!("nodes[{i}].role"),
+                "load-balancer nodes exist but the profile has no `loadBalancer` settings",
+                "add `loadBalancer: {kind: haproxy, vip: <address>}` (nginx works too)",
+            )
+            .value("load-balancer");
+        }
+        return;
+    };
+    if lb_nodes.is_empty() {
+        x.error(
+            "loadBalancer",
+            "is set but no node has `role: load-balancer`",
+            "add load-balancer nodes, or remove `loadBalancer` (an external load balancer only needs `controlPlane.endpoint`)",
+        );
+        return;
+    }
+    match lb.vip {
+        None if lb_nodes.len() > 1 => {
+            x.error(
+                "loadBalancer.vip",
+                format!("{} load-balancer nodes need a VIP for clients to reach whichever one is up", lb_nodes.len()),
+                "add `vip:` with a free address on the load-balancer nodes' network",
+            );
+        }
+        Some(vip) => {
+            if let Some((i, n)) = p.nodes.iter().enumerate().find(|(_, n)| n.address == vip) {
+                x.error(
+                    "loadBalancer.vip",
+                    format!("is the address of node `{}` (nodes[{i}]); keepalived needs an address no node owns", n.name),
+                    "choose a free address on the same network for the VIP",
+                )
+                .value(vip);
+            }
+            for (field, net) in [("serviceCIDR", &p.kubernetes.service_cidr), ("podCIDR", &p.kubernetes.pod_cidr)] {
+                if net.0.contains(&vip.0) {
+                    x.error(
+                        "loadBalancer.vip",
+                        format!("lies inside kubernetes.{field} {net}"),
+                        "choose a VIP on the load-balancer nodes' network",
+                    )
+                    .value(vip);
+                }
+            }
+            let prefix = p.network.prefix_length;
+            for (_, n) in &lb_nodes {
+                if let Ok(net) = ipnet::IpNet::new(n.address.0, prefix)
+                    && !net.trunc().contains(&vip.0)
+                {
+                    x.error(
+                        "loadBalancer.vip",
+                        format!(
+                            "is not on the network of load-balancer node `{}` ({}/{prefix}); keepalived can only hold a VIP on its own segment",
+                            n.name, n.address
+                        ),
+                        format!("choose a VIP inside {}", net.trunc()),
+                    )
+                    .value(vip);
+                    break;
+                }
+            }
+        }
+        None => {}
+    }
+    let mut prios: BTreeMap<u8, &str> = BTreeMap::new();
+    if let Some(m) = &c.load_balancer {
+        for member in &m.members {
+            if let Some(other) = prios.insert(member.priority, member.name.as_str()) {
+                let i = p.nodes.iter().position(|n| n.name == member.name).unwrap_or(0);
+                x.error(
+                    &format!("nodes[{i}].priority"),
+                    format!("equals the priority of `{other}`; VRRP needs distinct priorities to pick one holder"),
+                    "give each load-balancer node a different priority",
+                )
+                .value(member.priority);
+            }
+        }
+    }
+    if lb.virtual_router_id == 0 {
+        x.error("loadBalancer.virtualRouterId", "must be 1-255", "use e.g. 51").value(0);
+    }
+    if lb.advert_interval == 0 {
+        x.error("loadBalancer.advertInterval", "must be at least 1 second", "use 1").value(0);
+    }
+}
+
+fn endpoint(x: &mut Ctx, c: &Cluster) {
+    let ep = &c.endpoint;
+    let path = "controlPlane.endpoint";
+    let written = x.src.written(path);
+    let cps: Vec<&crate::model::NodeModel> = c.control_planes().collect();
+    match &ep.host {
+        Host::Ip(ip) => {
+            let lb = c.load_balancer.as_ref();
+            let served_by_lb = lb.is_some_and(|lb| {
+                lb.vip == Some(*ip) || (lb.vip.is_none() && lb.members.iter().any(|m| m.address == *ip))
+            });
+            let cp = cps.iter().find(|n| n.address == *ip);
+            if served_by_lb {
+                let port = lb.map(|l| l.port).unwrap_or(ep.port);
+                if port != ep.port {
+                    x.error(
+                        "loadBalancer.port",
+                        format!("the load balancer listens on {port} but clients dial {ep}"),
+                        format!("set loadBalancer.port to {} or change the endpoint's port", ep.port),
+                    )
+                    .value(port);
+                }
+            } else if let Some(cp) = cp {
+                if ep.port != c.apiserver_port {
+                    x.error(
+                        path,
+                        format!("points at control-plane node `{}`, whose kube-apiserver listens on {}, not {}", cp.name, c.apiserver_port, ep.port),
+                        format!("use port {} or put a load balancer in front", c.apiserver_port),
+                    )
+                    .value(ep);
+                }
+                if lb.is_some() && written {
+                    x.warning(
+                        path,
+                        format!("points at control-plane node `{}` directly although load-balancer nodes exist; clients lose the API when it is down", cp.name),
+                        match lb.and_then(|l| l.vip) {
+                            Some(vip) => format!("use the VIP: `{vip}:{}`", lb.map(|l| l.port).unwrap_or(ep.port)),
+                            None => "point the endpoint at the load balancer".to_string(),
+                        },
+                    )
+                    .value(ep);
+                }
+            } else if written {
+                let mut fix = String::from("point the endpoint at ");
+                match lb {
+                    Some(l) => match l.vip {
+                        Some(vip) => fix.push_str(&format!("the VIP `{vip}:{}`", l.port)),
+                        None => fix.push_str(&format!(
+                            "the load-balancer node `{}:{}`",
+                            l.members.first().map(|m| m.address.to_string()).unwrap_or_default(),
+                            l.port
+                        )),
+                    },
+                    None => match cps.first() {
+                        Some(n) => fix.push_str(&format!("a control-plane node, e.g. `{}:{}`, or add a load balancer", n.address, c.apiserver_port)),
+                        None => fix.push_str("a control-plane node or a load balancer"),
+                    },
+                }
+                x.error(
+                    path,
+                    "is an address that nothing in this cluster serves (not a control-plane node, not the VIP, not a load-balancer node)",
+                    fix,
+                )
+                .value(ep);
+            }
+        }
+        Host::Dns(name) => {
+            if !c.hosts.iter().any(|h| h.names.contains(name)) {
+                x.warning(
+                    path,
+                    format!("kimage cannot check that `{name}` resolves to the load balancer or a control-plane node"),
+                    "make sure DNS resolves it to the VIP or an apiserver, or let kimage write it to /etc/hosts by adding load-balancer nodes",
+                )
+                .value(ep);
+            }
+        }
+    }
+}
+
+fn versions(x: &mut Ctx, p: &Profile) {
+    let k = &p.kubernetes.version;
+    let (lo, hi) = SUPPORTED_KUBERNETES;
+    if k.0.major != 1 || k.0.minor < lo || k.0.minor > hi {
+        x.error(
+            "kubernetes.version",
+            format!("is outside the Kubernetes releases kimage renders for (v1.{lo} to v1.{hi})"),
+            format!("use a v1.{hi}.x release"),
+        )
+        .value(k);
+    }
+    if !k.0.pre.is_empty() {
+        x.warning("kubernetes.version", "is a pre-release", "use a released version for clusters you keep").value(k);
+    }
+    let e = &p.etcd.version;
+    if e.0.major != 3 {
+        x.error("etcd.version", "is not an etcd v3 release", "use v3.6.x (or v3.5.x)").value(e);
+    } else if e.0.minor < 5 {
+        x.warning(
+            "etcd.version",
+            format!("is older than the etcd releases Kubernetes v1.{} supports (v3.5, v3.6)", k.0.minor),
+            "use v3.6.x for production; v3.4 only where no newer build is available (e.g. Debian 12's package in tests)",
+        )
+        .value(e);
+    } else if e.0.minor > 6 {
+        x.warning("etcd.version", "is newer than the etcd releases kimage renders for (v3.5, v3.6)", "use v3.6.x").value(e);
+    }
+    let crictl = &p.container_runtime.crictl;
+    if crictl.minor() != k.minor() {
+        x.warning(
+            "containerRuntime.crictl",
+            format!("minor differs from Kubernetes {k}; cri-tools releases track Kubernetes minors"),
+            format!("use v{}.{}.x", k.0.major, k.0.minor),
+        )
+        .value(crictl);
+    }
+    let ctrd = &p.container_runtime.containerd;
+    if ctrd.0.major < 1 || (ctrd.0.major == 1 && ctrd.0.minor < 7) {
+        x.error(
+            "containerRuntime.containerd",
+            "is older than containerd 1.7, the oldest release Kubernetes v1.35 supports",
+            "use v2.2.x",
+        )
+        .value(ctrd);
+    } else if ctrd.0.major == 1 {
+        x.warning(
+            "containerRuntime.containerd",
+            "is a containerd 1.x release; Kubernetes v1.35 is the last to support it",
+            "use v2.2.x",
+        )
+        .value(ctrd);
+    }
+}
+
+fn settings(x: &mut Ctx, p: &Profile, c: &Cluster) {
+    if p.kubernetes.proxy_mode == ProxyMode::Ipvs {
+        x.warning(
+            "kubernetes.proxyMode",
+            "is deprecated in Kubernetes v1.35",
+            "use `nftables` (GA since v1.33) or `iptables`",
+        )
+        .value("ipvs");
+    }
+    match (p.layers.from, &p.layers.base_url) {
+        (LayersFrom::Url, None) => {
+            x.error("layers.baseURL", "is required when `layers.from` is `url`", "set baseURL to where out/layers is served");
+        }
+        (from, Some(_)) if from != LayersFrom::Url => {
+            x.warning("layers.baseURL", "is ignored unless `layers.from` is `url`", "remove it or set `from: url`");
+        }
+        _ => {}
+    }
+    for key in p.os.sysctl.keys() {
+        let ok = !key.is_empty()
+            && key.split(['.', '/']).all(|part| {
+                !part.is_empty() && part.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-".contains(ch))
+            });
+        if !ok {
+            x.error(
+                &format!("os.sysctl.{key}"),
+                "is not a sysctl key",
+                "write keys like net.ipv4.ip_forward",
+            )
+            .value(key);
+        }
+    }
+    for (i, m) in p.os.modules.iter().enumerate() {
+        if m.is_empty() || !m.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-".contains(ch)) {
+            x.error(&format!("os.modules[{i}]"), "is not a kernel module name", "write names like br_netfilter")
+                .value(m);
+        }
+    }
+    let memlock = &p.os.limits.memlock;
+    if memlock != "unlimited" && memlock.parse::<u64>().is_err() {
+        x.error("os.limits.memlock", "is neither `unlimited` nor a number", "write `unlimited` or a size in KiB")
+            .value(memlock);
+    }
+    if p.network.interface.is_empty() || p.network.interface.len() > 15 || p.network.interface.contains(['/', ' ']) {
+        x.error("network.interface", "is not a Linux interface name", "use e.g. eth0").value(&p.network.interface);
+    }
+    let kubelet_nodes: Vec<_> = c.nodes.iter().filter(|n| n.runs_kubelet).collect();
+    if !kubelet_nodes.is_empty()
+        && kubelet_nodes.iter().all(|n| n.taints.iter().any(|t| t.effect != crate::profile::TaintEffect::PreferNoSchedule))
+    {
+        x.warning(
+            "nodes",
+            "every node that runs pods is tainted, so CoreDNS and other ordinary pods cannot be scheduled",
+            "add a worker node, or give a control-plane node `taints: []`",
+        );
+    }
+}
