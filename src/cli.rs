@@ -16,7 +16,13 @@ use crate::{plan, validate};
 #[command(name = "kimage", version, about = "Turn one cluster profile into per-node cloud-init user-data, layers and PKI for a Kubernetes cluster that forms by itself", long_about = None)]
 pub struct Cli {
     /// The cluster profile.
-    #[arg(long, short = 'p', global = true, default_value = "cluster.yaml", env = "KIMAGE_PROFILE")]
+    #[arg(
+        long,
+        short = 'p',
+        global = true,
+        default_value = "cluster.yaml",
+        env = "KIMAGE_PROFILE"
+    )]
     pub profile: PathBuf,
     /// Output format of reports.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
@@ -40,15 +46,50 @@ pub enum Command {
     /// Write a starting profile from one of the shipped templates.
     Init(InitArgs),
     /// Create or refresh the PKI state (idempotent).
-    Pki,
+    Pki(StateArgs),
     /// Write kimage.lock beside the profile: every release artifact with its digest.
     Lock,
     /// Fill the download cache, verifying every digest.
     Fetch,
     /// Build the per-node artifacts into the output directory.
-    Build,
+    Build(BuildArgs),
     /// Write one node's filesystem as it will be once cloud-init has run.
-    Unpack,
+    Unpack(UnpackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// PKI state directory (default: kimage-state beside the profile).
+    #[arg(long, short = 's')]
+    pub state: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["role", "all"])))]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Output directory (default: out beside the profile).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Build these nodes (node names from the profile; repeat or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    pub role: Vec<String>,
+    /// Build every node.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// The node to materialize.
+    #[arg(long)]
+    pub role: String,
+    /// Directory to write the node's filesystem into.
+    #[arg(long)]
+    pub into: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -69,12 +110,27 @@ pub struct InitArgs {
 /// The shipped profiles, embedded so `kimage init` works anywhere.
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("quickstart", include_str!("../profiles/quickstart.yaml")),
-    ("000-single-master", include_str!("../profiles/000-single-master.yaml")),
-    ("000-ha-nginx-keepalived", include_str!("../profiles/000-ha-nginx-keepalived.yaml")),
+    (
+        "000-single-master",
+        include_str!("../profiles/000-single-master.yaml"),
+    ),
+    (
+        "000-ha-nginx-keepalived",
+        include_str!("../profiles/000-ha-nginx-keepalived.yaml"),
+    ),
     ("001-minimal", include_str!("../profiles/001-minimal.yaml")),
-    ("002-external-etcd-nginx", include_str!("../profiles/002-external-etcd-nginx.yaml")),
-    ("003-stacked-ha-ipvs", include_str!("../profiles/003-stacked-ha-ipvs.yaml")),
-    ("004-ha-haproxy", include_str!("../profiles/004-ha-haproxy.yaml")),
+    (
+        "002-external-etcd-nginx",
+        include_str!("../profiles/002-external-etcd-nginx.yaml"),
+    ),
+    (
+        "003-stacked-ha-ipvs",
+        include_str!("../profiles/003-stacked-ha-ipvs.yaml"),
+    ),
+    (
+        "004-ha-haproxy",
+        include_str!("../profiles/004-ha-haproxy.yaml"),
+    ),
 ];
 
 /// A profile that loaded and passed whole-cluster validation (warnings allowed).
@@ -90,9 +146,16 @@ pub fn check_profile(path: &Path) -> Result<Checked, Error> {
     let cluster = Cluster::resolve(&loaded.profile);
     let diagnostics = validate::check(&loaded, &cluster);
     if diagnostics.has_errors() {
-        return Err(Error::Invalid { file: loaded.source.file.clone(), diagnostics });
+        return Err(Error::Invalid {
+            file: loaded.source.file.clone(),
+            diagnostics,
+        });
     }
-    Ok(Checked { loaded, cluster, diagnostics })
+    Ok(Checked {
+        loaded,
+        cluster,
+        diagnostics,
+    })
 }
 
 fn print_warnings(c: &Checked) {
@@ -104,7 +167,9 @@ fn print_warnings(c: &Checked) {
 fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
     let mut s = serde_json::to_string_pretty(value).expect("report serializes");
     s.push('\n');
-    std::io::stdout().write_all(s.as_bytes()).map_err(Error::io("stdout"))
+    std::io::stdout()
+        .write_all(s.as_bytes())
+        .map_err(Error::io("stdout"))
 }
 
 /// Runs a parsed command line.
@@ -125,11 +190,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Init(args) => cmd_init(&cli, args),
         // Every command that works from the profile checks it first, so bad input never writes anything.
-        Command::Pki => check_profile(&cli.profile).and(Err(Error::NotYet("pki"))),
+        Command::Pki(_) => check_profile(&cli.profile).and(Err(Error::NotYet("pki"))),
         Command::Lock => check_profile(&cli.profile).and(Err(Error::NotYet("lock"))),
         Command::Fetch => check_profile(&cli.profile).and(Err(Error::NotYet("fetch"))),
-        Command::Build => check_profile(&cli.profile).and(Err(Error::NotYet("build"))),
-        Command::Unpack => check_profile(&cli.profile).and(Err(Error::NotYet("unpack"))),
+        Command::Build(_) => check_profile(&cli.profile).and(Err(Error::NotYet("build"))),
+        Command::Unpack(_) => check_profile(&cli.profile).and(Err(Error::NotYet("unpack"))),
     }
 }
 
@@ -148,7 +213,7 @@ fn cmd_validate(cli: &Cli) -> Result<(), Error> {
             use crate::profile::Role::*;
             println!(
                 "{}: cluster `{}` is valid: {} nodes ({} control-plane, {} worker, {} etcd, {} load-balancer), \
-                 {} etcd members ({}), endpoint {}",
+                 {} etcd member{} ({}), endpoint {}",
                 c.loaded.source.file,
                 cl.name,
                 cl.nodes.len(),
@@ -157,6 +222,7 @@ fn cmd_validate(cli: &Cli) -> Result<(), Error> {
                 count(Etcd),
                 count(LoadBalancer),
                 cl.etcd.members.len(),
+                if cl.etcd.members.len() == 1 { "" } else { "s" },
                 cl.etcd.topology.as_str(),
                 cl.endpoint_url,
             );
@@ -168,7 +234,12 @@ fn cmd_validate(cli: &Cli) -> Result<(), Error> {
 fn cmd_init(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
     if args.list {
         for (name, text) in TEMPLATES {
-            let about = text.lines().next().unwrap_or("").trim_start_matches('#').trim();
+            let about = text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches('#')
+                .trim();
             println!("{name:<26} {about}");
         }
         return Ok(());
@@ -192,7 +263,12 @@ fn cmd_init(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         )));
     }
     crate::output::write_atomic(&path, text.as_bytes(), 0o644)?;
-    eprintln!("wrote {} from template `{}`; next: kimage validate --profile {}", path.display(), args.template, path.display());
+    eprintln!(
+        "wrote {} from template `{}`; next: kimage validate --profile {}",
+        path.display(),
+        args.template,
+        path.display()
+    );
     Ok(())
 }
 

@@ -20,13 +20,22 @@ pub mod exit {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("reading profile {path}: {source}")]
-    ReadProfile { path: PathBuf, source: std::io::Error },
+    ReadProfile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("profile {file} is invalid")]
-    Invalid { file: String, diagnostics: Diagnostics },
+    Invalid {
+        file: String,
+        diagnostics: Diagnostics,
+    },
     #[error("{0}")]
     Usage(String),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("`kimage {0}` is not available in this build yet")]
     NotYet(&'static str),
 }

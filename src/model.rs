@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::Serialize;
 
 use crate::profile::{
-    self, Arch, BinarySource, Cidr, Cni, Endpoint, EtcdTopology, Host, KeyAlgorithm, LayersFrom, LoadBalancerKind,
-    NodeName, Profile, ProxyMode, Role, San, TaintEffect, Url, Version, defaults,
+    self, Arch, BinarySource, Cidr, Cni, Endpoint, EtcdTopology, Host, KeyAlgorithm, LayersFrom,
+    LoadBalancerKind, NodeName, Profile, ProxyMode, Role, San, TaintEffect, Url, Version, defaults,
 };
 
 /// Labels and taints kubeadm puts on control-plane nodes.
@@ -279,8 +279,16 @@ impl Cluster {
         let first_service_ip = nth_address(&k.service_cidr, 1);
         let cluster_dns_ip = nth_address(&k.service_cidr, 10);
 
-        let control_planes: Vec<&profile::Node> = p.nodes.iter().filter(|n| n.role == Role::ControlPlane).collect();
-        let lb_nodes: Vec<&profile::Node> = p.nodes.iter().filter(|n| n.role == Role::LoadBalancer).collect();
+        let control_planes: Vec<&profile::Node> = p
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::ControlPlane)
+            .collect();
+        let lb_nodes: Vec<&profile::Node> = p
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::LoadBalancer)
+            .collect();
         let bootstrap_node = control_planes.first().map(|n| n.name.clone());
 
         let endpoint = match &p.control_plane.endpoint {
@@ -292,7 +300,10 @@ impl Cluster {
                 },
                 _ => Endpoint {
                     host: Host::Ip(
-                        control_planes.first().map(|n| n.address.0).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                        control_planes
+                            .first()
+                            .map(|n| n.address.0)
+                            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
                     ),
                     port: apiserver_port,
                 },
@@ -314,8 +325,11 @@ impl Cluster {
             sans.add_ip(n.address.0);
         }
         sans.add_host(&endpoint.host);
-        if let Some(vip) = p.load_balancer.as_ref().and_then(|lb| lb.vip) {
-            sans.add_ip(vip.0);
+        match p.load_balancer.as_ref().map(|lb| lb.vip) {
+            Some(Some(vip)) => sans.add_ip(vip.0),
+            // Without a VIP the load-balancer node's own address serves the API (seed 003's k8s-master-lb).
+            Some(None) => lb_nodes.iter().for_each(|n| sans.add_ip(n.address.0)),
+            None => {}
         }
         for s in &p.control_plane.extra_sans {
             match s {
@@ -339,8 +353,16 @@ impl Cluster {
         let etcd = EtcdModel {
             version: p.etcd.version.clone(),
             topology,
-            initial_cluster: members.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect::<Vec<_>>().join(","),
-            client_endpoints: members.iter().map(|m| m.client_url.clone()).collect::<Vec<_>>().join(","),
+            initial_cluster: members
+                .iter()
+                .map(|m| format!("{}={}", m.name, m.peer_url))
+                .collect::<Vec<_>>()
+                .join(","),
+            client_endpoints: members
+                .iter()
+                .map(|m| m.client_url.clone())
+                .collect::<Vec<_>>()
+                .join(","),
             members,
             cluster_token: p.name.as_str().to_string(),
             data_dir: p.etcd.data_dir.clone(),
@@ -357,7 +379,9 @@ impl Cluster {
                 .map(|(i, n)| LoadBalancerMember {
                     name: n.name.clone(),
                     address: n.address.0,
-                    priority: n.priority.unwrap_or(150u8.saturating_sub(10 * i.min(14) as u8)),
+                    priority: n
+                        .priority
+                        .unwrap_or(150u8.saturating_sub(10 * i.min(14) as u8)),
                     state: "BACKUP",
                 })
                 .collect();
@@ -372,7 +396,11 @@ impl Cluster {
                 port: lb.port.unwrap_or(endpoint.port),
                 backends: control_planes
                     .iter()
-                    .map(|n| Backend { name: n.name.clone(), address: n.address.0, port: apiserver_port })
+                    .map(|n| Backend {
+                        name: n.name.clone(),
+                        address: n.address.0,
+                        port: apiserver_port,
+                    })
                     .collect(),
                 members,
                 interface: lb.interface.clone(),
@@ -384,7 +412,10 @@ impl Cluster {
         let mut hosts = Vec::new();
         if p.os.hosts_file {
             for n in &p.nodes {
-                hosts.push(HostsEntry { address: n.address.0, names: vec![n.name.as_str().to_string()] });
+                hosts.push(HostsEntry {
+                    address: n.address.0,
+                    names: vec![n.name.as_str().to_string()],
+                });
             }
             // A DNS endpoint served by kimage's own load balancer resolves through /etc/hosts, as in seed 003.
             if let Host::Dns(name) = &endpoint.host
@@ -392,8 +423,12 @@ impl Cluster {
                 && let Some(addr) = lb.vip.or_else(|| lb.members.first().map(|m| m.address))
             {
                 match hosts.iter_mut().find(|h| h.address == addr) {
+                    Some(h) if h.names.contains(name) => {}
                     Some(h) => h.names.push(name.clone()),
-                    None => hosts.push(HostsEntry { address: addr, names: vec![name.clone()] }),
+                    None => hosts.push(HostsEntry {
+                        address: addr,
+                        names: vec![name.clone()],
+                    }),
                 }
             }
         }
@@ -410,7 +445,11 @@ impl Cluster {
                     .taints
                     .iter()
                     .flatten()
-                    .map(|t| TaintModel { key: t.key.clone(), value: t.value.clone(), effect: t.effect })
+                    .map(|t| TaintModel {
+                        key: t.key.clone(),
+                        value: t.value.clone(),
+                        effect: t.effect,
+                    })
                     .collect();
                 if n.role == Role::ControlPlane {
                     labels.entry(CONTROL_PLANE_LABEL.to_string()).or_default();

@@ -47,7 +47,12 @@ fn pki_file(f: spec::PkiFile) -> PlannedFile {
         spec::PkiSource::SaPub => "pki:sa.pub".to_string(),
         spec::PkiSource::Kubeconfig(id) => format!("kubeconfig:{id}"),
     };
-    PlannedFile { path: f.path, mode: format!("{:04o}", f.mode), secret: f.source.is_secret(), source }
+    PlannedFile {
+        path: f.path,
+        mode: format!("{:04o}", f.mode),
+        secret: f.source.is_secret(),
+        source,
+    }
 }
 
 pub fn node_plan(c: &Cluster, n: &NodeModel) -> NodePlan {
@@ -87,15 +92,35 @@ impl Plan {
             if n.etcd_member && n.role != "etcd" {
                 role.push_str(" + etcd member");
             }
-            out.push_str(&format!("\n{}  {}  {}{}\n", n.name, role, n.address, if n.bootstrap { "  (bootstrap)" } else { "" }));
+            out.push_str(&format!(
+                "\n{}  {}  {}{}\n",
+                n.name,
+                role,
+                n.address,
+                if n.bootstrap { "  (bootstrap)" } else { "" }
+            ));
             // Per-node ids end in @<node>; the kind is what a reader compares across nodes.
-            let certs: Vec<&str> = n.certs.iter().map(|c| c.split('@').next().unwrap_or(c)).collect();
-            let list = |v: &[&str]| if v.is_empty() { "-".to_string() } else { v.join(" ") };
+            let certs: Vec<&str> = n
+                .certs
+                .iter()
+                .map(|c| c.split('@').next().unwrap_or(c))
+                .collect();
+            let list = |v: &[&str]| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.join(" ")
+                }
+            };
             out.push_str(&format!("  certs     {}\n", list(&certs)));
             let bins: Vec<&str> = n.binaries.iter().map(String::as_str).collect();
             out.push_str(&format!("  binaries  {}\n", list(&bins)));
             let secrets = n.files.iter().filter(|f| f.secret).count();
-            out.push_str(&format!("  files     {} ({} secret, delivered in user-data)\n", n.files.len(), secrets));
+            out.push_str(&format!(
+                "  files     {} ({} secret, delivered in user-data)\n",
+                n.files.len(),
+                secrets
+            ));
         }
         out
     }

@@ -19,10 +19,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
         .prefix(".kimage-")
         .tempfile_in(dir)
         .map_err(Error::io(dir))?;
-    tmp.as_file().set_permissions(fs::Permissions::from_mode(mode)).map_err(Error::io(tmp.path()))?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(Error::io(tmp.path()))?;
     tmp.write_all(bytes).map_err(Error::io(tmp.path()))?;
     tmp.as_file().sync_all().map_err(Error::io(tmp.path()))?;
-    tmp.persist(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e.error })?;
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))?;
+    tmp.persist(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io(dir))?;
     Ok(())
 }
