@@ -39,7 +39,18 @@ pub struct Cluster {
     pub binaries: BinariesModel,
     pub layers: profile::Layers,
     pub os: profile::Os,
+    /// `os.limits` in systemd's Limit*= form for kimage's units.
+    pub unit_limits: UnitLimits,
     pub network: profile::Network,
+}
+
+/// Resource limits as systemd unit settings (LimitNOFILE=, LimitNPROC=, LimitMEMLOCK=).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitLimits {
+    pub nofile: u64,
+    pub nproc: u64,
+    /// `infinity` or a size with a `K` suffix (the profile gives KiB).
+    pub memlock: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +68,8 @@ pub struct KubernetesModel {
     pub cni: Cni,
     /// --service-account-issuer (kubeadm's default form).
     pub service_account_issuer: String,
+    /// The service or pod network is IPv6 (nodes then forward IPv6 too).
+    pub ipv6: bool,
 }
 
 /// Subject alternative names, in a fixed order without duplicates.
@@ -218,6 +231,71 @@ pub struct NodeModel {
     pub mac: Option<String>,
     /// Release binaries this node runs.
     pub binaries: BTreeSet<Binary>,
+    /// Labels the kubelet may set on its own Node (--node-labels).
+    pub kubelet_labels: BTreeMap<String, String>,
+    /// Labels the NodeRestriction admission plugin forbids a kubelet to set (node-role.kubernetes.io/*
+    /// and other kubernetes.io / k8s.io keys); the bootstrap node applies them through the API.
+    pub api_labels: BTreeMap<String, String>,
+    /// This node's etcd member, when it runs one.
+    pub etcd: Option<NodeEtcd>,
+    /// This node's VRRP settings, when it is a load-balancer node and the cluster has a VIP.
+    pub vrrp: Option<NodeVrrp>,
+}
+
+/// What one etcd member listens on and announces.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeEtcd {
+    pub name: NodeName,
+    /// Only the node address, not 127.0.0.1: local tools dial the node address (the server
+    /// certificate names it), and members sharing a host (tests on 127.0.0.x) cannot collide.
+    pub listen_client_urls: String,
+    pub advertise_client_urls: String,
+    pub listen_peer_urls: String,
+    pub initial_advertise_peer_urls: String,
+}
+
+/// keepalived settings of one load-balancer node.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeVrrp {
+    /// `MASTER` or `BACKUP`.
+    pub state: &'static str,
+    pub priority: u8,
+    /// The other load-balancer nodes: VRRP advertisements go to them by unicast, since multicast is
+    /// filtered on many cloud and virtual networks.
+    pub unicast_peers: Vec<IpAddr>,
+}
+
+/// Whether the NodeRestriction admission plugin lets a kubelet set this label on its own Node
+/// (the kubelet refuses to start with any other kubernetes.io / k8s.io label in --node-labels).
+pub fn kubelet_may_set_label(key: &str) -> bool {
+    const ALLOWED: &[&str] = &[
+        "kubernetes.io/hostname",
+        "kubernetes.io/arch",
+        "kubernetes.io/os",
+        "beta.kubernetes.io/arch",
+        "beta.kubernetes.io/os",
+        "beta.kubernetes.io/instance-type",
+        "node.kubernetes.io/instance-type",
+        "failure-domain.beta.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/zone",
+        "topology.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+    ];
+    let Some((namespace, _)) = key.split_once('/') else {
+        return true;
+    };
+    let restricted = |ns: &str| {
+        ns == "kubernetes.io"
+            || ns.ends_with(".kubernetes.io")
+            || ns == "k8s.io"
+            || ns.ends_with(".k8s.io")
+    };
+    if !restricted(namespace) || ALLOWED.contains(&key) {
+        return true;
+    }
+    ["kubelet.kubernetes.io", "node.kubernetes.io"]
+        .iter()
+        .any(|ns| namespace == *ns || namespace.ends_with(&format!(".{ns}")))
 }
 
 impl NodeModel {
@@ -486,6 +564,37 @@ impl Cluster {
                 if etcd_member {
                     binaries.extend([Binary::Etcd, Binary::Etcdctl, Binary::Etcdutl]);
                 }
+                let (kubelet_labels, api_labels) = labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .partition(|(k, _)| kubelet_may_set_label(k));
+                let node_etcd = etcd_member.then(|| {
+                    let client = url(n.address.0, defaults::ETCD_CLIENT_PORT);
+                    let peer = url(n.address.0, defaults::ETCD_PEER_PORT);
+                    NodeEtcd {
+                        name: n.name.clone(),
+                        listen_client_urls: client.clone(),
+                        advertise_client_urls: client,
+                        listen_peer_urls: peer.clone(),
+                        initial_advertise_peer_urls: peer,
+                    }
+                });
+                let vrrp = load_balancer
+                    .as_ref()
+                    .filter(|lb| lb.vip.is_some() && n.role == Role::LoadBalancer)
+                    .and_then(|lb| {
+                        let me = lb.members.iter().find(|m| m.name == n.name)?;
+                        Some(NodeVrrp {
+                            state: me.state,
+                            priority: me.priority,
+                            unicast_peers: lb
+                                .members
+                                .iter()
+                                .filter(|m| m.name != n.name)
+                                .map(|m| m.address)
+                                .collect(),
+                        })
+                    });
                 NodeModel {
                     name: n.name.clone(),
                     role: n.role,
@@ -498,6 +607,10 @@ impl Cluster {
                     taints,
                     mac: n.mac.as_ref().map(|m| m.to_string()),
                     binaries,
+                    kubelet_labels,
+                    api_labels,
+                    etcd: node_etcd,
+                    vrrp,
                 }
             })
             .collect();
@@ -515,6 +628,7 @@ impl Cluster {
                 proxy_mode: k.proxy_mode,
                 node_port_range: k.node_port_range.to_string(),
                 cni: k.cni,
+                ipv6: k.service_cidr.0.addr().is_ipv6() || k.pod_cidr.0.addr().is_ipv6(),
             },
             endpoint_url: endpoint.url(),
             endpoint,
@@ -535,6 +649,14 @@ impl Cluster {
             },
             layers: p.layers.clone(),
             os: p.os.clone(),
+            unit_limits: UnitLimits {
+                nofile: p.os.limits.nofile,
+                nproc: p.os.limits.nproc,
+                memlock: match p.os.limits.memlock.as_str() {
+                    "unlimited" | "infinity" => "infinity".to_string(),
+                    kib => format!("{kib}K"),
+                },
+            },
             network: p.network.clone(),
         }
     }
@@ -559,6 +681,18 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubelet_label_restrictions() {
+        assert!(kubelet_may_set_label("disktype"));
+        assert!(kubelet_may_set_label("example.com/tier"));
+        assert!(kubelet_may_set_label("topology.kubernetes.io/zone"));
+        assert!(kubelet_may_set_label("node.kubernetes.io/pool"));
+        assert!(kubelet_may_set_label("x.kubelet.kubernetes.io/y"));
+        assert!(!kubelet_may_set_label(CONTROL_PLANE_LABEL));
+        assert!(!kubelet_may_set_label("kubernetes.io/role"));
+        assert!(!kubelet_may_set_label("example.k8s.io/x"));
+    }
 
     #[test]
     fn service_addresses() {
