@@ -147,6 +147,8 @@ pub struct Backend {
     pub name: NodeName,
     pub address: IpAddr,
     pub port: u16,
+    /// `address:port`, IPv6 in brackets (haproxy `server` and nginx `server` lines).
+    pub host_port: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -478,6 +480,8 @@ impl Cluster {
                         name: n.name.clone(),
                         address: n.address.0,
                         port: apiserver_port,
+                        host_port: std::net::SocketAddr::new(n.address.0, apiserver_port)
+                            .to_string(),
                     })
                     .collect(),
                 members,
