@@ -40,7 +40,13 @@ fn commands(unit: &str) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter(|(k, _)| k.starts_with("Exec"))
-        .map(|(_, v)| v.trim_start_matches(['-', '+', '!', '@', ':']).split_whitespace().next().unwrap().to_string())
+        .map(|(_, v)| {
+            v.trim_start_matches(['-', '+', '!', '@', ':'])
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
@@ -50,15 +56,29 @@ fn verify_node(fixture: &str, node_name: &str) -> usize {
     let files = render(&c, n);
     let tmp = tempdir();
     let root = tmp.path();
-    copy_dir(Path::new("/usr/lib/systemd/system"), &root.join("usr/lib/systemd/system"));
+    copy_dir(
+        Path::new("/usr/lib/systemd/system"),
+        &root.join("usr/lib/systemd/system"),
+    );
     write_tree(root, &files);
     let mut names = Vec::new();
-    for f in files.iter().filter(|f| f.path.starts_with("/etc/systemd/system/") && f.path.ends_with(".service")) {
+    for f in files
+        .iter()
+        .filter(|f| f.path.starts_with("/etc/systemd/system/") && f.path.ends_with(".service"))
+    {
         names.push(f.path.rsplit('/').next().unwrap().to_string());
         for cmd in commands(&String::from_utf8(f.content.clone()).unwrap()) {
-            assert!(cmd.starts_with('/'), "{}: command {cmd} is not an absolute path", f.path);
+            assert!(
+                cmd.starts_with('/'),
+                "{}: command {cmd} is not an absolute path",
+                f.path
+            );
             if !cmd.starts_with("/usr/local/bin/") {
-                assert!(Path::new(&cmd).exists(), "{}: {cmd} does not exist on this Debian host", f.path);
+                assert!(
+                    Path::new(&cmd).exists(),
+                    "{}: {cmd} does not exist on this Debian host",
+                    f.path
+                );
             }
             let stub = root.join(cmd.trim_start_matches('/'));
             std::fs::create_dir_all(stub.parent().unwrap()).unwrap();
@@ -67,9 +87,15 @@ fn verify_node(fixture: &str, node_name: &str) -> usize {
         }
     }
     assert!(!names.is_empty());
-    let (ok, out) = run(Command::new(VERIFY).arg("verify").arg(format!("--root={}", root.display())).args(&names));
+    let (ok, out) = run(Command::new(VERIFY)
+        .arg("verify")
+        .arg(format!("--root={}", root.display()))
+        .args(&names));
     // verify exits 0 on unknown keys and unparsable values and only prints them: any output fails.
-    assert!(ok && out.trim().is_empty(), "{fixture}/{node_name}: systemd-analyze verify {names:?}:\n{out}");
+    assert!(
+        ok && out.trim().is_empty(),
+        "{fixture}/{node_name}: systemd-analyze verify {names:?}:\n{out}"
+    );
     names.len()
 }
 
@@ -92,14 +118,27 @@ fn verify_catches_a_broken_unit() {
     require_tool(VERIFY, "systemd");
     let tmp = tempdir();
     let root = tmp.path();
-    copy_dir(Path::new("/usr/lib/systemd/system"), &root.join("usr/lib/systemd/system"));
+    copy_dir(
+        Path::new("/usr/lib/systemd/system"),
+        &root.join("usr/lib/systemd/system"),
+    );
     let dir = root.join("etc/systemd/system");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("broken.service"), "[Service]\nExecStart=/bin/true\nLimitNOFILE=lots\nExecStartPost=/bin/true\nBogus=1\n")
-        .unwrap();
+    std::fs::write(
+        dir.join("broken.service"),
+        "[Service]\nExecStart=/bin/true\nLimitNOFILE=lots\nExecStartPost=/bin/true\nBogus=1\n",
+    )
+    .unwrap();
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::write(root.join("bin/true"), "#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(root.join("bin/true"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (_, out) = run(Command::new(VERIFY).arg("verify").arg(format!("--root={}", root.display())).arg("broken.service"));
+    std::fs::set_permissions(
+        root.join("bin/true"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let (_, out) = run(Command::new(VERIFY)
+        .arg("verify")
+        .arg(format!("--root={}", root.display()))
+        .arg("broken.service"));
     assert!(out.contains("Bogus") && out.contains("lots"), "{out}");
 }
