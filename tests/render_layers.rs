@@ -610,3 +610,28 @@ fn containerd_and_crictl_configs_parse() {
             .unwrap_or_else(|e| panic!("{p}: {e}"));
     }
 }
+
+#[test]
+fn every_shipped_profile_renders() {
+    // The seed profiles in profiles/ cover topologies the fixtures do not (DNS endpoint, single
+    // master, co-located etcd members, ...).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let mut count = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().and_then(|x| x.to_str()) != Some("yaml") {
+            continue;
+        }
+        let loaded =
+            kimage::profile::load_file(&p).unwrap_or_else(|e| panic!("{}: {e:?}", p.display()));
+        let c = kimage::model::Cluster::resolve(&loaded.profile);
+        for n in &c.nodes {
+            let files =
+                render::render_node(&c, n).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            assert!(!files.is_empty());
+            render::start_plan(&c, n).unwrap();
+            count += 1;
+        }
+    }
+    assert!(count > 20, "{count} nodes rendered");
+}

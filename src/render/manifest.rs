@@ -120,7 +120,7 @@ impl Condition {
             Condition::Truthy(_) => truthy(v),
             Condition::Falsy(_) => !truthy(v),
             Condition::Eq(_, want) => v.is_some_and(|v| scalar(v) == *want),
-            Condition::Ne(_, want) => !v.is_some_and(|v| scalar(v) == *want),
+            Condition::Ne(_, want) => v.is_none_or(|v| scalar(v) != *want),
         }
     }
 }

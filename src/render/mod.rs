@@ -20,7 +20,7 @@ mod manifest;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use handlebars::Handlebars;
+use handlebars::{Context, Handlebars};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -296,12 +296,18 @@ pub fn pki_paths(cluster: &Cluster, node: &NodeModel) -> BTreeMap<String, String
         .collect()
 }
 
-fn contexts(cluster: &Cluster, node: &NodeModel) -> (Value, Value) {
+/// The shared context (`cluster`, `pki`) and the node context (plus `node`). `cluster` is passed in
+/// serialized so `render_cluster` serializes the model once, not once per node.
+fn contexts(cluster_json: &Value, cluster: &Cluster, node: &NodeModel) -> (Context, Context) {
     let pki = pki_paths(cluster, node);
-    let shared = json!({ "cluster": cluster, "pki": pki });
+    let shared = json!({ "cluster": cluster_json, "pki": pki });
     let mut full = shared.clone();
     full["node"] = serde_json::to_value(node).expect("the model serializes");
-    (shared, full)
+    (Context::from(shared), Context::from(full))
+}
+
+fn cluster_json(cluster: &Cluster) -> Value {
+    serde_json::to_value(cluster).expect("the model serializes")
 }
 
 fn layers_for<'a>(cat: &'a Catalog, full: &Value) -> impl Iterator<Item = &'a Layer> {
@@ -312,22 +318,42 @@ fn layers_for<'a>(cat: &'a Catalog, full: &Value) -> impl Iterator<Item = &'a La
 
 /// Every file kimage renders for `node`, sorted by path.
 pub fn render_node(cluster: &Cluster, node: &NodeModel) -> Result<Vec<RenderedFile>, RenderError> {
+    render_with(&cluster_json(cluster), cluster, node)
+}
+
+/// The files of every node, by node name.
+pub fn render_cluster(
+    cluster: &Cluster,
+) -> Result<BTreeMap<String, Vec<RenderedFile>>, RenderError> {
+    let json = cluster_json(cluster);
+    cluster
+        .nodes
+        .iter()
+        .map(|n| Ok((n.name.to_string(), render_with(&json, cluster, n)?)))
+        .collect()
+}
+
+fn render_with(
+    cluster_json: &Value,
+    cluster: &Cluster,
+    node: &NodeModel,
+) -> Result<Vec<RenderedFile>, RenderError> {
     let cat = catalog()?;
-    let (shared_ctx, node_ctx) = contexts(cluster, node);
+    let (shared_ctx, node_ctx) = contexts(cluster_json, cluster, node);
     let mut out: BTreeMap<String, RenderedFile> = BTreeMap::new();
-    for layer in layers_for(cat, &node_ctx) {
+    for layer in layers_for(cat, node_ctx.data()) {
         for f in &layer.files {
             let ctx = match f.scope {
                 Scope::Shared => &shared_ctx,
                 Scope::Node => &node_ctx,
             };
-            if !f.when.iter().all(|c| c.holds(ctx)) {
+            if !f.when.iter().all(|c| c.holds(ctx.data())) {
                 continue;
             }
             let source = format!("{}/{}", layer.name, f.src);
             let content = if f.template {
                 cat.registry
-                    .render(&source, ctx)
+                    .render_with_context(&source, ctx)
                     .map_err(|e| RenderError::Template {
                         template: source.clone(),
                         node: node.name.to_string(),
@@ -361,25 +387,15 @@ pub fn render_node(cluster: &Cluster, node: &NodeModel) -> Result<Vec<RenderedFi
     Ok(out.into_values().collect())
 }
 
-/// The files of every node, by node name.
-pub fn render_cluster(
-    cluster: &Cluster,
-) -> Result<BTreeMap<String, Vec<RenderedFile>>, RenderError> {
-    cluster
-        .nodes
-        .iter()
-        .map(|n| Ok((n.name.to_string(), render_node(cluster, n)?)))
-        .collect()
-}
-
 /// What the user-data runs, in order, once the node's layers are unpacked and systemd reloaded.
 pub fn start_plan(cluster: &Cluster, node: &NodeModel) -> Result<Vec<StartStep>, RenderError> {
     let cat = catalog()?;
-    let (_, ctx) = contexts(cluster, node);
+    let (_, ctx) = contexts(&cluster_json(cluster), cluster, node);
+    let ctx = ctx.data();
     let mut steps: Vec<(u32, usize, StartStep)> = Vec::new();
-    for layer in layers_for(cat, &ctx) {
+    for layer in layers_for(cat, ctx) {
         for s in &layer.start {
-            if s.when.iter().all(|c| c.holds(&ctx)) {
+            if s.when.iter().all(|c| c.holds(ctx)) {
                 let step = StartStep {
                     unit: s.unit.clone(),
                     action: s.action,
