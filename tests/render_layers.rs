@@ -307,11 +307,8 @@ fn file_lists_per_role() {
 #[test]
 fn start_order_per_role() {
     let c = cluster("stacked-haproxy");
-    let boot = [
-        "systemd-modules-load.service",
-        "systemd-sysctl.service",
-        "systemd-tmpfiles-setup.service",
-    ];
+    // Never systemd-tmpfiles-setup.service: restarting it empties /tmp.
+    let boot = ["systemd-modules-load.service", "systemd-sysctl.service"];
     let plan = render::start_plan(&c, node(&c, "master-1")).unwrap();
     let restarts: Vec<&str> = plan
         .iter()
@@ -326,7 +323,7 @@ fn start_order_per_role() {
         .collect();
     assert_eq!(tries, ["chrony.service", "systemd-timesyncd.service"]);
     // Restarts come first: modules before sysctl (bridge keys need br_netfilter).
-    assert!(plan[..3].iter().all(|s| s.action == StartAction::Restart));
+    assert!(plan[..2].iter().all(|s| s.action == StartAction::Restart));
     assert_eq!(
         render::units_to_start(&c, node(&c, "master-1")).unwrap(),
         [
@@ -634,4 +631,23 @@ fn every_shipped_profile_renders() {
         }
     }
     assert!(count > 20, "{count} nodes rendered");
+}
+
+#[test]
+fn values_with_line_breaks_are_refused() {
+    // A free-form profile value must not inject lines into a sysctl.d file or a unit.
+    let profile = std::fs::read_to_string(fixture_path("stacked-haproxy"))
+        .unwrap()
+        .replace(
+            "net.core.netdev_max_backlog: \"16384\"",
+            "net.core.netdev_max_backlog: \"1\\nkernel.panic = 0\"",
+        );
+    let c = cluster_from_str(&profile);
+    let err = render::render_node(&c, node(&c, "node-1"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cluster.os.sysctl.net.core.netdev_max_backlog") && err.contains("line break"),
+        "{err}"
+    );
 }

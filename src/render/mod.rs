@@ -64,7 +64,7 @@ pub struct RenderedFile {
 #[serde(rename_all = "kebab-case")]
 pub enum StartAction {
     /// `systemctl restart`: boot-time units that ran before the layers were unpacked
-    /// (systemd-modules-load, systemd-sysctl, systemd-tmpfiles-setup).
+    /// (systemd-modules-load, systemd-sysctl).
     Restart,
     /// `systemctl try-restart`: re-read settings if the service runs at all (chrony or timesyncd).
     TryRestart,
@@ -88,6 +88,10 @@ pub enum RenderError {
         node: String,
         message: String,
     },
+    #[error(
+        "rendering for node {node}: the value of {field} contains a line break or control character, which would inject lines into configuration files; remove it from the profile"
+    )]
+    UnsafeValue { node: String, field: String },
     #[error(
         "rendering for node {node}: {path} comes from both image-layers/{first} and image-layers/{second}"
     )]
@@ -333,6 +337,25 @@ pub fn render_cluster(
         .collect()
 }
 
+/// The dotted path of the first string in `v` holding a control character (templates write values
+/// into line-based formats: unit files, sysctl.d, EnvironmentFiles).
+fn unsafe_value(v: &Value, path: &str) -> Option<String> {
+    match v {
+        Value::String(s) => s.chars().any(char::is_control).then(|| path.to_string()),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| unsafe_value(e, &format!("{path}[{i}]"))),
+        Value::Object(o) => o.iter().find_map(|(k, e)| {
+            if k.chars().any(char::is_control) {
+                return Some(format!("{path}.{}", k.escape_debug()));
+            }
+            unsafe_value(e, &format!("{path}.{k}"))
+        }),
+        _ => None,
+    }
+}
+
 fn render_with(
     cluster_json: &Value,
     cluster: &Cluster,
@@ -340,6 +363,12 @@ fn render_with(
 ) -> Result<Vec<RenderedFile>, RenderError> {
     let cat = catalog()?;
     let (shared_ctx, node_ctx) = contexts(cluster_json, cluster, node);
+    if let Some(field) = unsafe_value(node_ctx.data(), "") {
+        return Err(RenderError::UnsafeValue {
+            node: node.name.to_string(),
+            field: field.trim_start_matches('.').to_string(),
+        });
+    }
     let mut out: BTreeMap<String, RenderedFile> = BTreeMap::new();
     for layer in layers_for(cat, node_ctx.data()) {
         for f in &layer.files {
