@@ -136,14 +136,21 @@ struct Catalog {
     registry: Handlebars<'static>,
 }
 
-static CATALOG: LazyLock<Result<Catalog, String>> =
-    LazyLock::new(|| load_catalog().map_err(|e| e.to_string()));
+/// Parsed once; a broken manifest or template is a defect of this kimage build, reported on use.
+static CATALOG: LazyLock<Result<Catalog, (String, String)>> = LazyLock::new(|| {
+    load_catalog().map_err(|e| match e {
+        RenderError::Manifest { file, message } => (file, message),
+        other => ("*".to_string(), other.to_string()),
+    })
+});
 
 fn catalog() -> Result<&'static Catalog, RenderError> {
-    CATALOG.as_ref().map_err(|message| RenderError::Manifest {
-        file: "*".to_string(),
-        message: message.clone(),
-    })
+    CATALOG
+        .as_ref()
+        .map_err(|(file, message)| RenderError::Manifest {
+            file: file.clone(),
+            message: message.clone(),
+        })
 }
 
 /// Users and groups rendered files may belong to. Only root so far: the etcd user is created on the
