@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kimage's tests use as judges (real components check the output).
+# Idempotent; installs in groups because one combined transaction can hit held-back upgrades.
+set -euo pipefail
+groups=(
+  "openssl iproute2 etcd-server etcd-client haproxy nginx keepalived cloud-init golang-cfssl"
+  "dosfstools mtools genisoimage xorriso pigz hyperfine shellcheck time"
+)
+if [ "${KIMAGE_VM_TESTS:-0}" = 1 ]; then
+  groups+=("qemu-system-x86 qemu-utils mmdebstrap e2fsprogs")
+fi
+missing=()
+for g in "${groups[@]}"; do
+  for p in $g; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+for g in "${groups[@]}"; do
+  want=()
+  for p in $g; do
+    for m in "${missing[@]}"; do [ "$m" = "$p" ] && want+=("$p"); done
+  done
+  [ ${#want[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+done
+# Package installs may start services with default configs; tests run their own instances.
+for s in nginx haproxy keepalived etcd; do
+  command -v systemctl >/dev/null && systemctl stop "$s" 2>/dev/null || true
+  pkill -x "$s" 2>/dev/null || true
+done
