@@ -7,7 +7,13 @@ groups=(
   "dosfstools mtools genisoimage xorriso pigz hyperfine shellcheck time"
 )
 if [ "${KIMAGE_VM_TESTS:-0}" = 1 ]; then
-  groups+=("qemu-system-x86 qemu-utils mmdebstrap e2fsprogs")
+  groups+=("mmdebstrap e2fsprogs")
+  # Debian 12's qemu-system-x86 (7.2) conflicts with a newer qemu-utils from backports that some machines
+  # carry; pin qemu-utils to the same release.
+  if ! command -v qemu-system-x86_64 >/dev/null || ! qemu-img --version 2>/dev/null | grep -q 'version 7\.2'; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 'qemu-utils=1:7.2*' >/dev/null
+  fi
 fi
 missing=()
 for g in "${groups[@]}"; do
@@ -27,6 +33,6 @@ for g in "${groups[@]}"; do
 done
 # Package installs may start services with default configs; tests run their own instances.
 for s in nginx haproxy keepalived etcd; do
-  command -v systemctl >/dev/null && systemctl stop "$s" 2>/dev/null || true
+  if command -v systemctl >/dev/null; then systemctl stop "$s" 2>/dev/null || true; fi
   pkill -x "$s" 2>/dev/null || true
 done
