@@ -159,48 +159,7 @@ pub struct BinariesModel {
     pub cfssl: Option<Version>,
 }
 
-/// A program a node runs, from an upstream release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Binary {
-    KubeApiserver,
-    KubeControllerManager,
-    KubeScheduler,
-    Kubelet,
-    KubeProxy,
-    Kubectl,
-    Etcd,
-    Etcdctl,
-    Etcdutl,
-    Containerd,
-    Runc,
-    Crictl,
-    CniPlugins,
-    Cfssl,
-    Cfssljson,
-}
-
-impl Binary {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Binary::KubeApiserver => "kube-apiserver",
-            Binary::KubeControllerManager => "kube-controller-manager",
-            Binary::KubeScheduler => "kube-scheduler",
-            Binary::Kubelet => "kubelet",
-            Binary::KubeProxy => "kube-proxy",
-            Binary::Kubectl => "kubectl",
-            Binary::Etcd => "etcd",
-            Binary::Etcdctl => "etcdctl",
-            Binary::Etcdutl => "etcdutl",
-            Binary::Containerd => "containerd",
-            Binary::Runc => "runc",
-            Binary::Crictl => "crictl",
-            Binary::CniPlugins => "cni-plugins",
-            Binary::Cfssl => "cfssl",
-            Binary::Cfssljson => "cfssljson",
-        }
-    }
-}
+pub use crate::profile::Binary;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeModel {
@@ -216,8 +175,10 @@ pub struct NodeModel {
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<TaintModel>,
     pub mac: Option<String>,
-    /// Release binaries this node runs.
+    /// Release binaries kimage delivers to this node.
     pub binaries: BTreeSet<Binary>,
+    /// Binaries the node runs that the profile says the image already has (`binaries.exclude`).
+    pub excluded: BTreeSet<Binary>,
 }
 
 impl NodeModel {
@@ -484,8 +445,18 @@ impl Cluster {
                     }
                 }
                 if etcd_member {
-                    binaries.extend([Binary::Etcd, Binary::Etcdctl, Binary::Etcdutl]);
+                    binaries.extend([Binary::Etcd, Binary::Etcdctl]);
+                    // etcdutl was split out of etcdctl in v3.5.
+                    if p.etcd.version.0 >= semver::Version::new(3, 5, 0) {
+                        binaries.insert(Binary::Etcdutl);
+                    }
                 }
+                let excluded: BTreeSet<Binary> = binaries
+                    .iter()
+                    .filter(|b| p.binaries.exclude.contains(b))
+                    .copied()
+                    .collect();
+                binaries.retain(|b| !excluded.contains(b));
                 NodeModel {
                     name: n.name.clone(),
                     role: n.role,
@@ -498,6 +469,7 @@ impl Cluster {
                     taints,
                     mac: n.mac.as_ref().map(|m| m.to_string()),
                     binaries,
+                    excluded,
                 }
             })
             .collect();

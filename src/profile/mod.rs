@@ -375,6 +375,56 @@ pub struct Binaries {
     /// built-in catalog has no digest for cfssl: `kimage lock` resolves it online.
     #[serde(default)]
     pub cfssl: Option<Version>,
+    /// Programs kimage does not deliver because the image already has them (or, in tests, because they
+    /// cannot be had). Their units and configuration are still rendered; `kimage plan` and `build` list
+    /// them as excluded.
+    #[serde(default)]
+    pub exclude: Vec<Binary>,
+}
+
+/// A program a node runs, from an upstream release.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Binary {
+    KubeApiserver,
+    KubeControllerManager,
+    KubeScheduler,
+    Kubelet,
+    KubeProxy,
+    Kubectl,
+    Etcd,
+    Etcdctl,
+    Etcdutl,
+    Containerd,
+    Runc,
+    Crictl,
+    CniPlugins,
+    Cfssl,
+    Cfssljson,
+}
+
+impl Binary {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Binary::KubeApiserver => "kube-apiserver",
+            Binary::KubeControllerManager => "kube-controller-manager",
+            Binary::KubeScheduler => "kube-scheduler",
+            Binary::Kubelet => "kubelet",
+            Binary::KubeProxy => "kube-proxy",
+            Binary::Kubectl => "kubectl",
+            Binary::Etcd => "etcd",
+            Binary::Etcdctl => "etcdctl",
+            Binary::Etcdutl => "etcdutl",
+            Binary::Containerd => "containerd",
+            Binary::Runc => "runc",
+            Binary::Crictl => "crictl",
+            Binary::CniPlugins => "cni-plugins",
+            Binary::Cfssl => "cfssl",
+            Binary::Cfssljson => "cfssljson",
+        }
+    }
 }
 
 #[derive(
