@@ -282,14 +282,13 @@ impl Catalog {
         self.releases.iter().find(|r| r.kind == kind && &r.version == version && r.arch == arch)
     }
 
-    /// The provenance written into a lock for a catalog digest: the entry plus the file it was copied from.
+    /// The provenance written into a lock for a catalog digest: the entry it was copied from and the
+    /// cross-check (the full description of each source is in the catalog's `sources`).
     pub fn provenance(&self, r: &Release) -> String {
-        let key = r.source.split([' ', '(']).next().unwrap_or_default();
-        let mut s = format!("kimage catalog: {}", r.source);
-        if let Some(desc) = self.sources.get(key) {
-            s.push_str(&format!(" from {desc}"));
+        match &r.cross_checked {
+            Some(c) => format!("kimage catalog: {}; cross-checked: {c}", r.source),
+            None => format!("kimage catalog: {}", r.source),
         }
-        s
     }
 }
 

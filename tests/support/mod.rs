@@ -4,3 +4,4 @@
 
 pub mod fixtures;
 pub mod http;
+pub mod releases;
