@@ -58,7 +58,10 @@ fn lock_fetch_and_node_files_end_to_end() {
     let lock = Lock::read(&dir.path().join("kimage.lock")).unwrap();
     assert_eq!(fetched.len(), lock.artifacts.len());
     assert!(fetched.iter().all(|f| matches!(f.outcome, Outcome::Downloaded { .. })));
-    assert!(fetched.iter().all(|f| f.url.starts_with(&format!("{}/m/", srv.url()))), "downloads go to the profile's mirror");
+    assert!(
+        fetched.iter().all(|f| f.url.starts_with(&format!("{}/m/", srv.url()))),
+        "downloads go to the profile's mirror"
+    );
 
     let cluster = Cluster::resolve(&profile::load_str(&text, "t").unwrap().profile);
     let cache = Cache::new(cache_dir.path());
@@ -69,7 +72,8 @@ fn lock_fetch_and_node_files_end_to_end() {
     let etcd = ["etcd", "etcdctl", "etcdutl"];
     let control = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "cfssl", "cfssljson"];
 
-    let mut want_master: BTreeSet<String> = bin(&kube_node).into_iter().chain(bin(&etcd)).chain(bin(&control)).collect();
+    let mut want_master: BTreeSet<String> =
+        bin(&kube_node).into_iter().chain(bin(&etcd)).chain(bin(&control)).collect();
     want_master.extend(set(&cni));
     assert_eq!(installs(&files["master-1"]), want_master);
     assert_eq!(installs(&files["master-2"]), want_master);
@@ -106,7 +110,10 @@ fn lock_fetch_and_node_files_end_to_end() {
     let err = node_files(&cluster, &lock, &cache).unwrap_err();
     assert!(matches!(err, InstallError::Corrupt { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("kubelet v1.35.99 (amd64)") && msg.contains(&kubelet.digest) && msg.contains("run `kimage fetch`"), "{msg}");
+    assert!(
+        msg.contains("kubelet v1.35.99 (amd64)") && msg.contains(&kubelet.digest) && msg.contains("run `kimage fetch`"),
+        "{msg}"
+    );
     assert!(!blob.exists(), "the corrupt entry no longer sits where the cache serves from");
     let again = run_fetch(&fetch_args(&p, cache_dir.path(), None)).unwrap();
     assert_eq!(again.iter().filter(|f| f.outcome != Outcome::Cached).count(), 1);
@@ -117,7 +124,10 @@ fn lock_fetch_and_node_files_end_to_end() {
     std::fs::remove_file(cache.blob(Algorithm::Sha256, &etcd_a.digest)).unwrap();
     std::fs::remove_dir_all(cache.extracted_dir(Algorithm::Sha256, &etcd_a.digest)).unwrap();
     let msg = node_files(&cluster, &lock, &cache).unwrap_err().to_string();
-    assert!(msg.contains("lacks etcd-v3.6.99-linux-amd64.tar.gz v3.6.99 (amd64)") && msg.contains("run `kimage fetch`"), "{msg}");
+    assert!(
+        msg.contains("lacks etcd-v3.6.99-linux-amd64.tar.gz v3.6.99 (amd64)") && msg.contains("run `kimage fetch`"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -131,7 +141,8 @@ fn tarball_mode_installs_from_the_server_and_node_tarballs_via_a_file_mirror() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("cluster.yaml");
     std::fs::write(&p, &text).unwrap();
-    run_lock(&LockArgs { profile: p.clone(), offline: false, mirror: Some(mirror_url.clone()), refresh: false }).unwrap();
+    run_lock(&LockArgs { profile: p.clone(), offline: false, mirror: Some(mirror_url.clone()), refresh: false })
+        .unwrap();
     let cache_dir = tempfile::tempdir().unwrap();
     run_fetch(&fetch_args(&p, cache_dir.path(), Some(mirror_url))).unwrap();
 

@@ -43,7 +43,12 @@ fn artifact(name: &str, url: String, digest: String, format: Format) -> LockedAr
         digest,
         source: "test fixture".into(),
         format,
-        members: vec![Member { binary: name.into(), path: None, install: format!("/usr/local/bin/{name}"), mode: 0o755 }],
+        members: vec![Member {
+            binary: name.into(),
+            path: None,
+            install: format!("/usr/local/bin/{name}"),
+            mode: 0o755,
+        }],
     }
 }
 
@@ -157,7 +162,10 @@ fn wrong_digest_fails_names_everything_and_caches_nothing() {
     let FetchError::Mismatch { quarantined, .. } = &err.errors[0] else { panic!("{err}") };
     assert_eq!(digest_file("sha256sum", quarantined), actual, "the quarantined file is what was downloaded");
     assert!(!cache.blob(Algorithm::Sha256, &expected).exists());
-    assert!(!cache.blob(Algorithm::Sha256, &actual).exists(), "a file is only stored under the digest it was fetched for");
+    assert!(
+        !cache.blob(Algorithm::Sha256, &actual).exists(),
+        "a file is only stored under the digest it was fetched for"
+    );
     assert_eq!(files_under(&cache.root().join("tmp")), Vec::<PathBuf>::new());
     assert_blobs_verified(&cache);
 }
@@ -220,7 +228,12 @@ fn http_404_is_not_retried() {
     a.url = format!("{}/release/v9.9.9/bin/linux/amd64/nothing", fx.srv.url());
     let err = fetch_lock(&lock_of(vec![a]), &cache, &opts(None)).unwrap_err();
     assert!(err.to_string().contains("HTTP 404") && err.to_string().contains("gave up after 1 try"), "{err}");
-    assert_eq!(files_under(cache.root()), Vec::<PathBuf>::new(), "nothing at all is left: {:?}", files_under(cache.root()));
+    assert_eq!(
+        files_under(cache.root()),
+        Vec::<PathBuf>::new(),
+        "nothing at all is left: {:?}",
+        files_under(cache.root())
+    );
 }
 
 #[test]

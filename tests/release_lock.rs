@@ -19,8 +19,9 @@ use support::http::TestServer;
 use support::releases::{FakeUpstream, Versions, profile_yaml};
 
 fn reference() -> Value {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/release-checksums.yaml"))
-        .expect("tests/reference/release-checksums.yaml");
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/release-checksums.yaml"))
+            .expect("tests/reference/release-checksums.yaml");
     serde_yaml_ng::from_str(&text).unwrap()
 }
 
@@ -64,7 +65,10 @@ fn the_catalog_holds_exactly_the_reference_digests_with_their_sources() {
         let kind = CATALOG.kind(kind_of(&name)).unwrap_or_else(|| panic!("no catalog kind for {name}"));
         let release = CATALOG.release(kind_of(&name), &version, arch);
         let Some(digest) = s(e, "digest") else {
-            assert!(release.is_none(), "{name} {version}: the reference has no digest, the catalog must not invent one");
+            assert!(
+                release.is_none(),
+                "{name} {version}: the reference has no digest, the catalog must not invent one"
+            );
             continue;
         };
         let release = release.unwrap_or_else(|| panic!("catalog lacks {name} {version} {arch:?}"));
@@ -140,7 +144,8 @@ fn our_profiles() -> Vec<(String, String)> {
     // The project's own profiles, once they exist on this branch.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
     if let Ok(rd) = std::fs::read_dir(&dir) {
-        let mut paths: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+        let mut paths: Vec<PathBuf> =
+            rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
         paths.sort();
         for p in paths {
             out.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap()));
@@ -157,7 +162,11 @@ fn lock_works_offline_and_is_byte_stable_for_every_profile() {
             .as_sequence()
             .unwrap()
             .iter()
-            .find(|e| s(e, "name").as_deref() == Some(name) && s(e, "version").as_deref() == Some(version) && s(e, "arch").as_deref() == Some(arch))
+            .find(|e| {
+                s(e, "name").as_deref() == Some(name)
+                    && s(e, "version").as_deref() == Some(version)
+                    && s(e, "arch").as_deref() == Some(arch)
+            })
             .and_then(|e| s(e, "digest"))
     };
     for (name, text) in our_profiles() {
@@ -185,7 +194,8 @@ fn lock_works_offline_and_is_byte_stable_for_every_profile() {
         let rows = python_reads(&first.path);
         assert_eq!(rows.len(), parsed.artifacts.len());
         for (file, version, arch, algorithm, digest) in rows {
-            let want = reference_digest(&file, &version, &arch).unwrap_or_else(|| panic!("{name}: {file} {version} not in reference"));
+            let want = reference_digest(&file, &version, &arch)
+                .unwrap_or_else(|| panic!("{name}: {file} {version} not in reference"));
             assert_eq!(digest, want, "{name}: {file} {version} {arch}");
             assert_eq!(algorithm.len(), 6);
         }
@@ -241,7 +251,10 @@ fn a_profile_changed_without_relocking_is_detected() {
     let stale = |text: &str| check_lock(&cluster_of(text), &lock).unwrap_err().to_string();
 
     let msg = stale(&base.replace("version: v1.35.0", "version: v1.35.4"));
-    assert!(msg.contains("kubelet v1.35.4") && msg.contains("pins v1.35.0") && msg.contains("run `kimage lock`"), "{msg}");
+    assert!(
+        msg.contains("kubelet v1.35.4") && msg.contains("pins v1.35.0") && msg.contains("run `kimage lock`"),
+        "{msg}"
+    );
     let msg = stale(&base.replace("arch: amd64", "arch: arm64"));
     assert!(msg.contains("for arm64") && msg.contains("run `kimage lock`"), "{msg}");
     let msg = stale(&base.replace("etcd:\n  version: v3.6.12", "etcd:\n  version: v3.6.10"));
@@ -255,9 +268,13 @@ fn a_profile_changed_without_relocking_is_detected() {
     assert!(stale(etcd_only).contains("kubelet v1.35.0 (amd64), which no node needs"));
 
     // Not stale: another worker (same binary set), a different mirror.
-    let more = base.replace("  - {name: etcd-1", "  - {name: node-2,   role: worker,        address: 192.168.31.74}\n  - {name: etcd-1");
+    let more = base.replace(
+        "  - {name: etcd-1",
+        "  - {name: node-2,   role: worker,        address: 192.168.31.74}\n  - {name: etcd-1",
+    );
     check_lock(&cluster_of(&more), &lock).unwrap();
-    check_lock(&cluster_of(&base.replace("  arch: amd64", "  arch: amd64\n  mirror: http://10.1.1.1/m")), &lock).unwrap();
+    check_lock(&cluster_of(&base.replace("  arch: amd64", "  arch: amd64\n  mirror: http://10.1.1.1/m")), &lock)
+        .unwrap();
 
     // A hand-edited lock (fingerprint) is caught too.
     let mut edited = lock.clone();
@@ -308,8 +325,15 @@ fn uncatalogued_versions_resolve_from_checksum_files_through_an_http_mirror() {
     for name in ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"] {
         let a = by_name(name);
         assert_eq!(a.digest, sha256(up.program(name)), "{name}");
-        assert_eq!(a.source, format!("https://dl.k8s.io/release/v1.35.99/bin/linux/amd64/{name}.sha256 (read through mirror {mirror})"));
-        assert_eq!(a.url, format!("https://dl.k8s.io/release/v1.35.99/bin/linux/amd64/{name}"), "the lock keeps upstream URLs");
+        assert_eq!(
+            a.source,
+            format!("https://dl.k8s.io/release/v1.35.99/bin/linux/amd64/{name}.sha256 (read through mirror {mirror})")
+        );
+        assert_eq!(
+            a.url,
+            format!("https://dl.k8s.io/release/v1.35.99/bin/linux/amd64/{name}"),
+            "the lock keeps upstream URLs"
+        );
     }
     let file_digest = |path: &str| sha256(&up.files[path]);
     let etcd = by_name("etcd-v3.6.99-linux-amd64.tar.gz");
@@ -331,8 +355,17 @@ fn uncatalogued_versions_resolve_from_checksum_files_through_an_http_mirror() {
         file_digest("/containernetworking/plugins/releases/download/v1.9.99/cni-plugins-linux-amd64-v1.9.99.tgz")
     );
     // Shared checksum files are read once.
-    assert_eq!(srv.requests_for("/mirror/cloudflare/cfssl/releases/download/v1.6.5/cfssl_1.6.5_checksums.txt").len(), 1);
-    assert!(srv.requests().iter().all(|r| r.path.ends_with(".sha256") || r.path.ends_with("SUMS") || r.path.ends_with(".sha256sum") || r.path.ends_with(".txt")), "only checksum files are read");
+    assert_eq!(
+        srv.requests_for("/mirror/cloudflare/cfssl/releases/download/v1.6.5/cfssl_1.6.5_checksums.txt").len(),
+        1
+    );
+    assert!(
+        srv.requests().iter().all(|r| r.path.ends_with(".sha256")
+            || r.path.ends_with("SUMS")
+            || r.path.ends_with(".sha256sum")
+            || r.path.ends_with(".txt")),
+        "only checksum files are read"
+    );
     let bytes = std::fs::read(&out.path).unwrap();
     python_reads(&out.path);
 
@@ -350,7 +383,10 @@ fn uncatalogued_versions_resolve_from_checksum_files_through_an_http_mirror() {
     let err = run_lock(&LockArgs { offline: false, refresh: true, mirror: Some(empty.url()), ..lock_args(&p) })
         .unwrap_err()
         .to_string();
-    assert!(err.contains("kubelet v1.35.99 (amd64)") && err.contains("HTTP 404") && err.contains(&empty.url()), "{err}");
+    assert!(
+        err.contains("kubelet v1.35.99 (amd64)") && err.contains("HTTP 404") && err.contains(&empty.url()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -370,11 +406,16 @@ fn kubernetes_tarballs_resolve_from_the_changelog_through_a_file_mirror() {
     assert_eq!(node.digest, sha512(&up.files["/v1.35.99/kubernetes-node-linux-arm64.tar.gz"]));
     assert_eq!(
         server.source,
-        format!("https://raw.githubusercontent.com/kubernetes/kubernetes/master/CHANGELOG/CHANGELOG-1.35.md (read through mirror {mirror})")
+        format!(
+            "https://raw.githubusercontent.com/kubernetes/kubernetes/master/CHANGELOG/CHANGELOG-1.35.md (read through mirror {mirror})"
+        )
     );
     // Control planes take everything from the server tarball; the worker's kubelet comes from the node one.
     let server_bins: Vec<&str> = server.members.iter().map(|m| m.binary.as_str()).collect();
-    assert_eq!(server_bins, ["kube-apiserver", "kube-controller-manager", "kube-proxy", "kube-scheduler", "kubectl", "kubelet"]);
+    assert_eq!(
+        server_bins,
+        ["kube-apiserver", "kube-controller-manager", "kube-proxy", "kube-scheduler", "kubectl", "kubelet"]
+    );
     let node_bins: Vec<&str> = node.members.iter().map(|m| m.binary.as_str()).collect();
     assert_eq!(node_bins, ["kube-proxy", "kubelet"]);
     assert!(out.lock.artifacts.iter().all(|a| a.arch == profile::Arch::Arm64));

@@ -142,11 +142,7 @@ impl Member {
     /// For a `*` member: the archive directory it takes every executable file of (`""` for the top).
     pub fn glob_dir(&self) -> Option<&str> {
         let p = self.path.as_deref()?;
-        if p == "*" {
-            Some("")
-        } else {
-            p.strip_suffix("/*")
-        }
+        if p == "*" { Some("") } else { p.strip_suffix("/*") }
     }
 }
 
@@ -317,7 +313,9 @@ mod tests {
     #[test]
     fn rejects_bad_entries() {
         let base = CATALOG_TEXT.split("\nreleases:").next().unwrap().to_string();
-        let bad = format!("{base}\nreleases:\n  - {{kind: kubelet, version: v1.0.0, arch: amd64, sha256: abc, source: kubespray}}\n");
+        let bad = format!(
+            "{base}\nreleases:\n  - {{kind: kubelet, version: v1.0.0, arch: amd64, sha256: abc, source: kubespray}}\n"
+        );
         assert!(Catalog::parse(&bad).unwrap_err().contains("does not fit"));
         let bad = format!(
             "{base}\nreleases:\n  - {{kind: kubelet, version: v1.0.0, arch: amd64, sha256: {}, source: nowhere}}\n",

@@ -73,7 +73,9 @@ pub enum CommandError {
     Fetch(#[from] FetchFailed),
     #[error(transparent)]
     Cache(#[from] CacheError),
-    #[error("--mirror {0}: is not an http://, https:// or file:// URL; give a base URL such as http://10.0.0.1:8080/releases")]
+    #[error(
+        "--mirror {0}: is not an http://, https:// or file:// URL; give a base URL such as http://10.0.0.1:8080/releases"
+    )]
     BadMirror(String),
 }
 
@@ -123,8 +125,7 @@ pub fn run_lock(args: &LockArgs) -> Result<LockOutcome, CommandError> {
     if written {
         lock.write(&path)?;
     }
-    let from_catalog =
-        lock.artifacts.iter().filter(|a| CATALOG.release(&a.kind, &a.version, a.arch).is_some()).count();
+    let from_catalog = lock.artifacts.iter().filter(|a| CATALOG.release(&a.kind, &a.version, a.arch).is_some()).count();
     let verb = if written { "wrote" } else { "unchanged:" };
     println!(
         "{verb} {} ({} artifacts: {from_catalog} from the built-in catalog, {} from upstream checksum files)",

@@ -129,6 +129,17 @@ struct Job<'a> {
     progress: &'a Progress,
 }
 
+/// A download in progress: the partial file and the digest of what it holds so far.
+struct Partial<'a> {
+    file: File,
+    path: &'a Path,
+    hasher: Hasher,
+    /// Bytes written (and hashed) so far.
+    offset: u64,
+    /// Whether a server honoured a Range request for it.
+    resumed: bool,
+}
+
 /// Why one transfer attempt stopped.
 enum Stop {
     Net(NetError),
@@ -151,11 +162,18 @@ impl Job<'_> {
         let mut replaced = false;
         match self.cache.check_blob(a.algorithm, &a.digest).map_err(|e| self.io_err("verifying", &blob, e))? {
             BlobState::Valid { bytes } => {
-                self.progress.note(&format!("{}: in the cache, {} verified ({bytes} bytes)", self.label(), a.algorithm));
+                self.progress.note(&format!(
+                    "{}: in the cache, {} verified ({bytes} bytes)",
+                    self.label(),
+                    a.algorithm
+                ));
                 return Ok(Fetched { artifact: self.label(), url, path: blob, bytes, outcome: Outcome::Cached });
             }
             BlobState::Corrupt { actual } => {
-                let q = self.cache.quarantine(&blob, a.algorithm, &a.digest).map_err(|e| self.io_err("quarantining", &blob, e))?;
+                let q = self
+                    .cache
+                    .quarantine(&blob, a.algorithm, &a.digest)
+                    .map_err(|e| self.io_err("quarantining", &blob, e))?;
                 self.progress.note(&format!(
                     "{}: cache entry {} is corrupt (expected {} {}, got {actual}); moved to {}, downloading again",
                     self.label(),
@@ -198,10 +216,12 @@ impl Job<'_> {
                 quarantined,
             });
         }
-        let path = self.cache.commit(&partial, a.algorithm, &a.digest).map_err(|e| self.io_err("storing", &partial, e))?;
+        let path =
+            self.cache.commit(&partial, a.algorithm, &a.digest).map_err(|e| self.io_err("storing", &partial, e))?;
         bar.done("verified");
         self.progress.note(&format!("{}: {bytes} bytes, {} verified", self.label(), a.algorithm));
-        let outcome = if replaced { Outcome::Replaced { resumed, tries } } else { Outcome::Downloaded { resumed, tries } };
+        let outcome =
+            if replaced { Outcome::Replaced { resumed, tries } } else { Outcome::Downloaded { resumed, tries } };
         Ok(Fetched { artifact: self.label(), url, path, bytes, outcome })
     }
 
@@ -240,7 +260,12 @@ impl Job<'_> {
 
     /// HTTP(S): returns (digest, bytes, resumed, tries). A partial file left by an earlier run is resumed;
     /// if that ends in a wrong digest, the download is done once more from scratch before giving up.
-    fn download(&self, url: &str, partial: &Path, bar: &mut ArtifactProgress) -> Result<(String, u64, bool, u32), FetchError> {
+    fn download(
+        &self,
+        url: &str,
+        partial: &Path,
+        bar: &mut ArtifactProgress,
+    ) -> Result<(String, u64, bool, u32), FetchError> {
         let mut from_scratch = false;
         loop {
             let mut file = OpenOptions::new()
@@ -255,26 +280,26 @@ impl Job<'_> {
             }
             // Hash what an earlier run left, then continue after it.
             let mut hasher = self.a.algorithm.hasher();
-            let mut offset = hash_prefix(&mut file, &mut hasher).map_err(|e| self.io_err("reading", partial, e))?;
+            let offset = hash_prefix(&mut file, &mut hasher).map_err(|e| self.io_err("reading", partial, e))?;
             let had_prefix = offset > 0;
-            let mut resumed = false;
+            let mut p = Partial { file, path: partial, hasher, offset, resumed: false };
             let mut tries = 0;
             loop {
                 tries += 1;
-                match self.transfer(url, &mut file, partial, &mut hasher, &mut offset, bar, &mut resumed) {
+                match self.transfer(url, &mut p, bar) {
                     Ok(()) => break,
                     Err(Stop::Io(action, path, source)) => {
                         return Err(FetchError::Io { artifact: self.label(), action, path, source });
                     }
                     Err(Stop::Net(e)) if e.transient() && tries < self.opts.retry.attempts => {
                         let wait = self.opts.retry.delay(tries);
+                        let at = if p.offset > 0 { format!(", resuming at byte {}", p.offset) } else { String::new() };
                         self.progress.note(&format!(
-                            "{}: {e}; retrying in {:.1}s (try {} of {}){}",
+                            "{}: {e}; retrying in {:.1}s (try {} of {}){at}",
                             self.label(),
                             wait.as_secs_f64(),
                             tries + 1,
                             self.opts.retry.attempts,
-                            if offset > 0 { format!(", resuming at byte {offset}") } else { String::new() }
                         ));
                         bar.message("retrying");
                         thread::sleep(wait);
@@ -288,12 +313,17 @@ impl Job<'_> {
                             NetError::Http { detail, .. } => detail,
                             other => other.to_string(),
                         };
-                        return Err(FetchError::Download { artifact: self.label(), url: url.to_string(), detail, tries });
+                        return Err(FetchError::Download {
+                            artifact: self.label(),
+                            url: url.to_string(),
+                            detail,
+                            tries,
+                        });
                     }
                 }
             }
-            file.sync_all().map_err(|e| self.io_err("syncing", partial, e))?;
-            let actual = hasher.finish();
+            p.file.sync_all().map_err(|e| self.io_err("syncing", partial, e))?;
+            let actual = p.hasher.finish();
             if actual != self.a.digest && had_prefix && !from_scratch {
                 self.progress.note(&format!(
                     "{}: the download resumed from an earlier run does not verify; downloading it again from the start",
@@ -302,30 +332,24 @@ impl Job<'_> {
                 from_scratch = true;
                 continue;
             }
-            return Ok((actual, offset, resumed, tries));
+            return Ok((actual, p.offset, p.resumed, tries));
         }
     }
 
-    /// One GET (with Range when `offset` > 0) streamed into `file` and `hasher`.
-    fn transfer(
-        &self,
-        url: &str,
-        file: &mut File,
-        partial: &Path,
-        hasher: &mut Hasher,
-        offset: &mut u64,
-        bar: &mut ArtifactProgress,
-        resumed: &mut bool,
-    ) -> Result<(), Stop> {
-        let io_stop = |action: &'static str, e: io::Error| Stop::Io(action, partial.to_path_buf(), e);
-        let restart = |file: &mut File, hasher: &mut Hasher, offset: &mut u64| -> Result<(), Stop> {
-            file.set_len(0).map_err(|e| io_stop("truncating", e))?;
-            file.seek(SeekFrom::Start(0)).map_err(|e| io_stop("seeking", e))?;
-            *hasher = self.a.algorithm.hasher();
-            *offset = 0;
-            Ok(())
-        };
-        let mut resp = self.net.get(url, (*offset > 0).then_some(*offset)).map_err(Stop::Net)?;
+    /// Empties the partial file to start the download over.
+    fn restart(&self, p: &mut Partial) -> Result<(), Stop> {
+        let io_stop = |action: &'static str, e: io::Error| Stop::Io(action, p.path.to_path_buf(), e);
+        p.file.set_len(0).map_err(|e| io_stop("truncating", e))?;
+        p.file.seek(SeekFrom::Start(0)).map_err(|e| io_stop("seeking", e))?;
+        p.hasher = self.a.algorithm.hasher();
+        p.offset = 0;
+        Ok(())
+    }
+
+    /// One GET (with Range when the partial file has bytes) streamed into the file and the hasher.
+    fn transfer(&self, url: &str, p: &mut Partial, bar: &mut ArtifactProgress) -> Result<(), Stop> {
+        let transient = |detail: String| Stop::Net(NetError::Http { url: url.to_string(), detail, transient: true });
+        let mut resp = self.net.get(url, (p.offset > 0).then_some(p.offset)).map_err(Stop::Net)?;
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => {
                 let start = resp
@@ -335,31 +359,24 @@ impl Job<'_> {
                     .and_then(|v| v.strip_prefix("bytes "))
                     .and_then(|v| v.split('-').next())
                     .and_then(|v| v.parse::<u64>().ok());
-                if start != Some(*offset) {
-                    restart(file, hasher, offset)?;
-                    return Err(Stop::Net(NetError::Http {
-                        url: url.to_string(),
-                        detail: "the server answered the Range request with another range".into(),
-                        transient: true,
-                    }));
+                if start != Some(p.offset) {
+                    self.restart(p)?;
+                    return Err(transient("the server answered the Range request with another range".into()));
                 }
-                *resumed = true;
+                p.resumed = true;
             }
             StatusCode::RANGE_NOT_SATISFIABLE => {
-                restart(file, hasher, offset)?;
-                return Err(Stop::Net(NetError::Http {
-                    url: url.to_string(),
-                    detail: "the server refused to resume (416)".into(),
-                    transient: true,
-                }));
+                self.restart(p)?;
+                return Err(transient("the server refused to resume (416)".into()));
             }
             // A full answer (the server ignored Range, or none was sent): start over.
-            _ if *offset > 0 => restart(file, hasher, offset)?,
+            _ if p.offset > 0 => self.restart(p)?,
             _ => {}
         }
-        file.seek(SeekFrom::Start(*offset)).map_err(|e| io_stop("seeking", e))?;
-        let total = resp.content_length().map(|l| l + *offset);
-        bar.start(total, *offset);
+        let io_stop = |action: &'static str, e: io::Error| Stop::Io(action, p.path.to_path_buf(), e);
+        p.file.seek(SeekFrom::Start(p.offset)).map_err(|e| io_stop("seeking", e))?;
+        let total = resp.content_length().map(|l| l + p.offset);
+        bar.start(total, p.offset);
         bar.message("");
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -369,24 +386,16 @@ impl Job<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let of = total.map(|t| format!(" of {t}")).unwrap_or_default();
-                    return Err(Stop::Net(NetError::Http {
-                        url: url.to_string(),
-                        detail: format!("connection lost after {offset}{of} bytes: {}", chain(&e)),
-                        transient: true,
-                    }));
+                    return Err(transient(format!("connection lost after {}{of} bytes: {}", p.offset, chain(&e))));
                 }
             };
-            file.write_all(&buf[..n]).map_err(|e| io_stop("writing", e))?;
-            hasher.update(&buf[..n]);
-            *offset += n as u64;
+            p.file.write_all(&buf[..n]).map_err(|e| io_stop("writing", e))?;
+            p.hasher.update(&buf[..n]);
+            p.offset += n as u64;
             bar.inc(n as u64);
         }
         match total {
-            Some(t) if *offset < t => Err(Stop::Net(NetError::Http {
-                url: url.to_string(),
-                detail: format!("connection closed after {offset} of {t} bytes"),
-                transient: true,
-            })),
+            Some(t) if p.offset < t => Err(transient(format!("connection closed after {} of {t} bytes", p.offset))),
             _ => Ok(()),
         }
     }

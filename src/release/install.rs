@@ -17,6 +17,11 @@ use super::lock::{Lock, LockedArtifact, StaleLock, check_lock};
 use super::need::node_needs;
 use crate::model::Cluster;
 
+/// Per node: each artifact it needs and the members it wants out of it.
+type NodeNeeds<'a> = Vec<(String, Vec<(&'a LockedArtifact, BTreeSet<Member>)>)>;
+/// Per member of an artifact: (install path, file in the cache) — several for a `*` member.
+type MemberFiles = BTreeMap<Member, Vec<(String, PathBuf)>>;
+
 /// One file a node gets from a release artifact.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct InstallFile {
@@ -41,7 +46,14 @@ pub enum InstallError {
         "cache entry {} for {artifact} is corrupt (expected {algorithm} {expected}, got {actual}); it was moved to {}; run `kimage fetch` to download it again",
         path.display(), quarantined.display()
     )]
-    Corrupt { path: PathBuf, artifact: String, algorithm: Algorithm, expected: String, actual: String, quarantined: PathBuf },
+    Corrupt {
+        path: PathBuf,
+        artifact: String,
+        algorithm: Algorithm,
+        expected: String,
+        actual: String,
+        quarantined: PathBuf,
+    },
     #[error("{artifact}: the archive has no {member}; the catalog's member list does not fit this release")]
     NoMember { artifact: String, member: String },
     #[error("{artifact}: {action} {}: {source}", path.display())]
@@ -50,9 +62,13 @@ pub enum InstallError {
 
 /// Every node's release files (by node name, each list sorted by install path), after checking that the
 /// lock fits the profile and that every byte in the cache still has its locked digest.
-pub fn node_files(cluster: &Cluster, lock: &Lock, cache: &Cache) -> Result<BTreeMap<String, Vec<InstallFile>>, InstallError> {
+pub fn node_files(
+    cluster: &Cluster,
+    lock: &Lock,
+    cache: &Cache,
+) -> Result<BTreeMap<String, Vec<InstallFile>>, InstallError> {
     check_lock(cluster, lock)?;
-    let per_node: Vec<(String, Vec<(&LockedArtifact, BTreeSet<Member>)>)> = cluster
+    let per_node: NodeNeeds = cluster
         .nodes
         .iter()
         .map(|n| {
@@ -67,10 +83,14 @@ pub fn node_files(cluster: &Cluster, lock: &Lock, cache: &Cache) -> Result<BTree
     let mut wanted: BTreeMap<(Algorithm, String), (&LockedArtifact, BTreeSet<Member>)> = BTreeMap::new();
     for (_, needs) in &per_node {
         for (a, members) in needs {
-            wanted.entry((a.algorithm, a.digest.clone())).or_insert_with(|| (a, BTreeSet::new())).1.extend(members.iter().cloned());
+            wanted
+                .entry((a.algorithm, a.digest.clone()))
+                .or_insert_with(|| (a, BTreeSet::new()))
+                .1
+                .extend(members.iter().cloned());
         }
     }
-    let prepared: Vec<((Algorithm, String), BTreeMap<Member, Vec<(String, PathBuf)>>)> = wanted
+    let prepared: Vec<((Algorithm, String), MemberFiles)> = wanted
         .into_par_iter()
         .map(|(key, (a, members))| prepare(cache, a, &members).map(|m| (key, m)))
         .collect::<Result<_, _>>()?;
@@ -167,11 +187,7 @@ fn member_wants(m: &Member, path: &str, mode: u32) -> bool {
 }
 
 /// Files for each member of one artifact: (install path, cache path).
-fn prepare(
-    cache: &Cache,
-    a: &LockedArtifact,
-    members: &BTreeSet<Member>,
-) -> Result<BTreeMap<Member, Vec<(String, PathBuf)>>, InstallError> {
+fn prepare(cache: &Cache, a: &LockedArtifact, members: &BTreeSet<Member>) -> Result<MemberFiles, InstallError> {
     if a.format == Format::File {
         let blob = verified_blob(cache, a)?;
         return Ok(members.iter().map(|m| (m.clone(), vec![(m.install.clone(), blob.clone())])).collect());
@@ -179,11 +195,16 @@ fn prepare(
     let dir = cache.extracted_dir(a.algorithm, &a.digest);
     let files_dir = dir.join("files");
     let index_path = dir.join("index.json");
-    let io_err = |action, path: &Path, source| InstallError::Io { artifact: a.label(), action, path: path.to_path_buf(), source };
+    let io_err = |action, path: &Path, source| InstallError::Io {
+        artifact: a.label(),
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
     let mut index: Option<Index> = fs::read(&index_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
 
     // Which extracted files are there and still verify; anything else forces an extraction pass.
-    let usable = |index: &Index| -> Option<BTreeMap<Member, Vec<(String, PathBuf)>>> {
+    let usable = |index: &Index| -> Option<MemberFiles> {
         let mut out = BTreeMap::new();
         for m in members {
             let mut files = Vec::new();

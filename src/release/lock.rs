@@ -129,7 +129,12 @@ impl Lock {
         }
         for a in &lock.artifacts {
             if !a.algorithm.is_digest(&a.digest) {
-                return Err(parse(format!("{}: `{}` is not a lowercase-hex {} digest", a.label(), a.digest, a.algorithm)));
+                return Err(parse(format!(
+                    "{}: `{}` is not a lowercase-hex {} digest",
+                    a.label(),
+                    a.digest,
+                    a.algorithm
+                )));
             }
         }
         Ok(lock)
@@ -143,7 +148,8 @@ impl Lock {
 
     /// Writes atomically: temp file, fsync, rename, fsync the directory.
     pub fn write(&self, path: &Path) -> Result<(), LockFileError> {
-        write_atomic(path, self.to_toml().as_bytes()).map_err(|source| LockFileError::Write { path: path.to_path_buf(), source })
+        write_atomic(path, self.to_toml().as_bytes())
+            .map_err(|source| LockFileError::Write { path: path.to_path_buf(), source })
     }
 
     pub fn artifact(&self, key: &ArtifactKey) -> Option<&LockedArtifact> {
@@ -180,7 +186,8 @@ pub fn check_lock(cluster: &Cluster, lock: &Lock) -> Result<(), StaleLock> {
             None => match lock.artifacts.iter().find(|a| a.kind == key.kind) {
                 Some(a) if a.arch == key.arch => {
                     changed.insert(a.kind.clone());
-                    reasons.push(format!("the profile wants {} {}, the lock pins {}", key.kind, key.version, a.version));
+                    reasons
+                        .push(format!("the profile wants {} {}, the lock pins {}", key.kind, key.version, a.version));
                 }
                 Some(a) => {
                     changed.insert(a.kind.clone());
@@ -323,8 +330,8 @@ impl Online<'_> {
             .or_insert_with(|| net.get_text(&fetch_url).map_err(|e: NetError| e.to_string()))
             .clone()
             .map_err(|e| format!("reading its checksum file: {e}"))?;
-        let digest = find_digest(format, &text, file, version, algorithm)
-            .map_err(|e| format!("in {fetch_url}: {e}"))?;
+        let digest =
+            find_digest(format, &text, file, version, algorithm).map_err(|e| format!("in {fetch_url}: {e}"))?;
         let source = match mirror {
             Some(m) => format!("{checksum_url} (read through mirror {m})"),
             None => checksum_url.to_string(),

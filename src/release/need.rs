@@ -85,10 +85,7 @@ pub fn node_needs(cluster: &Cluster, node: &NodeModel) -> Needs {
         let members: Vec<Member> =
             kind.members_for(&version, arch).into_iter().filter(|m| m.binary == b.name()).collect();
         debug_assert!(!members.is_empty(), "kind {kind_name} has no member for {}", b.name());
-        needs
-            .entry(ArtifactKey { kind: kind_name.to_string(), version, arch })
-            .or_default()
-            .extend(members);
+        needs.entry(ArtifactKey { kind: kind_name.to_string(), version, arch }).or_default().extend(members);
     }
     needs
 }

@@ -166,7 +166,12 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
         }
     };
     let log = |status: u16| {
-        state.lock().unwrap().log.push(Logged { method: method.clone(), path: path.clone(), range: range.clone(), status });
+        state.lock().unwrap().log.push(Logged {
+            method: method.clone(),
+            path: path.clone(),
+            range: range.clone(),
+            status,
+        });
     };
     let Some(mut body) = body else {
         log(404);
@@ -203,7 +208,8 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
         None => (200, &body[..], vec![]),
     };
     log(status);
-    let mut head = format!("HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nConnection: close\r\n", reason(status), slice.len());
+    let mut head =
+        format!("HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nConnection: close\r\n", reason(status), slice.len());
     for h in &extra {
         head.push_str(h);
         head.push_str("\r\n");

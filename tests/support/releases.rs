@@ -107,7 +107,10 @@ impl FakeUpstream {
         );
         f.files.insert(format!("/v{k}/kubernetes-server-linux-{arch}.tar.gz"), server);
         f.files.insert(format!("/v{k}/kubernetes-node-linux-{arch}.tar.gz"), node);
-        f.files.insert(format!("/kubernetes/kubernetes/master/CHANGELOG/CHANGELOG-{maj}.{min}.md"), changelog.into_bytes());
+        f.files.insert(
+            format!("/kubernetes/kubernetes/master/CHANGELOG/CHANGELOG-{maj}.{min}.md"),
+            changelog.into_bytes(),
+        );
 
         // etcd: tarball with a versioned top directory; SHA256SUMS lists every asset.
         let e = &v.etcd;
@@ -129,10 +132,11 @@ impl FakeUpstream {
 
         // containerd: bin/… tarball, `DIGEST  NAME` sidecar.
         let c = &v.containerd;
-        let members: Vec<(String, Vec<u8>, u32)> = ["containerd", "containerd-shim-runc-v2", "ctr", "containerd-stress"]
-            .iter()
-            .map(|n| (format!("bin/{n}"), prog(&mut f, n, c), 0o755))
-            .collect();
+        let members: Vec<(String, Vec<u8>, u32)> =
+            ["containerd", "containerd-shim-runc-v2", "ctr", "containerd-stress"]
+                .iter()
+                .map(|n| (format!("bin/{n}"), prog(&mut f, n, c), 0o755))
+                .collect();
         let ctd = tar_gz(&as_refs(&members), false);
         let name = format!("containerd-{c}-linux-{arch}.tar.gz");
         let base = format!("/containerd/containerd/releases/download/v{c}/{name}");
