@@ -183,3 +183,41 @@ pub fn run_fetch(args: &FetchArgs) -> Result<Vec<Fetched>, CommandError> {
 fn fmt_duration(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum Cmd {
+        Lock(LockArgs),
+        Fetch(FetchArgs),
+    }
+
+    #[test]
+    fn arguments_fit_a_cli() {
+        Cli::command().debug_assert();
+        let cli = Cli::parse_from(["kimage", "fetch", "--mirror", "file:///srv/m", "-j", "8", "--plain"]);
+        let Cmd::Fetch(f) = cli.cmd else { panic!() };
+        assert_eq!((f.mirror.as_deref(), f.jobs, f.plain), (Some("file:///srv/m"), 8, true));
+        assert!(Cli::try_parse_from(["kimage", "fetch", "--plain", "--quiet"]).is_err());
+        let Cmd::Lock(l) = Cli::parse_from(["kimage", "lock", "--profile", "p.yaml", "--offline"]).cmd else { panic!() };
+        assert_eq!((l.profile, l.offline), (PathBuf::from("p.yaml"), true));
+    }
+
+    #[test]
+    fn a_bad_mirror_is_refused_with_the_fix() {
+        let e = check_mirror(Some(&"ftp://x".to_string())).unwrap_err().to_string();
+        assert!(e.contains("--mirror ftp://x") && e.contains("http://10.0.0.1:8080/releases"), "{e}");
+        assert_eq!(lock_path(Path::new("cluster.yaml")), PathBuf::from("kimage.lock"));
+        assert_eq!(lock_path(Path::new("/a/b/p.yaml")), PathBuf::from("/a/b/kimage.lock"));
+    }
+}
