@@ -209,7 +209,9 @@ mod tests {
         let Cmd::Fetch(f) = cli.cmd else { panic!() };
         assert_eq!((f.mirror.as_deref(), f.jobs, f.plain), (Some("file:///srv/m"), 8, true));
         assert!(Cli::try_parse_from(["kimage", "fetch", "--plain", "--quiet"]).is_err());
-        let Cmd::Lock(l) = Cli::parse_from(["kimage", "lock", "--profile", "p.yaml", "--offline"]).cmd else { panic!() };
+        let Cmd::Lock(l) = Cli::parse_from(["kimage", "lock", "--profile", "p.yaml", "--offline"]).cmd else {
+            panic!()
+        };
         assert_eq!((l.profile, l.offline), (PathBuf::from("p.yaml"), true));
     }
 
