@@ -7,8 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::Serialize;
 
 use crate::profile::{
-    self, Arch, BinarySource, Cidr, Cni, Endpoint, EtcdTopology, Host, KeyAlgorithm, LayersFrom,
-    LoadBalancerKind, NodeName, Profile, ProxyMode, Role, San, TaintEffect, Url, Version, defaults,
+    self, Arch, BinarySource, Cidr, Cni, Endpoint, EtcdTopology, Host, KeyAlgorithm,
+    KubernetesFrom, LayersFrom, LoadBalancerKind, NodeName, Profile, ProxyMode, Role, San,
+    TaintEffect, Url, Version, defaults,
 };
 
 /// Labels and taints kubeadm puts on control-plane nodes.
@@ -157,6 +158,7 @@ pub struct BinariesModel {
     pub source: BinarySource,
     pub mirror: Option<Url>,
     pub cfssl: Option<Version>,
+    pub kubernetes_from: KubernetesFrom,
 }
 
 pub use crate::profile::Binary;
@@ -504,6 +506,7 @@ impl Cluster {
                 source: p.binaries.source,
                 mirror: p.binaries.mirror.clone(),
                 cfssl: p.binaries.cfssl.clone(),
+                kubernetes_from: p.binaries.kubernetes_from,
             },
             layers: p.layers.clone(),
             os: p.os.clone(),

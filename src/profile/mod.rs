@@ -380,6 +380,41 @@ pub struct Binaries {
     /// them as excluded.
     #[serde(default)]
     pub exclude: Vec<Binary>,
+    /// `files`: each Kubernetes binary is its own download (sha256 published beside it); `tarballs`: the
+    /// binaries come out of the kubernetes-server and kubernetes-node tarballs, whose SHA512 the release
+    /// CHANGELOG publishes.
+    #[serde(default)]
+    pub kubernetes_from: KubernetesFrom,
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Deserialize,
+    Serialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum KubernetesFrom {
+    #[default]
+    Files,
+    Tarballs,
+}
+
+impl KubernetesFrom {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KubernetesFrom::Files => "files",
+            KubernetesFrom::Tarballs => "tarballs",
+        }
+    }
 }
 
 /// A program a node runs, from an upstream release.
