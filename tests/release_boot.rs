@@ -12,11 +12,11 @@ use std::process::{Command, Output};
 use kimage::model::Cluster;
 use kimage::profile;
 use kimage::release::boot::{FETCH_SCRIPT, boot_manifests};
-use kimage::release::command::{LockArgs, run_lock};
+use kimage::release::command::LockArgs;
 use kimage::release::lock::Lock;
 use support::fixtures::{require, sha256};
 use support::http::{Fault, TestServer};
-use support::releases::{FakeUpstream, Versions, profile_yaml};
+use support::releases::{FakeUpstream, Versions, lock, profile_yaml};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("image-layers/boot/kimage-fetch")
@@ -85,12 +85,14 @@ fn the_node_installs_verified_binaries_and_refuses_a_corrupt_one() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("cluster.yaml");
     std::fs::write(&p, &text).unwrap();
-    run_lock(&LockArgs {
-        profile: p.clone(),
-        offline: false,
-        mirror: None,
-        refresh: false,
-    })
+    lock(
+        &p,
+        &LockArgs {
+            offline: false,
+            mirror: None,
+            refresh: false,
+        },
+    )
     .unwrap();
     let lock = Lock::read(&dir.path().join("kimage.lock")).unwrap();
     let cluster = Cluster::resolve(&profile::load_str(&text, "t").unwrap().profile);

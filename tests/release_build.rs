@@ -11,18 +11,17 @@ use std::path::Path;
 use kimage::model::Cluster;
 use kimage::profile;
 use kimage::release::cache::Cache;
-use kimage::release::command::{FetchArgs, LockArgs, run_fetch, run_lock};
+use kimage::release::command::{FetchArgs, LockArgs};
 use kimage::release::digest::Algorithm;
 use kimage::release::fetch::Outcome;
 use kimage::release::install::{InstallError, node_files};
 use kimage::release::lock::Lock;
 use support::fixtures::{digest_file, sha256};
 use support::http::TestServer;
-use support::releases::{FakeUpstream, Versions, profile_yaml};
+use support::releases::{FakeUpstream, Versions, fetch, lock, profile_yaml};
 
-fn fetch_args(profile: &Path, cache: &Path, mirror: Option<String>) -> FetchArgs {
+fn fetch_args(cache: &Path, mirror: Option<String>) -> FetchArgs {
     FetchArgs {
-        profile: profile.to_path_buf(),
         mirror,
         lock: None,
         cache: Some(cache.to_path_buf()),
@@ -55,16 +54,18 @@ fn lock_fetch_and_node_files_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("cluster.yaml");
     std::fs::write(&p, &text).unwrap();
-    run_lock(&LockArgs {
-        profile: p.clone(),
-        offline: false,
-        mirror: None,
-        refresh: false,
-    })
+    lock(
+        &p,
+        &LockArgs {
+            offline: false,
+            mirror: None,
+            refresh: false,
+        },
+    )
     .unwrap();
 
     let cache_dir = tempfile::tempdir().unwrap();
-    let fetched = run_fetch(&fetch_args(&p, cache_dir.path(), None)).unwrap();
+    let fetched = fetch(&p, &fetch_args(cache_dir.path(), None)).unwrap();
     let lock = Lock::read(&dir.path().join("kimage.lock")).unwrap();
     assert_eq!(fetched.len(), lock.artifacts.len());
     assert!(
@@ -177,7 +178,7 @@ fn lock_fetch_and_node_files_end_to_end() {
         !blob.exists(),
         "the corrupt entry no longer sits where the cache serves from"
     );
-    let again = run_fetch(&fetch_args(&p, cache_dir.path(), None)).unwrap();
+    let again = fetch(&p, &fetch_args(cache_dir.path(), None)).unwrap();
     assert_eq!(
         again
             .iter()
@@ -210,15 +211,17 @@ fn tarball_mode_installs_from_the_server_and_node_tarballs_via_a_file_mirror() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("cluster.yaml");
     std::fs::write(&p, &text).unwrap();
-    run_lock(&LockArgs {
-        profile: p.clone(),
-        offline: false,
-        mirror: Some(mirror_url.clone()),
-        refresh: false,
-    })
+    lock(
+        &p,
+        &LockArgs {
+            offline: false,
+            mirror: Some(mirror_url.clone()),
+            refresh: false,
+        },
+    )
     .unwrap();
     let cache_dir = tempfile::tempdir().unwrap();
-    run_fetch(&fetch_args(&p, cache_dir.path(), Some(mirror_url))).unwrap();
+    fetch(&p, &fetch_args(cache_dir.path(), Some(mirror_url))).unwrap();
 
     let lock = Lock::read(&dir.path().join("kimage.lock")).unwrap();
     let cluster = Cluster::resolve(&profile::load_str(&text, "t").unwrap().profile);

@@ -11,12 +11,12 @@ use std::process::Command;
 use kimage::model::Cluster;
 use kimage::profile;
 use kimage::release::catalog::CATALOG;
-use kimage::release::command::{CommandError, FetchArgs, LockArgs, run_fetch, run_lock};
+use kimage::release::command::{CommandError, FetchArgs, LockArgs};
 use kimage::release::lock::{Lock, check_lock};
 use serde_yaml_ng::Value;
 use support::fixtures::{require, sha256, sha512};
 use support::http::TestServer;
-use support::releases::{FakeUpstream, Versions, profile_yaml};
+use support::releases::{FakeUpstream, Versions, fetch, lock, profile_yaml};
 
 fn reference() -> Value {
     let text = std::fs::read_to_string(
@@ -111,9 +111,8 @@ fn profile_in_tempdir(text: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, p)
 }
 
-fn lock_args(profile: &Path) -> LockArgs {
+fn lock_args() -> LockArgs {
     LockArgs {
-        profile: profile.to_path_buf(),
         offline: true,
         mirror: None,
         refresh: false,
@@ -210,24 +209,24 @@ fn lock_works_offline_and_is_byte_stable_for_every_profile() {
         let loaded = profile::load_str(&text, &name).unwrap_or_else(|e| panic!("{name}: {e}"));
         if loaded.profile.binaries.cfssl.is_some() {
             // cfssl has no catalog digest: offline locking must say so, and name nothing else.
-            let err = run_lock(&lock_args(&p)).unwrap_err().to_string();
+            let err = lock(&p, &lock_args()).unwrap_err().to_string();
             assert!(
                 err.contains("cfssl") && !err.contains("kubelet"),
                 "{name}: {err}"
             );
             continue;
         }
-        let first = run_lock(&lock_args(&p)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let first = lock(&p, &lock_args()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(first.written);
         let bytes = std::fs::read(&first.path).unwrap();
-        let second = run_lock(&lock_args(&p)).unwrap();
+        let second = lock(&p, &lock_args()).unwrap();
         assert!(
             !second.written,
             "{name}: a second run finds the lock up to date"
         );
         assert_eq!(std::fs::read(&first.path).unwrap(), bytes, "{name}");
         std::fs::remove_file(&first.path).unwrap();
-        run_lock(&lock_args(&p)).unwrap();
+        lock(&p, &lock_args()).unwrap();
         assert_eq!(
             std::fs::read(&first.path).unwrap(),
             bytes,
@@ -255,7 +254,7 @@ fn lock_works_offline_and_is_byte_stable_for_every_profile() {
 #[test]
 fn the_design_example_lock_pins_what_its_nodes_run() {
     let (_dir, p) = profile_in_tempdir(&profile_yaml(&Versions::catalogued(), "amd64", ""));
-    let lock = run_lock(&lock_args(&p)).unwrap().lock;
+    let lock = lock(&p, &lock_args()).unwrap().lock;
     let names: Vec<&str> = lock.artifacts.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(
         names,
@@ -326,7 +325,7 @@ fn a_profile_changed_without_relocking_is_detected() {
     let v = Versions::catalogued();
     let base = profile_yaml(&v, "amd64", "");
     let (_dir, p) = profile_in_tempdir(&base);
-    let lock = run_lock(&lock_args(&p)).unwrap().lock;
+    let lock = lock(&p, &lock_args()).unwrap().lock;
     let cluster_of = |text: &str| Cluster::resolve(&profile::load_str(text, "t").unwrap().profile);
     let stale = |text: &str| {
         check_lock(&cluster_of(text), &lock)
@@ -387,16 +386,18 @@ fn a_profile_changed_without_relocking_is_detected() {
     // `kimage fetch` refuses a stale lock before downloading anything.
     std::fs::write(&p, base.replace("version: v1.35.0", "version: v1.35.4")).unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let err = run_fetch(&FetchArgs {
-        profile: p.clone(),
-        mirror: None,
-        lock: None,
-        cache: Some(cache.path().to_path_buf()),
-        jobs: 1,
-        retries: 1,
-        plain: false,
-        quiet: true,
-    })
+    let err = fetch(
+        &p,
+        &FetchArgs {
+            mirror: None,
+            lock: None,
+            cache: Some(cache.path().to_path_buf()),
+            jobs: 1,
+            retries: 1,
+            plain: false,
+            quiet: true,
+        },
+    )
     .unwrap_err();
     assert!(
         matches!(err, CommandError::Stale(_)) && err.to_string().contains("run `kimage lock`"),
@@ -419,7 +420,7 @@ fn uncatalogued_versions_resolve_from_checksum_files_through_an_http_mirror() {
     let (_dir, p) = profile_in_tempdir(&text);
 
     // Offline, nothing outside the catalog resolves; every problem is listed with its checksum URL.
-    let err = run_lock(&lock_args(&p)).unwrap_err().to_string();
+    let err = lock(&p, &lock_args()).unwrap_err().to_string();
     for part in [
         "kubelet v1.35.99 (amd64): not in the built-in catalog",
         "https://dl.k8s.io/release/v1.35.99/bin/linux/amd64/kubelet.sha256",
@@ -430,10 +431,13 @@ fn uncatalogued_versions_resolve_from_checksum_files_through_an_http_mirror() {
         assert!(err.contains(part), "lacks {part:?}: {err}");
     }
 
-    let out = run_lock(&LockArgs {
-        offline: false,
-        ..lock_args(&p)
-    })
+    let out = lock(
+        &p,
+        &LockArgs {
+            offline: false,
+            ..lock_args()
+        },
+    )
     .unwrap();
     let by_name = |n: &str| {
         out.lock
@@ -525,27 +529,32 @@ fn uncatalogued_versions_resolve_from_checksum_files_through_an_http_mirror() {
 
     // Locking again offline reuses what the previous lock resolved: same bytes, no request.
     let before = srv.requests().len();
-    let again = run_lock(&lock_args(&p)).unwrap();
+    let again = lock(&p, &lock_args()).unwrap();
     assert!(!again.written);
     assert_eq!(std::fs::read(&out.path).unwrap(), bytes);
     assert_eq!(srv.requests().len(), before);
     // --refresh forgets them, so offline it fails again.
     assert!(
-        run_lock(&LockArgs {
-            refresh: true,
-            ..lock_args(&p)
-        })
+        lock(
+            &p,
+            &LockArgs {
+                refresh: true,
+                ..lock_args()
+            }
+        )
         .is_err()
     );
 
     // A mirror that lacks a checksum file: the error names the artifact and the URL tried.
     let empty = TestServer::start();
-    let err = run_lock(&LockArgs {
-        offline: false,
-        refresh: true,
-        mirror: Some(empty.url()),
-        ..lock_args(&p)
-    })
+    let err = lock(
+        &p,
+        &LockArgs {
+            offline: false,
+            refresh: true,
+            mirror: Some(empty.url()),
+        },
+    )
     .unwrap_err()
     .to_string();
     assert!(
@@ -565,11 +574,14 @@ fn kubernetes_tarballs_resolve_from_the_changelog_through_a_file_mirror() {
     let text = profile_yaml(&v, "arm64", "  kubernetesFrom: tarballs");
     let (_dir, p) = profile_in_tempdir(&text);
     let mirror = format!("file://{}", mirror_dir.path().display());
-    let out = run_lock(&LockArgs {
-        offline: false,
-        mirror: Some(mirror.clone()),
-        ..lock_args(&p)
-    })
+    let out = lock(
+        &p,
+        &LockArgs {
+            offline: false,
+            mirror: Some(mirror.clone()),
+            ..lock_args()
+        },
+    )
     .unwrap();
     let server = out
         .lock

@@ -5,8 +5,7 @@
 # same bytes, and a fully cached `kimage fetch` (which re-hashes every entry).
 #
 # Usage: ci/bench/release.sh [RUNS]      (needs hyperfine, curl, python3, jq, sha256sum)
-# Uses `kimage fetch --lock` when target/release/kimage has the subcommand, otherwise the ignored driver
-# test tests/release_bench.rs (same handler, same clap arguments).
+# The digest-only run uses the ignored driver test tests/release_bench.rs (kimage's own sha256 code).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-5}
@@ -69,17 +68,8 @@ TOML
 } >"$lock"
 
 cargo build --release --quiet
-if ./target/release/kimage fetch --help 2>/dev/null | grep -q -- --lock; then
-  fetch() { echo "./target/release/kimage fetch $*"; }
-  digest_cmd=
-else
-  driver=$(cargo test --release --test release_bench --no-run --message-format=json 2>/dev/null |
-    jq -r 'select(.executable != null and .target.name == "release_bench") | .executable' | tail -1)
-  fetch() { echo "KIMAGE_BENCH_FETCH_ARGS='$*' $driver --ignored --exact bench_fetch --test-threads 1 -q"; }
-  digest_cmd="$driver --ignored --exact bench_digest --test-threads 1 -q"
-  echo "kimage fetch is not wired into the CLI yet: using the driver $driver"
-fi
-[ -n "$digest_cmd" ] || digest_cmd=$(
+fetch() { echo "./target/release/kimage fetch $*"; }
+digest_cmd=$(
   driver=$(cargo test --release --test release_bench --no-run --message-format=json 2>/dev/null |
     jq -r 'select(.executable != null and .target.name == "release_bench") | .executable' | tail -1)
   echo "$driver --ignored --exact bench_digest --test-threads 1 -q")

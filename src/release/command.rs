@@ -17,9 +17,6 @@ use crate::profile::{self, LoadError};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LockArgs {
-    /// The cluster profile; kimage.lock is written beside it.
-    #[arg(long, short = 'p', default_value = "cluster.yaml")]
-    pub profile: PathBuf,
     /// Use only the built-in catalog and the existing lock, never the network.
     #[arg(long)]
     pub offline: bool,
@@ -34,9 +31,6 @@ pub struct LockArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct FetchArgs {
-    /// The cluster profile; its kimage.lock says what to download.
-    #[arg(long, short = 'p', default_value = "cluster.yaml")]
-    pub profile: PathBuf,
     /// Download from this mirror (http(s):// or file://) that keeps the upstream paths, instead of
     /// binaries.mirror or upstream.
     #[arg(long, value_name = "URL")]
@@ -76,6 +70,8 @@ pub enum CommandError {
     Fetch(#[from] FetchFailed),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    #[error("nothing to fetch: give a profile (with its kimage.lock) or --lock FILE")]
+    NoLock,
     #[error(
         "--mirror {0}: is not an http://, https:// or file:// URL; give a base URL such as http://10.0.0.1:8080/releases"
     )]
@@ -107,11 +103,14 @@ pub fn lock_path(profile_path: &Path) -> PathBuf {
 }
 
 /// `kimage lock`: resolve every artifact the profile's nodes need and write kimage.lock beside it.
-pub fn run_lock(args: &LockArgs) -> Result<LockOutcome, CommandError> {
+/// `profile` is where the (already validated) profile was read from.
+pub fn run_lock(
+    profile: &Path,
+    cluster: &Cluster,
+    args: &LockArgs,
+) -> Result<LockOutcome, CommandError> {
     check_mirror(args.mirror.as_ref())?;
-    let loaded = profile::load_file(&args.profile)?;
-    let cluster = Cluster::resolve(&loaded.profile);
-    let path = lock_path(&args.profile);
+    let path = lock_path(profile);
     // A previous lock that no longer parses is simply replaced.
     let previous = Lock::read(&path).ok();
     let mirror = args
@@ -125,7 +124,7 @@ pub fn run_lock(args: &LockArgs) -> Result<LockOutcome, CommandError> {
         refresh: args.refresh,
         retry: RetryPolicy::default(),
     };
-    let lock = resolve_lock(&cluster, &opts)?;
+    let lock = resolve_lock(cluster, &opts)?;
     let text = lock.to_toml();
     let written = std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str());
     if written {
@@ -150,16 +149,19 @@ pub fn run_lock(args: &LockArgs) -> Result<LockOutcome, CommandError> {
     })
 }
 
-/// `kimage fetch`: download what the lock names into the cache, verifying every digest.
-pub fn run_fetch(args: &FetchArgs) -> Result<Vec<Fetched>, CommandError> {
+/// `kimage fetch`: download what the lock names into the cache, verifying every digest. `profile` is
+/// the validated profile (its path and model); `--lock FILE` needs none.
+pub fn run_fetch(
+    profile: Option<(&Path, &Cluster)>,
+    args: &FetchArgs,
+) -> Result<Vec<Fetched>, CommandError> {
     check_mirror(args.mirror.as_ref())?;
-    let (lock, profile_mirror) = match &args.lock {
-        Some(path) => (Lock::read(path)?, None),
-        None => {
-            let loaded = profile::load_file(&args.profile)?;
-            let cluster = Cluster::resolve(&loaded.profile);
-            let lock = Lock::read(&lock_path(&args.profile))?;
-            check_lock(&cluster, &lock)?;
+    let (lock, profile_mirror) = match (&args.lock, profile) {
+        (Some(path), _) => (Lock::read(path)?, None),
+        (None, None) => return Err(CommandError::NoLock),
+        (None, Some((profile, cluster))) => {
+            let lock = Lock::read(&lock_path(profile))?;
+            check_lock(cluster, &lock)?;
             (
                 lock,
                 cluster.binaries.mirror.as_ref().map(|m| m.to_string()),
@@ -247,12 +249,10 @@ mod tests {
             (Some("file:///srv/m"), 8, true)
         );
         assert!(Cli::try_parse_from(["kimage", "fetch", "--plain", "--quiet"]).is_err());
-        let Cmd::Lock(l) =
-            Cli::parse_from(["kimage", "lock", "--profile", "p.yaml", "--offline"]).cmd
-        else {
+        let Cmd::Lock(l) = Cli::parse_from(["kimage", "lock", "--offline"]).cmd else {
             panic!()
         };
-        assert_eq!((l.profile, l.offline), (PathBuf::from("p.yaml"), true));
+        assert!(l.offline);
     }
 
     #[test]

@@ -319,3 +319,23 @@ fn as_refs(v: &[(String, Vec<u8>, u32)]) -> Vec<(&str, Vec<u8>, u32)> {
         .map(|(p, b, m)| (p.as_str(), b.clone(), *m))
         .collect()
 }
+
+/// `kimage lock` on a profile file, as the CLI runs it (load, resolve, lock).
+pub fn lock(
+    profile: &Path,
+    args: &kimage::release::command::LockArgs,
+) -> Result<kimage::release::command::LockOutcome, kimage::release::command::CommandError> {
+    let loaded = kimage::profile::load_file(profile)?;
+    let cluster = kimage::model::Cluster::resolve(&loaded.profile);
+    kimage::release::command::run_lock(profile, &cluster, args)
+}
+
+/// `kimage fetch` on a profile file, as the CLI runs it.
+pub fn fetch(
+    profile: &Path,
+    args: &kimage::release::command::FetchArgs,
+) -> Result<Vec<kimage::release::fetch::Fetched>, kimage::release::command::CommandError> {
+    let loaded = kimage::profile::load_file(profile)?;
+    let cluster = kimage::model::Cluster::resolve(&loaded.profile);
+    kimage::release::command::run_fetch(Some((profile, &cluster)), args)
+}
