@@ -38,6 +38,8 @@ pub enum Error {
     },
     #[error("`kimage {0}` is not available in this build yet")]
     NotYet(&'static str),
+    #[error(transparent)]
+    Docs(#[from] crate::docs::DocsError),
 }
 
 impl From<LoadError> for Error {
@@ -53,7 +55,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::ReadProfile { .. } | Error::Invalid { .. } | Error::Usage(_) => exit::INVALID,
-            Error::Io { .. } | Error::NotYet(_) => exit::FAILURE,
+            Error::Io { .. } | Error::NotYet(_) | Error::Docs(_) => exit::FAILURE,
         }
     }
 
