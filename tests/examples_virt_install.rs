@@ -49,14 +49,9 @@ struct Run {
 fn run(mode: &str, extra: &[&str]) -> Run {
     let out = build("002-external-etcd-nginx", None);
     let tmp = tempfile::tempdir().unwrap();
+    // A stand-in for the cloud image: nothing reads it when virt-install only prints the XML.
     let base = tmp.path().join("base.qcow2");
-    let o = tool("qemu-img", "qemu-utils")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&base)
-        .arg("1G")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "qemu-img: {}", text(&o.stderr));
+    std::fs::write(&base, b"QFI\xfb").unwrap();
     let pool = tmp.path().join("pool");
     tool("virt-install", "virtinst");
     let result = tool("bash", "bash")
