@@ -55,6 +55,12 @@ pub enum Command {
     Build(BuildArgs),
     /// Write one node's filesystem as it will be once cloud-init has run.
     Unpack(UnpackArgs),
+    /// Write the reference docs, man pages and shell completions generated from the code.
+    Docs(crate::docs::DocsArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(crate::docs::CompletionsArgs),
+    /// Print the man page (roff) of kimage or of one of its commands.
+    Man(crate::docs::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +220,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Build(_) => check_profile(&cli.profile).and(Err(Error::NotYet("build"))),
         Command::Unpack(_) => check_profile(&cli.profile).and(Err(Error::NotYet("unpack"))),
+        // Generated from the code alone; the profile is not read.
+        Command::Docs(args) => crate::docs::cmd_docs(args),
+        Command::Completions(args) => crate::docs::cmd_completions(args),
+        Command::Man(args) => crate::docs::cmd_man(args),
     }
 }
 

@@ -40,6 +40,8 @@ pub enum Error {
     NotYet(&'static str),
     #[error(transparent)]
     Release(#[from] crate::release::command::CommandError),
+    #[error(transparent)]
+    Docs(#[from] crate::docs::DocsError),
 }
 
 impl From<LoadError> for Error {
@@ -55,7 +57,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::ReadProfile { .. } | Error::Invalid { .. } | Error::Usage(_) => exit::INVALID,
-            Error::Io { .. } | Error::NotYet(_) => exit::FAILURE,
+            Error::Io { .. } | Error::NotYet(_) | Error::Docs(_) => exit::FAILURE,
             Error::Release(e) => {
                 use crate::release::command::CommandError as C;
                 match e {

@@ -672,9 +672,12 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Taint {
+    /// Taint key, e.g. `dedicated` or `node-role.kubernetes.io/control-plane`.
     pub key: String,
+    /// Taint value; leave out for a key-only taint.
     #[serde(default)]
     pub value: Option<String>,
+    /// What happens to pods that do not tolerate the taint.
     pub effect: TaintEffect,
 }
 
