@@ -4,7 +4,8 @@
 set -euo pipefail
 groups=(
   "openssl iproute2 etcd-server etcd-client haproxy nginx keepalived cloud-init golang-cfssl"
-  "dosfstools mtools genisoimage xorriso pigz hyperfine shellcheck time"
+  "dosfstools mtools genisoimage xorriso pigz hyperfine shellcheck time jq curl"
+  "virtinst zsh fish groff-base man-db"
 )
 if [ "${KIMAGE_VM_TESTS:-0}" = 1 ]; then
   groups+=("mmdebstrap e2fsprogs")
@@ -21,6 +22,8 @@ for g in "${groups[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
 done
+# The Terraform examples are parsed by a real HCL2 parser (python-hcl2, from PyPI).
+python3 -c 'import hcl2' 2>/dev/null || python3 -m pip install -q 'python-hcl2>=8,<9'
 [ ${#missing[@]} -eq 0 ] && exit 0
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

@@ -8,4 +8,5 @@ ci/deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --release --locked
+ci/check-docs.sh
 echo "ci/test.sh: all checks passed in $(( $(date +%s) - start ))s"
