@@ -7,10 +7,15 @@ use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (out, files) = args.split_first().ok_or("usage: layer_bench OUT.tar.gz FILE...")?;
+    let (out, files) = args
+        .split_first()
+        .ok_or("usage: layer_bench OUT.tar.gz FILE...")?;
     let mut b = kimage::layers::LayerBuilder::new(kimage::layers::resolve_mtime(1_700_000_000)?);
     for f in files {
-        let name = Path::new(f).file_name().ok_or("file without a name")?.to_string_lossy();
+        let name = Path::new(f)
+            .file_name()
+            .ok_or("file without a name")?
+            .to_string_lossy();
         b.file_from(&format!("/usr/local/bin/{name}"), 0o755, f);
     }
     let info = if out == "-" {

@@ -4,7 +4,9 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (out, rest) = args.split_first().ok_or("usage: seed_bench OUT.img NAME=FILE...")?;
+    let (out, rest) = args
+        .split_first()
+        .ok_or("usage: seed_bench OUT.img NAME=FILE...")?;
     let mut files = Vec::new();
     for a in rest {
         let (name, file) = a.split_once('=').ok_or("arguments are NAME=FILE")?;
@@ -15,6 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         kimage::seed::write_seed(out.as_ref(), &files, 1_700_000_000)?
     };
-    println!("{} {} {:?} {:08X}", info.sha256, info.bytes, info.fat, info.serial);
+    println!(
+        "{} {} {:?} {:08X}",
+        info.sha256, info.bytes, info.fat, info.serial
+    );
     Ok(())
 }

@@ -19,6 +19,9 @@ fn source_date_epoch_overrides_the_fallback_and_bad_values_are_errors() {
     unsafe { std::env::set_var("SOURCE_DATE_EPOCH", "yesterday") };
     let err = resolve_mtime(0).unwrap_err();
     assert!(matches!(err, LayerError::SourceDateEpoch { .. }));
-    assert!(err.to_string().contains("SOURCE_DATE_EPOCH=\"yesterday\""), "{err}");
+    assert!(
+        err.to_string().contains("SOURCE_DATE_EPOCH=\"yesterday\""),
+        "{err}"
+    );
     unsafe { std::env::remove_var("SOURCE_DATE_EPOCH") };
 }

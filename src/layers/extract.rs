@@ -28,16 +28,25 @@ pub struct ExtractSummary {
 
 /// Checks that `layer`'s sha256 is `expected` (lowercase hex).
 pub fn verify(layer: &Path, expected: &str) -> Result<(), LayerError> {
-    let (actual, _) = sha256_file(layer).map_err(io_err(format!("reading layer {}", layer.display())))?;
+    let (actual, _) =
+        sha256_file(layer).map_err(io_err(format!("reading layer {}", layer.display())))?;
     if !actual.eq_ignore_ascii_case(expected) {
-        return Err(LayerError::DigestMismatch { file: layer.to_path_buf(), expected: expected.to_string(), actual });
+        return Err(LayerError::DigestMismatch {
+            file: layer.to_path_buf(),
+            expected: expected.to_string(),
+            actual,
+        });
     }
     Ok(())
 }
 
 /// Verifies `layer` against `expected_sha256`, then unpacks it into `into` (created if missing), restoring
 /// modes and mtimes. Later layers extracted into the same directory replace earlier files.
-pub fn extract(layer: &Path, expected_sha256: &str, into: &Path) -> Result<ExtractSummary, LayerError> {
+pub fn extract(
+    layer: &Path,
+    expected_sha256: &str,
+    into: &Path,
+) -> Result<ExtractSummary, LayerError> {
     extract_with(layer, expected_sha256, into, ExtractOptions::default())
 }
 
@@ -66,7 +75,7 @@ pub fn extract_with(
             entry: name.clone(),
             reason: reason.to_string(),
         };
-        let rel = safe_relative(&raw).map_err(|r| unsafe_entry(r))?;
+        let rel = safe_relative(&raw).map_err(&unsafe_entry)?;
         let dest = into.join(&rel);
         prepare_parents(into, &rel).map_err(|r| unsafe_entry(&r))?;
         let h = entry.header();
@@ -79,7 +88,11 @@ pub fn extract_with(
         if kind.is_dir() {
             match fs::symlink_metadata(&dest) {
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(unsafe_entry("a directory would replace an existing non-directory")),
+                Ok(_) => {
+                    return Err(unsafe_entry(
+                        "a directory would replace an existing non-directory",
+                    ));
+                }
                 Err(_) => fs::create_dir(&dest).map_err(io_err(writing()))?,
             }
             dirs.push((dest, mode, uid, gid, mtime));
@@ -94,10 +107,13 @@ pub fn extract_with(
                 .open(&dest)
                 .map_err(io_err(writing()))?;
             io::copy(&mut entry, &mut out).map_err(io_err(writing()))?;
-            out.set_permissions(fs::Permissions::from_mode(mode)).map_err(io_err(writing()))?;
-            out.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime)).map_err(io_err(writing()))?;
+            out.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(io_err(writing()))?;
+            out.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime))
+                .map_err(io_err(writing()))?;
             if opts.owners {
-                std::os::unix::fs::fchown(&out, Some(uid as u32), Some(gid as u32)).map_err(io_err(writing()))?;
+                std::os::unix::fs::fchown(&out, Some(uid as u32), Some(gid as u32))
+                    .map_err(io_err(writing()))?;
             }
             summary.files += 1;
         } else if kind.is_symlink() {
@@ -106,14 +122,19 @@ pub fn extract_with(
                 .ok_or_else(|| unsafe_entry("symlink without a target"))?
                 .into_owned();
             remove_non_dir(&dest).map_err(|r| unsafe_entry(&r))?;
-            let target = PathBuf::from(std::ffi::OsString::from(String::from_utf8_lossy(&target).into_owned()));
+            let target = PathBuf::from(std::ffi::OsString::from(
+                String::from_utf8_lossy(&target).into_owned(),
+            ));
             std::os::unix::fs::symlink(&target, &dest).map_err(io_err(writing()))?;
             if opts.owners {
-                std::os::unix::fs::lchown(&dest, Some(uid as u32), Some(gid as u32)).map_err(io_err(writing()))?;
+                std::os::unix::fs::lchown(&dest, Some(uid as u32), Some(gid as u32))
+                    .map_err(io_err(writing()))?;
             }
             summary.symlinks += 1;
         } else {
-            return Err(unsafe_entry("only files, directories and symlinks are allowed in a layer"));
+            return Err(unsafe_entry(
+                "only files, directories and symlinks are allowed in a layer",
+            ));
         }
     }
     dirs.sort_by(|a, b| b.0.cmp(&a.0));
@@ -121,10 +142,13 @@ pub fn extract_with(
         let ctx = || format!("setting mode and mtime of {}", dir.display());
         let d = File::open(&dir).map_err(io_err(ctx()))?;
         if opts.owners {
-            std::os::unix::fs::fchown(&d, Some(uid as u32), Some(gid as u32)).map_err(io_err(ctx()))?;
+            std::os::unix::fs::fchown(&d, Some(uid as u32), Some(gid as u32))
+                .map_err(io_err(ctx()))?;
         }
-        d.set_permissions(fs::Permissions::from_mode(mode)).map_err(io_err(ctx()))?;
-        d.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime)).map_err(io_err(ctx()))?;
+        d.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_err(ctx()))?;
+        d.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime))
+            .map_err(io_err(ctx()))?;
     }
     Ok(summary)
 }
@@ -159,7 +183,10 @@ fn prepare_parents(root: &Path, rel: &Path) -> Result<(), String> {
         cur.push(c);
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!("parent {} is a symlink; refusing to write through it", cur.display()));
+                return Err(format!(
+                    "parent {} is a symlink; refusing to write through it",
+                    cur.display()
+                ));
             }
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(format!("parent {} is not a directory", cur.display())),

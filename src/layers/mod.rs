@@ -43,20 +43,36 @@ pub enum LayerError {
     Duplicate { path: String },
     #[error("layer entry {path}: parent {parent} is not a directory in this layer")]
     ParentNotDirectory { path: String, parent: String },
+    #[error("layer entry {path}: owner name {name:?} is longer than the 31 bytes tar can hold")]
+    OwnerName { path: String, name: String },
     #[error("layer entry {path}: mode {mode:#o} has bits outside 0o7777")]
     InvalidMode { path: String, mode: u32 },
     #[error("layer entry {path}: reading source {}: {source}", file.display())]
-    Source { path: String, file: PathBuf, source: io::Error },
+    Source {
+        path: String,
+        file: PathBuf,
+        source: io::Error,
+    },
     #[error("layer entry {path}: source {} is not a regular file", file.display())]
     NotRegularFile { path: String, file: PathBuf },
-    #[error("SOURCE_DATE_EPOCH={value:?} is not a non-negative integer number of seconds; unset it or fix it")]
+    #[error(
+        "SOURCE_DATE_EPOCH={value:?} is not a non-negative integer number of seconds; unset it or fix it"
+    )]
     SourceDateEpoch { value: String },
     #[error("{action}: {source}")]
     Io { action: String, source: io::Error },
     #[error("layer {}: sha256 is {actual}, expected {expected}; the file is corrupt or not this layer", file.display())]
-    DigestMismatch { file: PathBuf, expected: String, actual: String },
+    DigestMismatch {
+        file: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("layer {}: entry {entry:?}: {reason}", file.display())]
-    UnsafeEntry { file: PathBuf, entry: String, reason: String },
+    UnsafeEntry {
+        file: PathBuf,
+        entry: String,
+        reason: String,
+    },
 }
 
 fn io_err(action: impl Into<String>) -> impl FnOnce(io::Error) -> LayerError {
@@ -69,11 +85,14 @@ fn io_err(action: impl Into<String>) -> impl FnOnce(io::Error) -> LayerError {
 pub fn resolve_mtime(fallback: u64) -> Result<u64, LayerError> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if v.trim().is_empty() => Ok(fallback),
-        Ok(v) => v.trim().parse::<u64>().map_err(|_| LayerError::SourceDateEpoch { value: v }),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| LayerError::SourceDateEpoch { value: v }),
         Err(std::env::VarError::NotPresent) => Ok(fallback),
-        Err(std::env::VarError::NotUnicode(v)) => {
-            Err(LayerError::SourceDateEpoch { value: v.to_string_lossy().into_owned() })
-        }
+        Err(std::env::VarError::NotUnicode(v)) => Err(LayerError::SourceDateEpoch {
+            value: v.to_string_lossy().into_owned(),
+        }),
     }
 }
 
@@ -139,7 +158,15 @@ impl Entry {
         Self::new(path.into(), 0o777, EntryKind::Symlink(target.into()))
     }
     fn new(path: String, mode: u32, kind: EntryKind) -> Self {
-        Entry { path, kind, mode, uid: 0, gid: 0, uname: String::new(), gname: String::new() }
+        Entry {
+            path,
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            uname: String::new(),
+            gname: String::new(),
+        }
     }
     /// Numeric owner (default 0/0).
     pub fn owner(mut self, uid: u64, gid: u64) -> Self {
@@ -216,8 +243,13 @@ impl ResolvedEntry<'_> {
 
 /// Checks an absolute node path and returns its components.
 fn components(path: &str) -> Result<Vec<&str>, LayerError> {
-    let bad = |reason| LayerError::InvalidPath { path: path.to_string(), reason };
-    let rest = path.strip_prefix('/').ok_or_else(|| bad("must be an absolute path on the node (start with /)"))?;
+    let bad = |reason| LayerError::InvalidPath {
+        path: path.to_string(),
+        reason,
+    };
+    let rest = path
+        .strip_prefix('/')
+        .ok_or_else(|| bad("must be an absolute path on the node (start with /)"))?;
     if rest.is_empty() {
         return Err(bad("the root directory cannot be an entry"));
     }
@@ -246,7 +278,11 @@ pub struct LayerBuilder {
 impl LayerBuilder {
     /// A builder whose entries all get `mtime` (seconds since the epoch). See [`resolve_mtime`].
     pub fn new(mtime: u64) -> Self {
-        LayerBuilder { mtime, level: DEFAULT_LEVEL, entries: Vec::new() }
+        LayerBuilder {
+            mtime,
+            level: DEFAULT_LEVEL,
+            entries: Vec::new(),
+        }
     }
 
     /// Deflate level 0–9 (default 6).
@@ -293,12 +329,18 @@ impl LayerBuilder {
         for e in &self.entries {
             let parts = components(&e.path)?;
             if e.mode > 0o7777 {
-                return Err(LayerError::InvalidMode { path: e.path.clone(), mode: e.mode });
+                return Err(LayerError::InvalidMode {
+                    path: e.path.clone(),
+                    mode: e.mode,
+                });
             }
             if let EntryKind::Symlink(t) = &e.kind
                 && (t.is_empty() || t.contains('\0'))
             {
-                return Err(LayerError::InvalidPath { path: e.path.clone(), reason: "symlink target is empty or has NUL" });
+                return Err(LayerError::InvalidPath {
+                    path: e.path.clone(),
+                    reason: "symlink target is empty or has NUL",
+                });
             }
             let size = match &e.kind {
                 EntryKind::File(Content::Bytes(b)) => b.len() as u64,
@@ -309,14 +351,19 @@ impl LayerBuilder {
                         source,
                     })?;
                     if !m.is_file() {
-                        return Err(LayerError::NotRegularFile { path: e.path.clone(), file: p.clone() });
+                        return Err(LayerError::NotRegularFile {
+                            path: e.path.clone(),
+                            file: p.clone(),
+                        });
                     }
                     m.len()
                 }
                 _ => 0,
             };
             if tree.insert(parts, (e, size)).is_some() {
-                return Err(LayerError::Duplicate { path: e.path.clone() });
+                return Err(LayerError::Duplicate {
+                    path: e.path.clone(),
+                });
             }
         }
         let mut implicit: BTreeMap<Vec<&str>, ()> = BTreeMap::new();
@@ -346,7 +393,11 @@ impl LayerBuilder {
             .map(|(parts, (e, size))| ResolvedEntry {
                 path: parts.join("/"),
                 kind: &e.kind,
-                mode: if matches!(e.kind, EntryKind::Symlink(_)) { 0o777 } else { e.mode },
+                mode: if matches!(e.kind, EntryKind::Symlink(_)) {
+                    0o777
+                } else {
+                    e.mode
+                },
                 uid: e.uid,
                 gid: e.gid,
                 uname: &e.uname,
@@ -368,9 +419,18 @@ impl LayerBuilder {
     pub fn build_to<W: Write + Send>(&self, w: W) -> Result<LayerInfo, LayerError> {
         let entries = self.resolve()?;
         let stream = tar::TarStream::new(&entries, self.mtime);
-        let mut hw = HashingWriter { inner: w, sha: Sha256::new(), bytes: 0 };
-        let tar_bytes = pgzip::compress(stream, self.level, &mut hw).map_err(io_err("building layer"))?;
-        Ok(LayerInfo { sha256: hex::encode(hw.sha.finalize()), bytes: hw.bytes, tar_bytes })
+        let mut hw = HashingWriter {
+            inner: w,
+            sha: Sha256::new(),
+            bytes: 0,
+        };
+        let tar_bytes =
+            pgzip::compress(stream, self.level, &mut hw).map_err(io_err("building layer"))?;
+        Ok(LayerInfo {
+            sha256: hex::encode(hw.sha.finalize()),
+            bytes: hw.bytes,
+            tar_bytes,
+        })
     }
 
     /// The digest and sizes only (compresses into a hashing sink, writes nothing).
@@ -380,7 +440,10 @@ impl LayerBuilder {
 
     /// Writes `dir/<sha256>.tar.gz` atomically (temp file, fsync, rename, fsync dir), compressing once.
     pub fn write_into_dir(&self, dir: &Path) -> Result<StoredLayer, LayerError> {
-        fs::create_dir_all(dir).map_err(io_err(format!("creating layer directory {}", dir.display())))?;
+        fs::create_dir_all(dir).map_err(io_err(format!(
+            "creating layer directory {}",
+            dir.display()
+        )))?;
         let tmp = tempfile::Builder::new()
             .prefix(".layer-")
             .suffix(".tmp")
@@ -390,10 +453,16 @@ impl LayerBuilder {
             let w = io::BufWriter::with_capacity(1 << 20, tmp.as_file());
             self.build_to(w)?
         };
-        tmp.as_file().sync_all().map_err(io_err(format!("syncing {}", tmp.path().display())))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(io_err(format!("syncing {}", tmp.path().display())))?;
         let path = dir.join(info.file_name());
-        set_mode(tmp.path(), 0o644).map_err(io_err(format!("setting mode of {}", tmp.path().display())))?;
-        tmp.persist(&path).map_err(|e| LayerError::Io { action: format!("renaming into {}", path.display()), source: e.error })?;
+        set_mode(tmp.path(), 0o644)
+            .map_err(io_err(format!("setting mode of {}", tmp.path().display())))?;
+        tmp.persist(&path).map_err(|e| LayerError::Io {
+            action: format!("renaming into {}", path.display()),
+            source: e.error,
+        })?;
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io_err(format!("syncing directory {}", dir.display())))?;
@@ -448,17 +517,31 @@ mod tests {
 
     #[test]
     fn rejects_bad_paths_and_conflicts() {
-        for p in ["etc/hosts", "/", "/etc//hosts", "/etc/../x", "/etc/./x", "/etc/"] {
+        for p in [
+            "etc/hosts",
+            "/",
+            "/etc//hosts",
+            "/etc/../x",
+            "/etc/./x",
+            "/etc/",
+        ] {
             let mut b = LayerBuilder::new(0);
             b.file(p, 0o644, "x");
-            assert!(matches!(b.digest(), Err(LayerError::InvalidPath { .. })), "{p}");
+            assert!(
+                matches!(b.digest(), Err(LayerError::InvalidPath { .. })),
+                "{p}"
+            );
         }
         let mut b = LayerBuilder::new(0);
-        b.file("/etc/hosts", 0o644, "x").file("/etc/hosts", 0o600, "y");
+        b.file("/etc/hosts", 0o644, "x")
+            .file("/etc/hosts", 0o600, "y");
         assert!(matches!(b.digest(), Err(LayerError::Duplicate { .. })));
         let mut b = LayerBuilder::new(0);
         b.file("/etc", 0o644, "x").file("/etc/hosts", 0o600, "y");
-        assert!(matches!(b.digest(), Err(LayerError::ParentNotDirectory { .. })));
+        assert!(matches!(
+            b.digest(),
+            Err(LayerError::ParentNotDirectory { .. })
+        ));
         let mut b = LayerBuilder::new(0);
         b.file("/etc/x", 0o10644, "x");
         assert!(matches!(b.digest(), Err(LayerError::InvalidMode { .. })));
@@ -467,7 +550,9 @@ mod tests {
     #[test]
     fn order_is_per_directory_and_parents_are_implicit() {
         let mut b = LayerBuilder::new(0);
-        b.file("/a-c", 0o644, "1").file("/a/b", 0o644, "2").dir("/a", 0o700);
+        b.file("/a-c", 0o644, "1")
+            .file("/a/b", 0o644, "2")
+            .dir("/a", 0o700);
         let r = b.resolve().unwrap();
         let names: Vec<_> = r.iter().map(|e| (e.path.as_str(), e.mode)).collect();
         assert_eq!(names, vec![("a", 0o700), ("a/b", 0o644), ("a-c", 0o644)]);

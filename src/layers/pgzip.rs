@@ -46,7 +46,9 @@ fn deflate_chunk(level: u32, dict: &[u8], data: &[u8]) -> io::Result<(Vec<u8>, C
             out.reserve(data.len() / 4 + 64);
         }
         let before = c.total_in();
-        let status = c.compress_vec(&data[consumed..], &mut out, FlushCompress::Sync).map_err(io::Error::other)?;
+        let status = c
+            .compress_vec(&data[consumed..], &mut out, FlushCompress::Sync)
+            .map_err(io::Error::other)?;
         consumed += (c.total_in() - before) as usize;
         // zlib's contract: the flush is complete once it returns with output space left over.
         if consumed == data.len() && (out.len() < out.capacity() || status == Status::BufError) {
@@ -103,7 +105,11 @@ impl Batch {
             .map(|i| {
                 let start = self.dict + i * CHUNK;
                 let end = (start + CHUNK).min(self.buf.len());
-                deflate_chunk(level, &self.buf[start.saturating_sub(DICT)..start], &self.buf[start..end])
+                deflate_chunk(
+                    level,
+                    &self.buf[start.saturating_sub(DICT)..start],
+                    &self.buf[start..end],
+                )
             })
             .collect()
     }
@@ -112,7 +118,11 @@ impl Batch {
 /// Compresses everything `r` yields into one gzip member written to `w`. Returns the uncompressed length.
 ///
 /// Runs on the current rayon pool (use `ThreadPool::install` to choose one); the bytes do not depend on it.
-pub fn compress<R: Read + Send, W: Write + Send>(mut r: R, level: u32, mut w: W) -> io::Result<u64> {
+pub fn compress<R: Read + Send, W: Write + Send>(
+    mut r: R,
+    level: u32,
+    mut w: W,
+) -> io::Result<u64> {
     let level = level.min(9);
     // Enough chunks per batch that every thread stays busy while the caller reads/writes the neighbours.
     let batch_bytes = CHUNK * (8 * rayon::current_num_threads()).clamp(32, 256);
@@ -120,7 +130,10 @@ pub fn compress<R: Read + Send, W: Write + Send>(mut r: R, level: u32, mut w: W)
     let mut crc = Crc::new();
     let mut total: u64 = 0;
     let mut pending: Vec<(Vec<u8>, Crc)> = Vec::new();
-    let empty = Batch { buf: Vec::new(), dict: 0 };
+    let empty = Batch {
+        buf: Vec::new(),
+        dict: 0,
+    };
     let mut batch = empty.next(&mut r, batch_bytes)?;
     while batch.data_len() > 0 {
         let (done, io) = rayon::join(
@@ -157,7 +170,9 @@ mod tests {
 
     fn gunzip(gz: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(gz).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut out)
+            .unwrap();
         out
     }
 
@@ -167,14 +182,26 @@ mod tests {
         (0..n)
             .map(|i| {
                 x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                if i % 3 == 0 { (x >> 24) as u8 } else { b"kimage layer "[i % 13] }
+                if i.is_multiple_of(3) {
+                    (x >> 24) as u8
+                } else {
+                    b"kimage layer "[i % 13]
+                }
             })
             .collect()
     }
 
     #[test]
     fn round_trips_at_every_size_class() {
-        for n in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 17, 40 * CHUNK + 5] {
+        for n in [
+            0,
+            1,
+            CHUNK - 1,
+            CHUNK,
+            CHUNK + 1,
+            3 * CHUNK + 17,
+            40 * CHUNK + 5,
+        ] {
             let data = sample(n);
             let mut gz = Vec::new();
             assert_eq!(compress(&data[..], 6, &mut gz).unwrap(), n as u64);
@@ -186,7 +213,10 @@ mod tests {
     fn same_bytes_with_one_or_three_threads() {
         let data = sample(70 * CHUNK + 99);
         let run = |t| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap();
             let mut gz = Vec::new();
             pool.install(|| compress(&data[..], 6, &mut gz)).unwrap();
             gz

@@ -10,7 +10,6 @@ use std::io::{self, Read};
 
 use super::{Content, EntryKind, ResolvedEntry};
 
-
 const BLOCK: usize = 512;
 /// GNU tar's default record size: the archive is padded to a multiple of it.
 const RECORD: u64 = 20 * BLOCK as u64;
@@ -34,33 +33,46 @@ fn put_num(field: &mut [u8], value: u64) {
     }
 }
 
-/// One 512-byte header. `name`/`link` must already fit (the caller emits LongLink records first).
-fn header(name: &[u8], mode: u32, uid: u64, gid: u64, size: u64, mtime: u64, typeflag: u8, link: &[u8]) -> [u8; BLOCK] {
-    let mut h = [0u8; BLOCK];
-    h[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
-    put_num(&mut h[100..108], u64::from(mode));
-    put_num(&mut h[108..116], uid);
-    put_num(&mut h[116..124], gid);
-    put_num(&mut h[124..136], size);
-    put_num(&mut h[136..148], mtime);
-    h[156] = typeflag;
-    h[157..157 + link.len().min(100)].copy_from_slice(&link[..link.len().min(100)]);
-    // GNU magic + version: "ustar  \0".
-    h[257..265].copy_from_slice(b"ustar  \0");
-    h
+/// The fields of one 512-byte header. `name`/`link` longer than 100 bytes are cut here; the caller emits
+/// LongLink records first. Names longer than 31 bytes are refused before a layer is built.
+struct Header<'a> {
+    name: &'a [u8],
+    link: &'a [u8],
+    typeflag: u8,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    size: u64,
+    mtime: u64,
+    uname: &'a str,
+    gname: &'a str,
 }
 
-fn seal(h: &mut [u8; BLOCK], uname: &str, gname: &str) {
-    let u = uname.as_bytes();
-    let g = gname.as_bytes();
-    h[265..265 + u.len().min(31)].copy_from_slice(&u[..u.len().min(31)]);
-    h[297..297 + g.len().min(31)].copy_from_slice(&g[..g.len().min(31)]);
-    h[148..156].fill(b' ');
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    let s = format!("{sum:06o}");
-    h[148..154].copy_from_slice(s.as_bytes());
-    h[154] = 0;
-    h[155] = b' ';
+impl Header<'_> {
+    fn encode(&self) -> [u8; BLOCK] {
+        let mut h = [0u8; BLOCK];
+        let put = |h: &mut [u8], at: usize, max: usize, v: &[u8]| {
+            h[at..at + v.len().min(max)].copy_from_slice(&v[..v.len().min(max)])
+        };
+        put(&mut h, 0, 100, self.name);
+        put_num(&mut h[100..108], u64::from(self.mode));
+        put_num(&mut h[108..116], self.uid);
+        put_num(&mut h[116..124], self.gid);
+        put_num(&mut h[124..136], self.size);
+        put_num(&mut h[136..148], self.mtime);
+        h[156] = self.typeflag;
+        put(&mut h, 157, 100, self.link);
+        // GNU magic + version: "ustar  \0".
+        h[257..265].copy_from_slice(b"ustar  \0");
+        put(&mut h, 265, 31, self.uname.as_bytes());
+        put(&mut h, 297, 31, self.gname.as_bytes());
+        // Checksum: the sum of all bytes with the field itself as spaces, as 6 octal digits, NUL, space.
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..154].copy_from_slice(format!("{sum:06o}").as_bytes());
+        h[154] = 0;
+        h
+    }
 }
 
 fn pad_len(n: u64) -> usize {
@@ -70,9 +82,19 @@ fn pad_len(n: u64) -> usize {
 /// A GNU `././@LongLink` record (type `L` for names, `K` for link targets) carrying `data` plus its NUL.
 fn long_link(out: &mut Vec<u8>, typeflag: u8, data: &[u8]) {
     let size = data.len() as u64 + 1;
-    let mut h = header(b"././@LongLink", 0o644, 0, 0, size, 0, typeflag, b"");
-    seal(&mut h, "", "");
-    out.extend_from_slice(&h);
+    let h = Header {
+        name: b"././@LongLink",
+        link: b"",
+        typeflag,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size,
+        mtime: 0,
+        uname: "",
+        gname: "",
+    };
+    out.extend_from_slice(&h.encode());
     out.extend_from_slice(data);
     out.push(0);
     out.resize(out.len() + pad_len(size), 0);
@@ -101,9 +123,19 @@ fn entry_headers(e: &ResolvedEntry, size: u64, mtime: u64) -> Vec<u8> {
         EntryKind::Directory => b'5',
         EntryKind::Symlink(_) => b'2',
     };
-    let mut h = header(&name, e.mode, e.uid, e.gid, size, mtime, typeflag, link);
-    seal(&mut h, e.uname, e.gname);
-    out.extend_from_slice(&h);
+    let h = Header {
+        name: &name,
+        link,
+        typeflag,
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        size,
+        mtime,
+        uname: e.uname,
+        gname: e.gname,
+    };
+    out.extend_from_slice(&h.encode());
     out
 }
 
@@ -111,7 +143,11 @@ enum Stage {
     /// Emitting header bytes (and, for in-memory files, the content and padding) from `buf[pos..]`.
     Buf,
     /// Streaming a file from disk: `left` bytes still to come, then `pad` zero bytes.
-    File { file: File, left: u64, pad: usize },
+    File {
+        file: File,
+        left: u64,
+        pad: usize,
+    },
     Done,
 }
 
@@ -129,7 +165,16 @@ pub(super) struct TarStream<'a> {
 
 impl<'a> TarStream<'a> {
     pub(super) fn new(entries: &'a [ResolvedEntry<'a>], mtime: u64) -> Self {
-        TarStream { entries, next: 0, mtime, buf: Vec::new(), pos: 0, stage: Stage::Buf, written: 0, finished_trailer: false }
+        TarStream {
+            entries,
+            next: 0,
+            mtime,
+            buf: Vec::new(),
+            pos: 0,
+            stage: Stage::Buf,
+            written: 0,
+            finished_trailer: false,
+        }
     }
 
     /// Prepares the next entry (or the trailer) into `buf`/`stage`. Returns false at the very end.
@@ -150,7 +195,11 @@ impl<'a> TarStream<'a> {
                     let file = File::open(p).map_err(|err| with_path(err, "opening", p))?;
                     let size = e.size;
                     self.buf = entry_headers(e, size, self.mtime);
-                    self.stage = Stage::File { file, left: size, pad: pad_len(size) };
+                    self.stage = Stage::File {
+                        file,
+                        left: size,
+                        pad: pad_len(size),
+                    };
                 }
                 _ => {
                     self.buf = entry_headers(e, 0, self.mtime);
@@ -198,7 +247,10 @@ impl Read for TarStream<'_> {
                         if n == 0 {
                             return Err(io::Error::new(
                                 io::ErrorKind::UnexpectedEof,
-                                format!("{}: file shrank while it was being archived", self.entries[self.next - 1].source_name()),
+                                format!(
+                                    "{}: file shrank while it was being archived",
+                                    self.entries[self.next - 1].source_name()
+                                ),
                             ));
                         }
                         *left -= n as u64;

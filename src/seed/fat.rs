@@ -95,7 +95,14 @@ impl Geometry {
         let align = spc.max(8);
         let unaligned = min_reserved + 2 * fat_sectors + root_entries * DIR_ENTRY / SECTOR;
         let reserved = min_reserved + (align - unaligned % align) % align;
-        let g = Geometry { fat, spc, reserved, fat_sectors, root_entries, clusters };
+        let g = Geometry {
+            fat,
+            spc,
+            reserved,
+            fat_sectors,
+            root_entries,
+            clusters,
+        };
         (g.total_sectors() <= u64::from(u32::MAX)).then_some(g)
     }
 
@@ -106,7 +113,7 @@ impl Geometry {
         const MIB_SECTORS: u64 = 2048;
         (self.clusters..self.clusters + 2 * MIB_SECTORS + 256)
             .map_while(|c| Geometry::new(self.fat, self.spc, c, self.root_entries))
-            .find(|g| g.total_sectors() % MIB_SECTORS == 0)
+            .find(|g| g.total_sectors().is_multiple_of(MIB_SECTORS))
             .unwrap_or(self)
     }
 }
@@ -125,9 +132,14 @@ pub(super) struct Image {
 
 /// Checks one path component of a long name.
 fn check_component(full: &str, c: &str) -> Result<(), SeedError> {
-    let bad = |reason| SeedError::InvalidName { name: full.to_string(), reason };
+    let bad = |reason| SeedError::InvalidName {
+        name: full.to_string(),
+        reason,
+    };
     if c.is_empty() {
-        return Err(bad("empty path component (leading, trailing or double slash)"));
+        return Err(bad(
+            "empty path component (leading, trailing or double slash)",
+        ));
     }
     if c == "." || c == ".." {
         return Err(bad("has a . or .. component"));
@@ -138,8 +150,12 @@ fn check_component(full: &str, c: &str) -> Result<(), SeedError> {
     if c.ends_with('.') || c.ends_with(' ') {
         return Err(bad("a component ends with a dot or space, which FAT drops"));
     }
-    if c.chars().any(|ch| ch < ' ' || "\"*:<>?\\|\u{7f}".contains(ch)) {
-        return Err(bad("contains a character FAT does not allow (control, \" * : < > ? \\ |)"));
+    if c.chars()
+        .any(|ch| ch < ' ' || "\"*:<>?\\|\u{7f}".contains(ch))
+    {
+        return Err(bad(
+            "contains a character FAT does not allow (control, \" * : < > ? \\ |)",
+        ));
     }
     Ok(())
 }
@@ -155,7 +171,11 @@ fn short_basis(name: &str) -> (String, String) {
             .filter(|c| *c != ' ' && *c != '.')
             .map(|c| {
                 let c = c.to_ascii_uppercase();
-                if c.is_ascii_alphanumeric() || "!#$%&'()-@^_`{}~".contains(c) { c } else { '_' }
+                if c.is_ascii_alphanumeric() || "!#$%&'()-@^_`{}~".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
             })
             .collect()
     };
@@ -176,7 +196,11 @@ fn short_names(names: &[&str]) -> Vec<[u8; 11]> {
         .iter()
         .map(|n| {
             let (base, ext) = short_basis(n);
-            let base = if base.is_empty() { "_".to_string() } else { base };
+            let base = if base.is_empty() {
+                "_".to_string()
+            } else {
+                base
+            };
             (1u32..)
                 .map(|i| {
                     let tail = format!("~{i}");
@@ -194,7 +218,9 @@ fn short_names(names: &[&str]) -> Vec<[u8; 11]> {
 }
 
 fn lfn_checksum(short: &[u8; 11]) -> u8 {
-    short.iter().fold(0u8, |sum, &b| ((sum & 1) << 7).wrapping_add(sum >> 1).wrapping_add(b))
+    short.iter().fold(0u8, |sum, &b| {
+        ((sum & 1) << 7).wrapping_add(sum >> 1).wrapping_add(b)
+    })
 }
 
 /// FAT's local-time stamp of `mtime`, read as UTC (a seed has no time zone), clamped to 1980..=2107.
@@ -203,17 +229,25 @@ fn fat_time(mtime: u64) -> (u16, u16) {
     const MAX: i64 = 4_354_819_198; // 2107-12-31 23:59:58
     let t = (mtime.min(MAX as u64) as i64).max(MIN);
     let dt = time::OffsetDateTime::from_unix_timestamp(t).expect("clamped into range");
-    let date = ((dt.year() - 1980) as u16) << 9 | (u8::from(dt.month()) as u16) << 5 | dt.day() as u16;
+    let date =
+        ((dt.year() - 1980) as u16) << 9 | (u8::from(dt.month()) as u16) << 5 | dt.day() as u16;
     let tm = (dt.hour() as u16) << 11 | (dt.minute() as u16) << 5 | (dt.second() as u16 / 2);
     (date, tm)
 }
 
 impl Image {
-    pub(super) fn plan(files: &[(String, Source)], mtime: u64, label: &str, serial: u32) -> Result<Image, SeedError> {
+    pub(super) fn plan(
+        files: &[(String, Source)],
+        mtime: u64,
+        label: &str,
+        serial: u32,
+    ) -> Result<Image, SeedError> {
         let mut nodes = vec![Node {
             name: String::new(),
             parent: 0,
-            kind: Kind::Dir { children: Vec::new() },
+            kind: Kind::Dir {
+                children: Vec::new(),
+            },
             first: 0,
             clusters: 0,
             short: [b' '; 11],
@@ -244,7 +278,10 @@ impl Image {
                 }
             };
             if size > u64::from(u32::MAX) {
-                return Err(SeedError::TooLarge { name: name.clone(), bytes: size });
+                return Err(SeedError::TooLarge {
+                    name: name.clone(),
+                    bytes: size,
+                });
             }
             let mut dir = 0usize;
             for (depth, p) in parts.iter().enumerate() {
@@ -263,8 +300,21 @@ impl Image {
                     }
                     (None, _) => {
                         let n = nodes.len();
-                        let kind = if last { Kind::File { index: i, size } } else { Kind::Dir { children: Vec::new() } };
-                        nodes.push(Node { name: p.to_string(), parent: dir, kind, first: 0, clusters: 0, short: [b' '; 11] });
+                        let kind = if last {
+                            Kind::File { index: i, size }
+                        } else {
+                            Kind::Dir {
+                                children: Vec::new(),
+                            }
+                        };
+                        nodes.push(Node {
+                            name: p.to_string(),
+                            parent: dir,
+                            kind,
+                            first: 0,
+                            clusters: 0,
+                            short: [b' '; 11],
+                        });
                         index.insert(key, n);
                         if let Kind::Dir { children } = &mut nodes[dir].kind {
                             children.push(n);
@@ -276,7 +326,9 @@ impl Image {
         }
         // Children in name order, short names per directory in that order.
         for d in 0..nodes.len() {
-            let Kind::Dir { children } = &nodes[d].kind else { continue };
+            let Kind::Dir { children } = &nodes[d].kind else {
+                continue;
+            };
             let mut children = children.clone();
             children.sort_by(|a, b| nodes[*a].name.cmp(&nodes[*b].name));
             let names: Vec<&str> = children.iter().map(|c| nodes[*c].name.as_str()).collect();
@@ -298,9 +350,14 @@ impl Image {
         // Directory entries per node (0 for files).
         let entries: Vec<u64> = (0..nodes.len())
             .map(|n| {
-                let Kind::Dir { children } = &nodes[n].kind else { return 0 };
+                let Kind::Dir { children } = &nodes[n].kind else {
+                    return 0;
+                };
                 let own = if n == 0 { 1 } else { 2 }; // volume label, or . and ..
-                own + children.iter().map(|c| lfn_entries(&nodes[*c].name) + 1).sum::<u64>()
+                own + children
+                    .iter()
+                    .map(|c| lfn_entries(&nodes[*c].name) + 1)
+                    .sum::<u64>()
             })
             .collect();
         let dir_entries = |n: usize| entries[n];
@@ -331,7 +388,8 @@ impl Image {
             .iter()
             .find_map(|&(fat, spc)| {
                 let root = if fat == FatType::Fat16 { root_fixed } else { 0 };
-                Geometry::new(fat, spc, needed_for(fat, spc * SECTOR), root).map(Geometry::whole_mib)
+                Geometry::new(fat, spc, needed_for(fat, spc * SECTOR), root)
+                    .map(Geometry::whole_mib)
             })
             .ok_or(SeedError::VolumeTooLarge)?;
 
@@ -339,8 +397,9 @@ impl Image {
         let cluster = geo.cluster_bytes();
         let mut next: u64 = 2;
         let mut order = Vec::new();
-        let (dirs, files_): (Vec<usize>, Vec<usize>) =
-            preorder.iter().partition(|&&n| matches!(nodes[n].kind, Kind::Dir { .. }));
+        let (dirs, files_): (Vec<usize>, Vec<usize>) = preorder
+            .iter()
+            .partition(|&&n| matches!(nodes[n].kind, Kind::Dir { .. }));
         for n in dirs.into_iter().chain(files_) {
             let count = match &nodes[n].kind {
                 Kind::Dir { .. } if n == 0 && geo.fat == FatType::Fat16 => 0,
@@ -357,7 +416,15 @@ impl Image {
         let mut lbl = [b' '; 11];
         let l = label.as_bytes();
         lbl[..l.len().min(11)].copy_from_slice(&l[..l.len().min(11)]);
-        Ok(Image { nodes, geo, order, used_clusters: next - 2, mtime: fat_time(mtime), label: lbl, serial })
+        Ok(Image {
+            nodes,
+            geo,
+            order,
+            used_clusters: next - 2,
+            mtime: fat_time(mtime),
+            label: lbl,
+            serial,
+        })
     }
 
     pub(super) fn bytes(&self) -> u64 {
@@ -424,7 +491,11 @@ impl Image {
         s[484..488].copy_from_slice(&0x6141_7272u32.to_le_bytes());
         let free = self.geo.clusters - self.used_clusters;
         s[488..492].copy_from_slice(&(free as u32).to_le_bytes());
-        let hint = if free > 0 { (2 + self.used_clusters) as u32 } else { 0xffff_ffff };
+        let hint = if free > 0 {
+            (2 + self.used_clusters) as u32
+        } else {
+            0xffff_ffff
+        };
         s[492..496].copy_from_slice(&hint.to_le_bytes());
         s[508..512].copy_from_slice(&0xaa55_0000u32.to_le_bytes());
         s
@@ -447,8 +518,12 @@ impl Image {
         let g = &self.geo;
         let mut t = vec![0u8; (g.fat_sectors * SECTOR) as usize];
         let mut put = |i: u64, v: u32| match g.fat {
-            FatType::Fat16 => t[(i * 2) as usize..(i * 2 + 2) as usize].copy_from_slice(&(v as u16).to_le_bytes()),
-            FatType::Fat32 => t[(i * 4) as usize..(i * 4 + 4) as usize].copy_from_slice(&v.to_le_bytes()),
+            FatType::Fat16 => {
+                t[(i * 2) as usize..(i * 2 + 2) as usize].copy_from_slice(&(v as u16).to_le_bytes())
+            }
+            FatType::Fat32 => {
+                t[(i * 4) as usize..(i * 4 + 4) as usize].copy_from_slice(&v.to_le_bytes())
+            }
         };
         let eoc = match g.fat {
             FatType::Fat16 => 0xffff,
@@ -461,7 +536,14 @@ impl Image {
             let node = &self.nodes[n];
             let first = u64::from(node.first);
             for c in first..first + node.clusters {
-                put(c, if c + 1 == first + node.clusters { eoc } else { (c + 1) as u32 });
+                put(
+                    c,
+                    if c + 1 == first + node.clusters {
+                        eoc
+                    } else {
+                        (c + 1) as u32
+                    },
+                );
             }
         }
         t
@@ -486,12 +568,18 @@ impl Image {
     /// The directory's entries, padded to its cluster run (or the FAT16 root region).
     fn dir_bytes(&self, n: usize) -> Vec<u8> {
         let node = &self.nodes[n];
-        let Kind::Dir { children } = &node.kind else { unreachable!("only directories have entries") };
+        let Kind::Dir { children } = &node.kind else {
+            unreachable!("only directories have entries")
+        };
         let mut out = Vec::new();
         if n == 0 {
             out.extend_from_slice(&self.short_entry(&self.label, ATTR_VOLUME_ID, 0, 0));
         } else {
-            let parent = if node.parent == 0 { 0 } else { self.nodes[node.parent].first };
+            let parent = if node.parent == 0 {
+                0
+            } else {
+                self.nodes[node.parent].first
+            };
             out.extend_from_slice(&self.short_entry(b".          ", ATTR_DIR, node.first, 0));
             out.extend_from_slice(&self.short_entry(b"..         ", ATTR_DIR, parent, 0));
         }
@@ -533,8 +621,15 @@ impl Image {
         out
     }
 
-    pub(super) fn write<W: Write>(&self, w: &mut W, files: &[(String, Source)]) -> Result<(), SeedError> {
-        let wr = |source| SeedError::Io { action: "writing seed image".into(), source };
+    pub(super) fn write<W: Write>(
+        &self,
+        w: &mut W,
+        files: &[(String, Source)],
+    ) -> Result<(), SeedError> {
+        let wr = |source| SeedError::Io {
+            action: "writing seed image".into(),
+            source,
+        };
         w.write_all(&self.reserved_area()).map_err(wr)?;
         let fat = self.fat_table();
         w.write_all(&fat).map_err(wr)?;
@@ -553,21 +648,30 @@ impl Image {
                     match src {
                         Source::Bytes(b) => w.write_all(b).map_err(wr)?,
                         Source::Path(p) => {
-                            let src_err =
-                                |source| SeedError::Source { name: name.clone(), file: p.clone(), source };
+                            let src_err = |source| SeedError::Source {
+                                name: name.clone(),
+                                file: p.clone(),
+                                source,
+                            };
                             let mut f = File::open(p).map_err(src_err)?;
                             let mut left = size;
                             while left > 0 {
                                 let want = left.min(buf.len() as u64) as usize;
                                 let got = f.read(&mut buf[..want]).map_err(src_err)?;
                                 if got == 0 {
-                                    return Err(SeedError::SourceChanged { name: name.clone(), file: p.clone() });
+                                    return Err(SeedError::SourceChanged {
+                                        name: name.clone(),
+                                        file: p.clone(),
+                                    });
                                 }
                                 w.write_all(&buf[..got]).map_err(wr)?;
                                 left -= got as u64;
                             }
                             if f.read(&mut buf[..1]).map_err(src_err)? != 0 {
-                                return Err(SeedError::SourceChanged { name: name.clone(), file: p.clone() });
+                                return Err(SeedError::SourceChanged {
+                                    name: name.clone(),
+                                    file: p.clone(),
+                                });
                             }
                         }
                     }
@@ -594,10 +698,30 @@ mod tests {
 
     #[test]
     fn short_names_are_unique_and_valid() {
-        let names = ["user-data", "meta-data", "network-config", "layers", "aaaaaaaaaa.tar.gz", "aaaaaaaaab.tar.gz"];
+        let names = [
+            "user-data",
+            "meta-data",
+            "network-config",
+            "layers",
+            "aaaaaaaaaa.tar.gz",
+            "aaaaaaaaab.tar.gz",
+        ];
         let s = short_names(&names);
-        let txt: Vec<String> = s.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect();
-        assert_eq!(txt, ["USER-D~1   ", "META-D~1   ", "NETWOR~1   ", "LAYERS~1   ", "AAAAAA~1GZ ", "AAAAAA~2GZ "]);
+        let txt: Vec<String> = s
+            .iter()
+            .map(|x| String::from_utf8_lossy(x).into_owned())
+            .collect();
+        assert_eq!(
+            txt,
+            [
+                "USER-D~1   ",
+                "META-D~1   ",
+                "NETWOR~1   ",
+                "LAYERS~1   ",
+                "AAAAAA~1GZ ",
+                "AAAAAA~2GZ "
+            ]
+        );
         let many: Vec<String> = (0..120).map(|i| format!("{:064x}.tar.gz", i)).collect();
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
         let s = short_names(&refs);

@@ -34,7 +34,11 @@ pub enum SeedError {
     #[error("seed file {name}: {bytes} bytes is more than a FAT file can hold (4 GiB - 1)")]
     TooLarge { name: String, bytes: u64 },
     #[error("seed file {name}: reading {}: {source}", file.display())]
-    Source { name: String, file: PathBuf, source: io::Error },
+    Source {
+        name: String,
+        file: PathBuf,
+        source: io::Error,
+    },
     #[error("seed file {name}: {} changed size while the seed was written", file.display())]
     SourceChanged { name: String, file: PathBuf },
     #[error("seed content is too large for a FAT volume")]
@@ -87,7 +91,11 @@ pub struct SeedInfo {
 /// Writes the seed image at `path` atomically (temp file in the same directory, fsync, rename, fsync dir),
 /// mode 0600 because user-data carries private keys. `files` are `(name in the image, source)`; names use
 /// `/` for subdirectories (`layers/<sha256>.tar.gz`). All timestamps are `mtime` (seconds since the epoch).
-pub fn write_seed(path: &Path, files: &[(String, Source)], mtime: u64) -> Result<SeedInfo, SeedError> {
+pub fn write_seed(
+    path: &Path,
+    files: &[(String, Source)],
+    mtime: u64,
+) -> Result<SeedInfo, SeedError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -99,20 +107,47 @@ pub fn write_seed(path: &Path, files: &[(String, Source)], mtime: u64) -> Result
         .suffix(".tmp")
         .tempfile_in(&dir)
         .map_err(io_err(format!("creating temp file in {}", dir.display())))?;
-    let info = write_seed_to(io::BufWriter::with_capacity(1 << 20, tmp.as_file()), files, mtime)?;
-    tmp.as_file().sync_all().map_err(io_err(format!("syncing {}", tmp.path().display())))?;
-    tmp.persist(path).map_err(|e| SeedError::Io { action: format!("renaming into {}", path.display()), source: e.error })?;
-    File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err(format!("syncing directory {}", dir.display())))?;
+    let info = write_seed_to(
+        io::BufWriter::with_capacity(1 << 20, tmp.as_file()),
+        files,
+        mtime,
+    )?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(io_err(format!("syncing {}", tmp.path().display())))?;
+    tmp.persist(path).map_err(|e| SeedError::Io {
+        action: format!("renaming into {}", path.display()),
+        source: e.error,
+    })?;
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(format!("syncing directory {}", dir.display())))?;
     Ok(info)
 }
 
 /// Streams the seed image into `w` (e.g. `io::sink()` for the digest only).
-pub fn write_seed_to<W: Write>(w: W, files: &[(String, Source)], mtime: u64) -> Result<SeedInfo, SeedError> {
+pub fn write_seed_to<W: Write>(
+    w: W,
+    files: &[(String, Source)],
+    mtime: u64,
+) -> Result<SeedInfo, SeedError> {
     let image = fat::Image::plan(files, mtime, LABEL, volume_serial(files, mtime))?;
-    let mut hw = Hashing { inner: w, sha: Sha256::new(), bytes: 0 };
+    let mut hw = Hashing {
+        inner: w,
+        sha: Sha256::new(),
+        bytes: 0,
+    };
     image.write(&mut hw, files)?;
-    hw.flush().map_err(|source| SeedError::Io { action: "writing seed image".into(), source })?;
-    Ok(SeedInfo { sha256: hex::encode(hw.sha.finalize()), bytes: hw.bytes, fat: image.fat_type(), serial: image.serial() })
+    hw.flush().map_err(|source| SeedError::Io {
+        action: "writing seed image".into(),
+        source,
+    })?;
+    Ok(SeedInfo {
+        sha256: hex::encode(hw.sha.finalize()),
+        bytes: hw.bytes,
+        fat: image.fat_type(),
+        serial: image.serial(),
+    })
 }
 
 /// The image size `files` will produce, without writing anything (sizes only; sources are stat'ed).
