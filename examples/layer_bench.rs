@@ -1,7 +1,8 @@
 //! Builds one layer from the files given on the command line (as /usr/local/bin/<file name>, mode 0755) and
 //! prints `<sha256> <bytes> <tar bytes>`. Used by ci/bench/layers.sh.
 //!
-//! usage: layer_bench OUT.tar.gz FILE...   (OUT "-" = digest only, nothing written)
+//! usage: layer_bench OUT.tar.gz FILE...   (OUT "-" = digest only, nothing written;
+//!        KIMAGE_BENCH_LEVEL=N picks another deflate level than the default 6)
 
 use std::path::Path;
 
@@ -11,6 +12,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .split_first()
         .ok_or("usage: layer_bench OUT.tar.gz FILE...")?;
     let mut b = kimage::layers::LayerBuilder::new(kimage::layers::resolve_mtime(1_700_000_000)?);
+    if let Ok(l) = std::env::var("KIMAGE_BENCH_LEVEL") {
+        b.level(l.parse()?);
+    }
     for f in files {
         let name = Path::new(f)
             .file_name()
