@@ -341,6 +341,32 @@ with tarfile.open(sys.argv[1], "r:gz") as t:
         "every member has the fixed mtime"
     );
     assert_eq!(members.len(), 31, "{members:#?}");
+
+    // Python's extraction (the 'tar' filter: refuses absolute names and escapes, keeps permission bits
+    // except setuid/setgid) restores modes and content.
+    let py = tmp.path().join("py-x");
+    let script = r#"
+import os, sys, tarfile
+with tarfile.open(sys.argv[1], "r:gz") as t:
+    t.extractall(sys.argv[2], filter="tar")
+for p in ["etc/kubernetes/pki/ca.key", "etc/kubernetes/pki", "usr/local/bin/etcd", "var/lib/etcd"]:
+    st = os.lstat(os.path.join(sys.argv[2], p))
+    print(p, oct(st.st_mode & 0o7777), int(st.st_mtime))
+"#;
+    let mut c = tool("python3");
+    c.arg("-c").arg(script).arg(layer).arg(&py);
+    let got = String::from_utf8(ok(c).stdout).unwrap();
+    assert_eq!(
+        got,
+        format!(
+            "etc/kubernetes/pki/ca.key 0o600 {MTIME}\netc/kubernetes/pki 0o700 {MTIME}\n\
+             usr/local/bin/etcd 0o755 {MTIME}\nvar/lib/etcd 0o700 {MTIME}\n"
+        )
+    );
+    assert_eq!(
+        fs::read(py.join("usr/local/bin/etcd")).unwrap(),
+        fs::read(&big).unwrap()
+    );
 }
 
 fn is_root() -> bool {

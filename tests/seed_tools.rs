@@ -266,6 +266,37 @@ fn same_inputs_give_identical_bytes_and_other_inputs_another_serial() {
     assert_ne!(later.sha256, ia.sha256, "the mtime is in the timestamps");
 }
 
+/// The helper for the usual layout puts layers under layers/ with their digest as name.
+#[test]
+fn nocloud_layout_helper_reads_back_through_mtools() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut b = kimage::layers::LayerBuilder::new(MTIME);
+    b.file("/etc/hosts", 0o644, "127.0.0.1 localhost\n");
+    let layer = b.write_into_dir(&tmp.path().join("layers")).unwrap();
+    let files = kimage::seed::nocloud_files(
+        "#cloud-config\n",
+        "instance-id: w1\n",
+        "version: 2\n",
+        &[(layer.info.sha256.clone(), layer.path.clone())],
+    );
+    let img = tmp.path().join("seed.img");
+    write_seed(&img, &files, MTIME).unwrap();
+    fsck_clean(&img);
+    let back = tmp.path().join("back.tar.gz");
+    let mut c = tool("mcopy");
+    c.args(["-n", "-i"])
+        .arg(&img)
+        .arg(format!("::/layers/{}.tar.gz", layer.info.sha256))
+        .arg(&back);
+    run(c);
+    // The copy on the seed is the layer itself: same digest, and extract() accepts it.
+    kimage::layers::extract(&back, &layer.info.sha256, &tmp.path().join("x")).unwrap();
+    assert_eq!(
+        fs::read(tmp.path().join("x/etc/hosts")).unwrap(),
+        b"127.0.0.1 localhost\n"
+    );
+}
+
 /// The image id is part of the output contract (manifest.json): pin one so a layout change is deliberate.
 #[test]
 fn pinned_digest_of_a_small_seed() {

@@ -76,6 +76,30 @@ impl From<PathBuf> for Source {
     }
 }
 
+/// The usual seed content: the three NoCloud files at the root and each layer as
+/// `layers/<sha256>.tar.gz`, streamed from `out/layers/`. `layers` are `(sha256 hex, path of the .tar.gz)`.
+pub fn nocloud_files(
+    user_data: impl Into<Vec<u8>>,
+    meta_data: impl Into<Vec<u8>>,
+    network_config: impl Into<Vec<u8>>,
+    layers: &[(String, PathBuf)],
+) -> Vec<(String, Source)> {
+    let mut files = vec![
+        ("user-data".to_string(), Source::Bytes(user_data.into())),
+        ("meta-data".to_string(), Source::Bytes(meta_data.into())),
+        (
+            "network-config".to_string(),
+            Source::Bytes(network_config.into()),
+        ),
+    ];
+    files.extend(
+        layers
+            .iter()
+            .map(|(sha, path)| (format!("layers/{sha}.tar.gz"), Source::Path(path.clone()))),
+    );
+    files
+}
+
 /// What was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeedInfo {
