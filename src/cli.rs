@@ -48,13 +48,19 @@ pub enum Command {
     /// Create or refresh the PKI state (idempotent).
     Pki(StateArgs),
     /// Write kimage.lock beside the profile: every release artifact with its digest.
-    Lock,
+    Lock(crate::release::command::LockArgs),
     /// Fill the download cache, verifying every digest.
-    Fetch,
+    Fetch(crate::release::command::FetchArgs),
     /// Build the per-node artifacts into the output directory.
     Build(BuildArgs),
     /// Write one node's filesystem as it will be once cloud-init has run.
     Unpack(UnpackArgs),
+    /// Write the reference docs, man pages and shell completions generated from the code.
+    Docs(crate::docs::DocsArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(crate::docs::CompletionsArgs),
+    /// Print the man page (roff) of kimage or of one of its commands.
+    Man(crate::docs::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -191,10 +197,33 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Init(args) => cmd_init(&cli, args),
         // Every command that works from the profile checks it first, so bad input never writes anything.
         Command::Pki(_) => check_profile(&cli.profile).and(Err(Error::NotYet("pki"))),
-        Command::Lock => check_profile(&cli.profile).and(Err(Error::NotYet("lock"))),
-        Command::Fetch => check_profile(&cli.profile).and(Err(Error::NotYet("fetch"))),
+        Command::Lock(args) => {
+            let c = check_profile(&cli.profile)?;
+            print_warnings(&c);
+            let out = crate::release::command::run_lock(&cli.profile, &c.cluster, args)?;
+            if cli.output == Output::Json {
+                print_json(
+                    &serde_json::json!({"path": out.path, "written": out.written, "lock": out.lock}),
+                )?;
+            }
+            Ok(())
+        }
+        Command::Fetch(args) => {
+            if args.lock.is_some() {
+                crate::release::command::run_fetch(None, args)?;
+            } else {
+                let c = check_profile(&cli.profile)?;
+                print_warnings(&c);
+                crate::release::command::run_fetch(Some((&cli.profile, &c.cluster)), args)?;
+            }
+            Ok(())
+        }
         Command::Build(_) => check_profile(&cli.profile).and(Err(Error::NotYet("build"))),
         Command::Unpack(_) => check_profile(&cli.profile).and(Err(Error::NotYet("unpack"))),
+        // Generated from the code alone; the profile is not read.
+        Command::Docs(args) => crate::docs::cmd_docs(args),
+        Command::Completions(args) => crate::docs::cmd_completions(args),
+        Command::Man(args) => crate::docs::cmd_man(args),
     }
 }
 

@@ -38,6 +38,10 @@ pub enum Error {
     },
     #[error("`kimage {0}` is not available in this build yet")]
     NotYet(&'static str),
+    #[error(transparent)]
+    Release(#[from] crate::release::command::CommandError),
+    #[error(transparent)]
+    Docs(#[from] crate::docs::DocsError),
 }
 
 impl From<LoadError> for Error {
@@ -53,7 +57,22 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::ReadProfile { .. } | Error::Invalid { .. } | Error::Usage(_) => exit::INVALID,
-            Error::Io { .. } | Error::NotYet(_) => exit::FAILURE,
+            Error::Io { .. } | Error::NotYet(_) | Error::Docs(_) => exit::FAILURE,
+            Error::Release(e) => {
+                use crate::release::command::CommandError as C;
+                match e {
+                    C::Profile(_) | C::BadMirror(_) | C::NoLock => exit::INVALID,
+                    C::LockFile(_) | C::Stale(_) => exit::STATE,
+                    C::Fetch(f)
+                        if f.errors.iter().any(|e| {
+                            matches!(e, crate::release::fetch::FetchError::Mismatch { .. })
+                        }) =>
+                    {
+                        exit::VERIFY
+                    }
+                    C::Resolve(_) | C::Fetch(_) | C::Cache(_) => exit::FAILURE,
+                }
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod diag;
+pub mod docs;
 pub mod error;
 pub mod layers;
 pub mod model;

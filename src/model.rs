@@ -7,8 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::Serialize;
 
 use crate::profile::{
-    self, Arch, BinarySource, Cidr, Cni, Endpoint, EtcdTopology, Host, KeyAlgorithm, LayersFrom,
-    LoadBalancerKind, NodeName, Profile, ProxyMode, Role, San, TaintEffect, Url, Version, defaults,
+    self, Arch, BinarySource, Cidr, Cni, Endpoint, EtcdTopology, Host, KeyAlgorithm,
+    KubernetesFrom, LayersFrom, LoadBalancerKind, NodeName, Profile, ProxyMode, Role, San,
+    TaintEffect, Url, Version, defaults,
 };
 
 /// Labels and taints kubeadm puts on control-plane nodes.
@@ -172,50 +173,10 @@ pub struct BinariesModel {
     pub source: BinarySource,
     pub mirror: Option<Url>,
     pub cfssl: Option<Version>,
+    pub kubernetes_from: KubernetesFrom,
 }
 
-/// A program a node runs, from an upstream release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Binary {
-    KubeApiserver,
-    KubeControllerManager,
-    KubeScheduler,
-    Kubelet,
-    KubeProxy,
-    Kubectl,
-    Etcd,
-    Etcdctl,
-    Etcdutl,
-    Containerd,
-    Runc,
-    Crictl,
-    CniPlugins,
-    Cfssl,
-    Cfssljson,
-}
-
-impl Binary {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Binary::KubeApiserver => "kube-apiserver",
-            Binary::KubeControllerManager => "kube-controller-manager",
-            Binary::KubeScheduler => "kube-scheduler",
-            Binary::Kubelet => "kubelet",
-            Binary::KubeProxy => "kube-proxy",
-            Binary::Kubectl => "kubectl",
-            Binary::Etcd => "etcd",
-            Binary::Etcdctl => "etcdctl",
-            Binary::Etcdutl => "etcdutl",
-            Binary::Containerd => "containerd",
-            Binary::Runc => "runc",
-            Binary::Crictl => "crictl",
-            Binary::CniPlugins => "cni-plugins",
-            Binary::Cfssl => "cfssl",
-            Binary::Cfssljson => "cfssljson",
-        }
-    }
-}
+pub use crate::profile::Binary;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeModel {
@@ -231,7 +192,7 @@ pub struct NodeModel {
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<TaintModel>,
     pub mac: Option<String>,
-    /// Release binaries this node runs.
+    /// Release binaries kimage delivers to this node.
     pub binaries: BTreeSet<Binary>,
     /// Labels the kubelet may set on its own Node (--node-labels).
     pub kubelet_labels: BTreeMap<String, String>,
@@ -242,6 +203,8 @@ pub struct NodeModel {
     pub etcd: Option<NodeEtcd>,
     /// This node's VRRP settings, when it is a load-balancer node and the cluster has a VIP.
     pub vrrp: Option<NodeVrrp>,
+    /// Binaries the node runs that the profile says the image already has (`binaries.exclude`).
+    pub excluded: BTreeSet<Binary>,
 }
 
 /// What one etcd member listens on and announces.
@@ -566,7 +529,11 @@ impl Cluster {
                     }
                 }
                 if etcd_member {
-                    binaries.extend([Binary::Etcd, Binary::Etcdctl, Binary::Etcdutl]);
+                    binaries.extend([Binary::Etcd, Binary::Etcdctl]);
+                    // etcdutl was split out of etcdctl in v3.5.
+                    if p.etcd.version.0 >= semver::Version::new(3, 5, 0) {
+                        binaries.insert(Binary::Etcdutl);
+                    }
                 }
                 let (kubelet_labels, api_labels) = labels
                     .iter()
@@ -599,6 +566,12 @@ impl Cluster {
                                 .collect(),
                         })
                     });
+                let excluded: BTreeSet<Binary> = binaries
+                    .iter()
+                    .filter(|b| p.binaries.exclude.contains(b))
+                    .copied()
+                    .collect();
+                binaries.retain(|b| !excluded.contains(b));
                 NodeModel {
                     name: n.name.clone(),
                     role: n.role,
@@ -615,6 +588,7 @@ impl Cluster {
                     api_labels,
                     etcd: node_etcd,
                     vrrp,
+                    excluded,
                 }
             })
             .collect();
@@ -650,6 +624,7 @@ impl Cluster {
                 source: p.binaries.source,
                 mirror: p.binaries.mirror.clone(),
                 cfssl: p.binaries.cfssl.clone(),
+                kubernetes_from: p.binaries.kubernetes_from,
             },
             layers: p.layers.clone(),
             os: p.os.clone(),

@@ -23,8 +23,10 @@ pub struct NodePlan {
     pub bootstrap: bool,
     /// Certificate and kubeconfig ids this node receives.
     pub certs: Vec<String>,
-    /// Release programs the node runs.
+    /// Release programs kimage delivers to the node.
     pub binaries: Vec<String>,
+    /// Programs the node runs that the image must already have (`binaries.exclude`).
+    pub excluded: Vec<String>,
     /// Every file the node gets, sorted by path.
     pub files: Vec<PlannedFile>,
 }
@@ -66,6 +68,7 @@ pub fn node_plan(c: &Cluster, n: &NodeModel) -> NodePlan {
         bootstrap: n.is_bootstrap,
         certs: spec::node_cert_ids(c, n),
         binaries: n.binaries.iter().map(|b| b.name().to_string()).collect(),
+        excluded: n.excluded.iter().map(|b| b.name().to_string()).collect(),
         files,
     }
 }
@@ -115,6 +118,13 @@ impl Plan {
             out.push_str(&format!("  certs     {}\n", list(&certs)));
             let bins: Vec<&str> = n.binaries.iter().map(String::as_str).collect();
             out.push_str(&format!("  binaries  {}\n", list(&bins)));
+            if !n.excluded.is_empty() {
+                let ex: Vec<&str> = n.excluded.iter().map(String::as_str).collect();
+                out.push_str(&format!(
+                    "  excluded  {} (binaries.exclude: the image must provide them)\n",
+                    list(&ex)
+                ));
+            }
             let secrets = n.files.iter().filter(|f| f.secret).count();
             out.push_str(&format!(
                 "  files     {} ({} secret, delivered in user-data)\n",

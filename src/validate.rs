@@ -698,11 +698,18 @@ fn versions(x: &mut Ctx, p: &Profile) {
         .value(crictl);
     }
     let ctrd = &p.container_runtime.containerd;
-    if ctrd.0.major < 1 || (ctrd.0.major == 1 && ctrd.0.minor < 7) {
+    if ctrd.0.major < 1 || (ctrd.0.major == 1 && ctrd.0.minor < 6) {
         x.error(
             "containerRuntime.containerd",
-            "is older than containerd 1.7, the oldest release Kubernetes v1.35 supports",
+            "is older than containerd 1.6, the first release with the CRI v1 API every supported kubelet requires",
             "use v2.2.x",
+        )
+        .value(ctrd);
+    } else if ctrd.0.major == 1 && ctrd.0.minor == 6 {
+        x.warning(
+            "containerRuntime.containerd",
+            "is end of life; Kubernetes v1.35 supports containerd 1.7 and 2.x",
+            "use v2.2.x (v1.6 only where no newer build is available, e.g. Debian 12's package in tests)",
         )
         .value(ctrd);
     } else if ctrd.0.major == 1 {

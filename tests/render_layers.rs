@@ -25,8 +25,10 @@ fn walk(dir: &Path, base: &Path, out: &mut BTreeSet<String>) {
 fn embedded_list_matches_image_layers() {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("image-layers");
     let mut on_disk = BTreeSet::new();
-    walk(&base, &base, &mut on_disk);
-    on_disk.remove("README.md");
+    // boot/ holds the user-data's scripts, embedded by src/userdata; the render catalog is the layers.
+    for layer in render::LAYERS {
+        walk(&base.join(layer), &base, &mut on_disk);
+    }
     let embedded: BTreeSet<String> = render::embedded_files()
         .iter()
         .map(|(p, _)| p.to_string())

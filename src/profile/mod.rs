@@ -375,6 +375,91 @@ pub struct Binaries {
     /// built-in catalog has no digest for cfssl: `kimage lock` resolves it online.
     #[serde(default)]
     pub cfssl: Option<Version>,
+    /// Programs kimage does not deliver because the image already has them (or, in tests, because they
+    /// cannot be had). Their units and configuration are still rendered; `kimage plan` and `build` list
+    /// them as excluded.
+    #[serde(default)]
+    pub exclude: Vec<Binary>,
+    /// `files`: each Kubernetes binary is its own download (sha256 published beside it); `tarballs`: the
+    /// binaries come out of the kubernetes-server and kubernetes-node tarballs, whose SHA512 the release
+    /// CHANGELOG publishes.
+    #[serde(default)]
+    pub kubernetes_from: KubernetesFrom,
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Deserialize,
+    Serialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum KubernetesFrom {
+    #[default]
+    Files,
+    Tarballs,
+}
+
+impl KubernetesFrom {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KubernetesFrom::Files => "files",
+            KubernetesFrom::Tarballs => "tarballs",
+        }
+    }
+}
+
+/// A program a node runs, from an upstream release.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Binary {
+    KubeApiserver,
+    KubeControllerManager,
+    KubeScheduler,
+    Kubelet,
+    KubeProxy,
+    Kubectl,
+    Etcd,
+    Etcdctl,
+    Etcdutl,
+    Containerd,
+    Runc,
+    Crictl,
+    CniPlugins,
+    Cfssl,
+    Cfssljson,
+}
+
+impl Binary {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Binary::KubeApiserver => "kube-apiserver",
+            Binary::KubeControllerManager => "kube-controller-manager",
+            Binary::KubeScheduler => "kube-scheduler",
+            Binary::Kubelet => "kubelet",
+            Binary::KubeProxy => "kube-proxy",
+            Binary::Kubectl => "kubectl",
+            Binary::Etcd => "etcd",
+            Binary::Etcdctl => "etcdctl",
+            Binary::Etcdutl => "etcdutl",
+            Binary::Containerd => "containerd",
+            Binary::Runc => "runc",
+            Binary::Crictl => "crictl",
+            Binary::CniPlugins => "cni-plugins",
+            Binary::Cfssl => "cfssl",
+            Binary::Cfssljson => "cfssljson",
+        }
+    }
 }
 
 #[derive(
@@ -587,9 +672,12 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Taint {
+    /// Taint key, e.g. `dedicated` or `node-role.kubernetes.io/control-plane`.
     pub key: String,
+    /// Taint value; leave out for a key-only taint.
     #[serde(default)]
     pub value: Option<String>,
+    /// What happens to pods that do not tolerate the taint.
     pub effect: TaintEffect,
 }
 
