@@ -36,6 +36,8 @@ pub struct Cluster {
     /// Every node in profile order.
     pub nodes: Vec<NodeModel>,
     pub container_runtime: profile::ContainerRuntime,
+    /// What containerd's config.toml must look like for `container_runtime.containerd`.
+    pub containerd: ContainerdModel,
     pub pki: profile::Pki,
     pub binaries: BinariesModel,
     pub layers: profile::Layers,
@@ -43,6 +45,16 @@ pub struct Cluster {
     /// `os.limits` in systemd's Limit*= form for kimage's units.
     pub unit_limits: UnitLimits,
     pub network: profile::Network,
+}
+
+/// The containerd config.toml dialect of the profile's containerd release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerdModel {
+    /// 3 for containerd 2.x (CRI plugin ids io.containerd.cri.v1.*), 2 for 1.6/1.7
+    /// (io.containerd.grpc.v1.cri).
+    pub config_version: u8,
+    /// containerd 2.1+ takes `cni.bin_dirs` (a list) and deprecates `bin_dir`; older ones only `bin_dir`.
+    pub cni_bin_dirs: bool,
 }
 
 /// Resource limits as systemd unit settings (LimitNOFILE=, LimitNPROC=, LimitMEMLOCK=).
@@ -618,6 +630,13 @@ impl Cluster {
             bootstrap_node,
             nodes,
             container_runtime: p.container_runtime.clone(),
+            containerd: {
+                let v = &p.container_runtime.containerd.0;
+                ContainerdModel {
+                    config_version: if v.major >= 2 { 3 } else { 2 },
+                    cni_bin_dirs: (v.major, v.minor) >= (2, 1),
+                }
+            },
             pki: p.pki.clone(),
             binaries: BinariesModel {
                 arch: p.binaries.arch,
