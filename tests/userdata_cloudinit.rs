@@ -51,14 +51,10 @@ fn user_data_passes_cloud_init_schema() {
                     bytes: 2,
                 },
             ];
-            let units = vec![
-                "containerd.service".to_string(),
-                "kubelet.service".to_string(),
-            ];
             let inp = BootInputs {
                 layers: &layers,
                 secrets_tar: b"not really a tar",
-                units: &units,
+                start: "restart:systemd-modules-load.service enable-now:containerd.service",
             };
             let ud = userdata::user_data(&c, n, &inp);
             let dir = tempfile::tempdir().unwrap();

@@ -79,13 +79,21 @@ if [ "$KIMAGE_FETCH" = 1 ]; then
     log "binaries fetched and verified"
 fi
 
-# 4. Kernel settings, then the node's units in order. --no-block: etcd waits for quorum, and the
-#    other members may still be booting.
+# 4. The node's units, in the order and with the action the render stage planned: restart boot-time
+#    units that ran before the layers existed (modules, sysctl), enable and start kimage's services.
+#    --no-block: etcd waits for quorum, and the other members may still be booting.
 systemctl daemon-reload
-systemctl restart systemd-modules-load.service || log "warning: systemd-modules-load failed (modules missing in this kernel?)"
-sysctl --system >/dev/null || log "warning: some sysctl settings were not applied"
-for unit in $KIMAGE_UNITS; do
-    systemctl enable "$unit" >/dev/null 2>&1 || fail "cannot enable $unit"
-    systemctl start --no-block "$unit" || fail "cannot start $unit"
+for step in $KIMAGE_START; do
+    action=${step%%:*}
+    unit=${step#*:}
+    case "$action" in
+    restart) systemctl restart "$unit" || log "warning: restarting $unit failed" ;;
+    try-restart) systemctl try-restart "$unit" || true ;;
+    enable-now)
+        systemctl enable "$unit" >/dev/null 2>&1 || fail "cannot enable $unit"
+        systemctl restart --no-block "$unit" || fail "cannot start $unit"
+        ;;
+    *) fail "unknown start action $action for $unit" ;;
+    esac
 done
-log "applied: $(echo "$KIMAGE_LAYERS" | wc -w) layers, units started: $KIMAGE_UNITS"
+log "applied: $(echo "$KIMAGE_LAYERS" | wc -w) layers; started: $KIMAGE_START"

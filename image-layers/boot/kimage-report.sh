@@ -2,7 +2,7 @@
 # kimage-report: after cloud-init has finished, print what this node became to the serial console, so an
 # operator (or a test) can see the result without logging in. Read-only; safe to run at any time.
 # shellcheck source=/dev/null
-[ -f /etc/kimage/node.env ] && . /etc/kimage/node.env
+if [ -f /etc/kimage/node.env ]; then . /etc/kimage/node.env; fi
 node=${KIMAGE_NODE:-$(hostname)}
 out() { printf 'KIMAGE-REPORT %s %s\n' "$node" "$*"; }
 
@@ -19,7 +19,8 @@ for unit in ${KIMAGE_UNITS:-}; do
     fi
 done
 
-if [ -e /etc/kimage/kubelet-node ] || [ -f /etc/containerd/config.toml ]; then
+case "${KIMAGE_ROLE:-}" in control-plane | worker) kubelet_node=1 ;; *) kubelet_node=0 ;; esac
+if [ "$kubelet_node" = 1 ]; then
     for m in br_netfilter overlay nf_conntrack; do
         if grep -q "^$m " /proc/modules; then out "module $m: loaded"; else out "module $m: missing"; fi
     done
@@ -31,5 +32,15 @@ if [ -e /etc/kimage/kubelet-node ] || [ -f /etc/containerd/config.toml ]; then
         ctr --address /run/containerd/containerd.sock version 2>&1 | while IFS= read -r line; do out "ctr: $line"; done
     fi
 fi
+case " ${KIMAGE_UNITS:-} " in
+*" etcd.service "*)
+    if command -v etcdctl >/dev/null 2>&1; then
+        pki=/etc/kubernetes/pki/etcd
+        ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=$pki/ca.crt \
+            --cert=$pki/healthcheck-client.crt --key=$pki/healthcheck-client.key \
+            --command-timeout=10s endpoint health 2>&1 | while IFS= read -r line; do out "etcd: $line"; done
+    fi
+    ;;
+esac
 out "hosts: $(grep -c -v -e '^#' -e '^$' /etc/hosts) entries, $(grep -c "$node" /etc/hosts) for this node"
 out "done"

@@ -102,7 +102,7 @@ fn userdata_files() -> Result<Vec<(String, String, String)>, DocsError> {
         &userdata::BootInputs {
             layers: &[],
             secrets_tar: b"secrets",
-            units: &[],
+            start: "",
         },
     );
     let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&ud)

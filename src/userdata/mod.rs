@@ -45,8 +45,8 @@ pub struct BootInputs<'a> {
     pub layers: &'a [LayerRef],
     /// A tar of the node's private files (modes 0600), delivered inline.
     pub secrets_tar: &'a [u8],
-    /// Units to enable and start, in order.
-    pub units: &'a [String],
+    /// What to do with which unit, in order: `ACTION:UNIT` words (`restart`, `try-restart`, `enable-now`).
+    pub start: &'a str,
 }
 
 /// gzip with a fixed header (no name, no time), so the same input always gives the same bytes.
@@ -82,10 +82,10 @@ pub fn boot_env(c: &Cluster, n: &NodeModel, inp: &BootInputs) -> String {
         .unwrap_or_default();
     let fetch = c.binaries.source == BinarySource::FetchAtBoot && !n.binaries.is_empty();
     format!(
-        "KIMAGE_NODE='{}'\nKIMAGE_LAYERS_FROM='{from}'\nKIMAGE_LAYERS_URL='{url}'\nKIMAGE_LAYERS='{}'\nKIMAGE_UNITS='{}'\nKIMAGE_FETCH='{}'\n",
+        "KIMAGE_NODE='{}'\nKIMAGE_LAYERS_FROM='{from}'\nKIMAGE_LAYERS_URL='{url}'\nKIMAGE_LAYERS='{}'\nKIMAGE_START='{}'\nKIMAGE_FETCH='{}'\n",
         n.name,
         layers.join(" "),
-        inp.units.join(" "),
+        inp.start,
         u8::from(fetch),
     )
 }
