@@ -108,7 +108,6 @@ pub fn build(template: &str, layers: Option<(&str, &str)>) -> Out {
             .iter()
             .map(|(p, d)| (p.as_str(), d.as_slice(), 0o600))
             .collect::<Vec<_>>());
-        let units = vec!["kubelet.service".to_string()];
         let ud = userdata::user_data(
             &c,
             n,
@@ -119,7 +118,7 @@ pub fn build(template: &str, layers: Option<(&str, &str)>) -> Out {
                 } else {
                     &secrets
                 },
-                units: &units,
+                start: "enable-now:kubelet.service",
             },
         );
         let nc = userdata::network_config(&c, n);
