@@ -3,7 +3,7 @@
 # Idempotent; installs in groups because one combined transaction can hit held-back upgrades.
 set -euo pipefail
 groups=(
-  "openssl iproute2 etcd-server etcd-client haproxy nginx keepalived cloud-init golang-cfssl"
+  "openssl iproute2 etcd-server etcd-client haproxy nginx libnginx-mod-stream keepalived cloud-init golang-cfssl containerd"
   "dosfstools mtools genisoimage xorriso pigz hyperfine shellcheck time jq curl"
   "virtinst zsh fish groff-base man-db"
 )

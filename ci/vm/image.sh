@@ -14,7 +14,7 @@ start=$(date +%s)
 rm -rf "$OUT/rootfs" "$OUT/base.qcow2"
 pkgs=systemd-sysv,dbus,udev,cloud-init,python3,iproute2,iputils-ping,ifupdown,isc-dhcp-client,ca-certificates
 pkgs=$pkgs,linux-image-cloud-amd64,initramfs-tools,e2fsprogs,kmod,procps,curl,iptables,nftables,conntrack
-pkgs=$pkgs,haproxy,nginx-light,keepalived,dosfstools
+pkgs=$pkgs,haproxy,nginx,libnginx-mod-stream,keepalived,dosfstools,ipset
 mmdebstrap --variant=minbase --include="$pkgs" bookworm "$OUT/rootfs" http://deb.debian.org/debian >"$OUT/mmdebstrap.log" 2>&1 \
   || { tail -20 "$OUT/mmdebstrap.log"; exit 1; }
 r=$OUT/rootfs
