@@ -144,7 +144,7 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// `openssl s_server -www` for one connection, requiring a client certificate from `client_ca`.
+/// `openssl s_server -www` (killed on drop), requiring a client certificate from `client_ca`.
 pub struct Server {
     pub port: u16,
     child: Child,
@@ -161,7 +161,7 @@ pub fn s_server(cert: &Path, key: &Path, client_ca: &Path) -> Server {
     require("openssl");
     let port = free_port();
     let mut child = Command::new("openssl")
-        .args(["s_server", "-quiet", "-www", "-naccept", "1", "-verify_return_error", "-Verify", "1"])
+        .args(["s_server", "-www", "-verify_return_error", "-Verify", "1"])
         .arg("-accept")
         .arg(format!("127.0.0.1:{port}"))
         .arg("-cert")
