@@ -1,0 +1,251 @@
+//! The read-only view of the PKI the rest of the pipeline uses: PEM of every certificate and key by
+//! id, the service-account key pair, rendered kubeconfigs, and the files of one node.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::error::PkiError;
+use super::spec::{self, CertSpec, KubeconfigSpec, PkiFile, PkiSource};
+use super::state::{Origin, StateDoc};
+use crate::model::Cluster;
+
+/// One certificate with its key.
+#[derive(Clone)]
+pub struct CertMaterial {
+    pub spec: CertSpec,
+    pub cert_pem: String,
+    key_pem: String,
+    /// Lowercase hex.
+    pub serial: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub origin: Origin,
+}
+
+impl CertMaterial {
+    /// The private key PEM (secret: deliver with mode 0600, never log).
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+}
+
+impl fmt::Debug for CertMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertMaterial")
+            .field("id", &self.spec.id)
+            .field("serial", &self.serial)
+            .field("not_after", &self.not_after)
+            .field("key_pem", &"[secret key elided]")
+            .finish()
+    }
+}
+
+/// Every certificate, key and kubeconfig of a PKI state.
+#[derive(Clone, Default)]
+pub struct PkiMaterial {
+    certs: BTreeMap<String, CertMaterial>,
+    sa_key: Option<String>,
+    sa_pub: Option<String>,
+    kubeconfigs: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for PkiMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PkiMaterial")
+            .field("certs", &self.certs.keys().collect::<Vec<_>>())
+            .field("kubeconfigs", &self.kubeconfigs.keys().collect::<Vec<_>>())
+            .field("sa", &self.sa_key.as_ref().map(|_| "[secret key elided]"))
+            .finish()
+    }
+}
+
+/// A file for a node, with its content.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct NodeFile {
+    /// Absolute path on the node.
+    pub path: String,
+    pub mode: u32,
+    pub source: PkiSource,
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+}
+
+impl NodeFile {
+    /// Private material (a key or a kubeconfig with an embedded key).
+    pub fn is_secret(&self) -> bool {
+        self.source.is_secret()
+    }
+}
+
+impl fmt::Debug for NodeFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let content =
+            if self.is_secret() { "[secret elided]".to_string() } else { format!("{} bytes", self.bytes.len()) };
+        f.debug_struct("NodeFile")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("source", &self.source)
+            .field("bytes", &content)
+            .finish()
+    }
+}
+
+/// A YAML scalar as Go's yaml writer would leave it: plain when unambiguous, else double-quoted.
+fn yaml_scalar(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
+        && !s.contains(": ")
+        && !s.ends_with(':')
+        && !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n"
+        )
+        && s.parse::<f64>().is_err();
+    if plain { s.to_string() } else { serde_json::to_string(s).expect("string serializes") }
+}
+
+/// A kubeconfig with the CA, client certificate and key embedded, in kubeadm's layout (keys sorted
+/// as client-go writes them). The same inputs give the same bytes.
+pub fn render_kubeconfig(k: &KubeconfigSpec, ca_pem: &str, cert_pem: &str, key_pem: &str) -> String {
+    let cluster = yaml_scalar(&k.cluster_name);
+    let user = yaml_scalar(&k.user);
+    let context = yaml_scalar(&k.context);
+    format!(
+        "apiVersion: v1\n\
+         clusters:\n\
+         - cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: {cluster}\n\
+         contexts:\n\
+         - context:\n    cluster: {cluster}\n    user: {user}\n  name: {context}\n\
+         current-context: {context}\n\
+         kind: Config\n\
+         preferences: {{}}\n\
+         users:\n\
+         - name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\n",
+        ca = STANDARD.encode(ca_pem),
+        server = yaml_scalar(&k.server),
+        cert = STANDARD.encode(cert_pem),
+        key = STANDARD.encode(key_pem),
+    )
+}
+
+impl PkiMaterial {
+    /// The material of a state document, with the cluster's kubeconfigs rendered (those whose
+    /// certificates exist).
+    pub fn from_doc(cluster: &Cluster, doc: &StateDoc) -> PkiMaterial {
+        let certs: BTreeMap<String, CertMaterial> = doc
+            .certs
+            .iter()
+            .map(|(id, r)| {
+                (
+                    id.clone(),
+                    CertMaterial {
+                        spec: r.spec.clone(),
+                        cert_pem: r.cert.clone(),
+                        key_pem: r.key.clone(),
+                        serial: r.serial.clone(),
+                        not_before: r.not_before,
+                        not_after: r.not_after,
+                        origin: r.origin,
+                    },
+                )
+            })
+            .collect();
+        let specs = spec::cert_specs(cluster);
+        let kubeconfigs = spec::kubeconfig_specs(cluster, &specs)
+            .iter()
+            .filter_map(|k| {
+                let ca = certs.get(&k.ca)?;
+                let c = certs.get(&k.cert)?;
+                Some((k.id.clone(), render_kubeconfig(k, &ca.cert_pem, &c.cert_pem, &c.key_pem)))
+            })
+            .collect();
+        PkiMaterial {
+            certs,
+            sa_key: doc.service_account.as_ref().map(|s| s.key.clone()),
+            sa_pub: doc.service_account.as_ref().map(|s| s.public.clone()),
+            kubeconfigs,
+        }
+    }
+
+    pub fn cert(&self, id: &str) -> Option<&CertMaterial> {
+        self.certs.get(id)
+    }
+
+    pub fn cert_pem(&self, id: &str) -> Option<&str> {
+        self.certs.get(id).map(|c| c.cert_pem.as_str())
+    }
+
+    /// A private key PEM (secret).
+    pub fn key_pem(&self, id: &str) -> Option<&str> {
+        self.certs.get(id).map(|c| c.key_pem())
+    }
+
+    /// A rendered kubeconfig (secret: it embeds the client key).
+    pub fn kubeconfig(&self, id: &str) -> Option<&str> {
+        self.kubeconfigs.get(id).map(String::as_str)
+    }
+
+    /// Every certificate id, sorted.
+    pub fn cert_ids(&self) -> impl Iterator<Item = &str> {
+        self.certs.keys().map(String::as_str)
+    }
+
+    /// Every kubeconfig id, sorted.
+    pub fn kubeconfig_ids(&self) -> impl Iterator<Item = &str> {
+        self.kubeconfigs.keys().map(String::as_str)
+    }
+
+    /// sa.key (secret).
+    pub fn sa_key_pem(&self) -> Option<&str> {
+        self.sa_key.as_deref()
+    }
+
+    /// sa.pub (PKIX "PUBLIC KEY").
+    pub fn sa_pub_pem(&self) -> Option<&str> {
+        self.sa_pub.as_deref()
+    }
+
+    /// The content of a spec.rs PkiFile source.
+    pub fn bytes(&self, source: &PkiSource) -> Result<Vec<u8>, PkiError> {
+        let missing = |what: String| PkiError::Missing { what };
+        let s = match source {
+            PkiSource::Cert(id) => self.cert_pem(id).ok_or_else(|| missing(format!("certificate {id}")))?,
+            PkiSource::Key(id) => self.key_pem(id).ok_or_else(|| missing(format!("key {id}")))?,
+            PkiSource::SaKey => self.sa_key_pem().ok_or_else(|| missing("service-account key".into()))?,
+            PkiSource::SaPub => self.sa_pub_pem().ok_or_else(|| missing("service-account public key".into()))?,
+            PkiSource::Kubeconfig(id) => self.kubeconfig(id).ok_or_else(|| missing(format!("kubeconfig {id}")))?,
+        };
+        Ok(s.as_bytes().to_vec())
+    }
+
+    /// Every PKI file one node gets (spec::node_files), with content, sorted by path.
+    pub fn node_bundle(&self, cluster: &Cluster, node: &str) -> Result<Vec<NodeFile>, PkiError> {
+        let n = cluster.node(node).ok_or_else(|| PkiError::Usage(format!("no node named `{node}` in the profile")))?;
+        spec::node_files(cluster, n)
+            .into_iter()
+            .map(|PkiFile { path, source, mode }| Ok(NodeFile { bytes: self.bytes(&source)?, path, mode, source }))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars() {
+        assert_eq!(yaml_scalar("system:node:k8s-node-1"), "system:node:k8s-node-1");
+        assert_eq!(yaml_scalar("system:node:a@prod"), "system:node:a@prod");
+        assert_eq!(yaml_scalar("https://10.0.0.1:6443"), "https://10.0.0.1:6443");
+        assert_eq!(yaml_scalar("https://[::1]:6443"), "\"https://[::1]:6443\"");
+        assert_eq!(yaml_scalar("yes"), "\"yes\"");
+        assert_eq!(yaml_scalar("1e3"), "\"1e3\"");
+        assert_eq!(yaml_scalar(""), "\"\"");
+    }
+}

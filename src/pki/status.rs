@@ -1,0 +1,254 @@
+//! `kimage pki status`: every certificate as it actually is (parsed from the stored certificate, not
+//! from the record), its days left, and whether it still matches the profile.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::der;
+use super::ensure::{EXPIRY_WARNING_DAYS, spec_diff, truncate};
+use super::error::PkiError;
+use super::spec;
+use super::state::{CertRecord, Origin, StateDir};
+use crate::model::Cluster;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertState {
+    Ok,
+    /// Fewer than EXPIRY_WARNING_DAYS left.
+    Expiring,
+    Expired,
+    /// Issued for a different spec or signer: `kimage pki` re-issues it (a CA: see the note).
+    Outdated,
+    /// In the profile, not in the state: `kimage pki` issues it.
+    Missing,
+    /// In the state, no longer in the profile: `kimage pki` drops it.
+    NotInProfile,
+    Unreadable,
+}
+
+impl CertState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CertState::Ok => "ok",
+            CertState::Expiring => "expiring",
+            CertState::Expired => "expired",
+            CertState::Outdated => "outdated",
+            CertState::Missing => "missing",
+            CertState::NotInProfile => "not-in-profile",
+            CertState::Unreadable => "unreadable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusRow {
+    pub id: String,
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<IpAddr>,
+    pub not_before: Option<String>,
+    pub not_after: Option<String>,
+    pub days_left: Option<i64>,
+    pub state: CertState,
+    pub imported: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub state_file: PathBuf,
+    pub rows: Vec<StatusRow>,
+    /// Rows whose state is not `ok`, as messages.
+    pub warnings: Vec<String>,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).expect("formats")
+}
+
+fn parse_row(id: &str, rec: &CertRecord, now: OffsetDateTime) -> StatusRow {
+    let mut row = StatusRow {
+        id: id.to_string(),
+        subject: String::new(),
+        issuer: String::new(),
+        serial: rec.serial.clone(),
+        dns_names: vec![],
+        ip_addresses: vec![],
+        not_before: None,
+        not_after: None,
+        days_left: None,
+        state: CertState::Ok,
+        imported: rec.origin == Origin::Imported,
+        notes: vec![],
+    };
+    let parsed = der::pem_decode_one(&rec.cert).and_then(|(_, d)| {
+        let (_, x) = X509Certificate::from_der(&d).map_err(|e| e.to_string())?;
+        row.subject = x.subject().to_string();
+        row.issuer = x.issuer().to_string();
+        row.serial = hex::encode(x.tbs_certificate.raw_serial());
+        if let Ok(Some(san)) = x.subject_alternative_name() {
+            for n in &san.value.general_names {
+                match n {
+                    GeneralName::DNSName(s) => row.dns_names.push(s.to_string()),
+                    GeneralName::IPAddress(b) => {
+                        if let Ok(a) = <[u8; 4]>::try_from(*b) {
+                            row.ip_addresses.push(IpAddr::from(a));
+                        } else if let Ok(a) = <[u8; 16]>::try_from(*b) {
+                            row.ip_addresses.push(IpAddr::from(a));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let nb = x.validity().not_before.to_datetime();
+        let na = x.validity().not_after.to_datetime();
+        row.not_before = Some(rfc3339(nb));
+        row.not_after = Some(rfc3339(na));
+        let left = (na - now).whole_days();
+        row.days_left = Some(left);
+        row.state = if na <= now {
+            CertState::Expired
+        } else if left < EXPIRY_WARNING_DAYS {
+            CertState::Expiring
+        } else {
+            CertState::Ok
+        };
+        Ok(())
+    });
+    if let Err(e) = parsed {
+        row.state = CertState::Unreadable;
+        row.notes.push(e);
+    }
+    row
+}
+
+/// The status of every certificate of the profile and of the state. Reads only.
+pub fn status(cluster: &Cluster, state_dir: &Path, now: OffsetDateTime) -> Result<StatusReport, PkiError> {
+    let now = truncate(now);
+    let sd = StateDir::new(state_dir);
+    let _lock = sd.lock_shared()?;
+    let doc = sd.read()?.map(|(d, _)| d).unwrap_or_default();
+    let specs = spec::cert_specs(cluster);
+    let mut rows = Vec::new();
+    for s in &specs {
+        let Some(rec) = doc.certs.get(&s.id) else {
+            rows.push(StatusRow {
+                id: s.id.clone(),
+                subject: String::new(),
+                issuer: String::new(),
+                serial: String::new(),
+                dns_names: vec![],
+                ip_addresses: vec![],
+                not_before: None,
+                not_after: None,
+                days_left: None,
+                state: CertState::Missing,
+                imported: false,
+                notes: vec!["run `kimage pki`".into()],
+            });
+            continue;
+        };
+        let mut row = parse_row(&s.id, rec, now);
+        if row.state == CertState::Unreadable {
+            rows.push(row);
+            continue;
+        }
+        let diff = if rec.origin == Origin::Imported { vec![] } else { spec_diff(&rec.spec, s) };
+        let signer_changed = s.signer.as_ref().is_some_and(|sig| {
+            doc.certs.get(sig).map(|ca| Some(&ca.serial) != rec.signer_serial.as_ref()).unwrap_or(true)
+        });
+        if !diff.is_empty() || signer_changed {
+            row.state = CertState::Outdated;
+            row.notes.extend(diff);
+            if signer_changed {
+                row.notes.push("signed by a replaced CA".into());
+            }
+            row.notes.push(if s.signer.is_none() {
+                format!("kept until replaced with `kimage pki renew {} --replace-ca`", s.id)
+            } else {
+                "run `kimage pki`".into()
+            });
+        } else if row.state == CertState::Expiring || row.state == CertState::Expired {
+            row.notes.push(if s.signer.is_none() {
+                format!("replace with `kimage pki renew {} --replace-ca`", s.id)
+            } else {
+                format!("renew with `kimage pki renew {}`", s.id)
+            });
+        }
+        rows.push(row);
+    }
+    let wanted: BTreeSet<&str> = specs.iter().map(|s| s.id.as_str()).collect();
+    for (id, rec) in doc.certs.iter().filter(|(id, _)| !wanted.contains(id.as_str())) {
+        let mut row = parse_row(id, rec, now);
+        row.state = CertState::NotInProfile;
+        row.notes.push("`kimage pki` drops it".into());
+        rows.push(row);
+    }
+    let warnings = rows
+        .iter()
+        .filter(|r| r.state != CertState::Ok)
+        .map(|r| {
+            let left = r.days_left.map(|d| format!(" ({d} days left)")).unwrap_or_default();
+            format!("{} is {}{left}: {}", r.id, r.state.as_str(), r.notes.join("; "))
+        })
+        .collect();
+    Ok(StatusReport { state_file: sd.state_file(), rows, warnings })
+}
+
+impl StatusReport {
+    /// A table: id, subject, issuer, not-after, days left, state, SANs; then the warnings.
+    pub fn render_text(&self) -> String {
+        let header = ["ID", "SUBJECT", "ISSUER", "NOT AFTER", "DAYS", "STATE", "SANS"];
+        let mut table: Vec<[String; 7]> = vec![header.map(String::from)];
+        for r in &self.rows {
+            let sans: Vec<String> =
+                r.dns_names.iter().cloned().chain(r.ip_addresses.iter().map(|i| i.to_string())).collect();
+            table.push([
+                r.id.clone(),
+                r.subject.clone(),
+                r.issuer.clone(),
+                r.not_after.as_deref().map(|s| s.get(..10).unwrap_or(s).to_string()).unwrap_or_else(|| "-".into()),
+                r.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+                r.state.as_str().to_string(),
+                sans.join(","),
+            ]);
+        }
+        let mut widths = [0usize; 7];
+        for row in &table {
+            for (w, c) in widths.iter_mut().zip(row) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for row in &table {
+            let mut line = String::new();
+            for (i, c) in row.iter().enumerate() {
+                if i == 6 {
+                    line.push_str(c);
+                } else if i == 4 {
+                    line.push_str(&format!("{c:>w$}  ", w = widths[i]));
+                } else {
+                    line.push_str(&format!("{c:<w$}  ", w = widths[i]));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        for w in &self.warnings {
+            out.push_str(&format!("warning: {w}\n"));
+        }
+        out
+    }
+}
