@@ -45,8 +45,8 @@ pub enum Command {
     Plan,
     /// Write a starting profile from one of the shipped templates.
     Init(InitArgs),
-    /// Create or refresh the PKI state (idempotent).
-    Pki(StateArgs),
+    /// Create or refresh the PKI state (idempotent); `status`, `renew` and `import` manage it.
+    Pki(crate::pki::command::PkiArgs),
     /// Write kimage.lock beside the profile: every release artifact with its digest.
     Lock(crate::release::command::LockArgs),
     /// Fill the download cache, verifying every digest.
@@ -196,7 +196,19 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Init(args) => cmd_init(&cli, args),
         // Every command that works from the profile checks it first, so bad input never writes anything.
-        Command::Pki(_) => check_profile(&cli.profile).and(Err(Error::NotYet("pki"))),
+        Command::Pki(args) => {
+            let c = check_profile(&cli.profile)?;
+            print_warnings(&c);
+            let dir = c.loaded.dir();
+            let ctx = crate::pki::command::Context {
+                cluster: &c.cluster,
+                profile_dir: &dir,
+                json: cli.output == Output::Json,
+                now: time::OffsetDateTime::now_utc(),
+            };
+            crate::pki::command::run(args, &ctx, &mut std::io::stdout(), &mut std::io::stderr())?;
+            Ok(())
+        }
         Command::Lock(args) => {
             let c = check_profile(&cli.profile)?;
             print_warnings(&c);
@@ -218,8 +230,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Build(_) => check_profile(&cli.profile).and(Err(Error::NotYet("build"))),
-        Command::Unpack(_) => check_profile(&cli.profile).and(Err(Error::NotYet("unpack"))),
+        Command::Build(args) => cmd_build(&cli, args),
+        Command::Unpack(args) => cmd_unpack(&cli, args),
         // Generated from the code alone; the profile is not read.
         Command::Docs(args) => crate::docs::cmd_docs(args),
         Command::Completions(args) => crate::docs::cmd_completions(args),
@@ -307,4 +319,172 @@ pub fn report(e: &Error) {
         Error::Invalid { file, diagnostics } => eprint!("{}", diagnostics.render(file)),
         other => eprintln!("error: {other}"),
     }
+}
+
+/// The nodes `--role` names (in profile order), or every node. Unknown names are invalid input.
+fn select_nodes<'a>(
+    c: &'a Cluster,
+    names: &[String],
+    all: bool,
+) -> Result<Vec<&'a crate::model::NodeModel>, Error> {
+    if all {
+        return Ok(c.nodes.iter().collect());
+    }
+    for name in names {
+        if c.node(name).is_none() {
+            let known: Vec<&str> = c.nodes.iter().map(|n| n.name.as_str()).collect();
+            let hint = crate::profile::suggest(name, known.iter().copied())
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            return Err(Error::Usage(format!(
+                "--role {name}: no node of that name in the profile; {hint}nodes: {}",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(c.nodes
+        .iter()
+        .filter(|n| names.iter().any(|r| r == n.name.as_str()))
+        .collect())
+}
+
+fn inputs<'a>(
+    cli: &'a Cli,
+    c: &'a Checked,
+    state: &StateArgs,
+    selected: Vec<&'a crate::model::NodeModel>,
+) -> crate::output::build::Inputs<'a> {
+    crate::output::build::Inputs {
+        cluster: &c.cluster,
+        profile: &cli.profile,
+        state_dir: state
+            .state
+            .clone()
+            .unwrap_or_else(|| crate::pki::default_state_dir(&c.loaded.dir())),
+        selected,
+        cache: None,
+        now: time::OffsetDateTime::now_utc(),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    if n < 1024 {
+        format!("{n} B")
+    } else if n < 1024 * 1024 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+    }
+}
+
+fn cmd_build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
+    let c = check_profile(&cli.profile)?;
+    print_warnings(&c);
+    let selected = select_nodes(&c.cluster, &args.role, args.all)?;
+    let prepared = crate::output::build::prepare(&inputs(cli, &c, &args.state, selected))?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| c.loaded.dir().join("out"));
+    let (manifest, report) =
+        crate::output::write_build(&c.cluster, &prepared.assembly, &out, args.all)?;
+    if let Some(lock) = &prepared.locked {
+        eprintln!(
+            "wrote {} (no lock existed; `kimage lock` refreshes it)",
+            lock.display()
+        );
+    }
+    if cli.output == Output::Json {
+        return print_json(
+            &serde_json::json!({"manifest": manifest, "report": report, "pki": prepared.pki}),
+        );
+    }
+    let p = &prepared.pki;
+    let count = |a| p.changes.iter().filter(|x| x.action == a).count();
+    use crate::pki::Action;
+    println!(
+        "pki: {} issued, {} reissued, {} kept ({})",
+        count(Action::Issued) + count(Action::Imported),
+        count(Action::Reissued),
+        count(Action::Kept),
+        p.state_file.display()
+    );
+    for w in &p.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "layers: {} ({}) in {}",
+        report.layers_built,
+        human_bytes(report.layer_bytes),
+        out.join("layers").display()
+    );
+    let w = report
+        .nodes
+        .iter()
+        .map(|n| n.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "{:<w$}  {:<13}  {:>10}  {:>6}  {:>10}",
+        "NODE", "ROLE", "USER-DATA", "LAYERS", "SEED"
+    );
+    for n in &report.nodes {
+        println!(
+            "{:<w$}  {:<13}  {:>10}  {:>6}  {:>10}",
+            n.name,
+            n.role,
+            human_bytes(n.user_data_bytes),
+            n.layers,
+            human_bytes(n.seed_bytes)
+        );
+    }
+    for n in &report.nodes {
+        if let Some(limit) = &n.user_data_over {
+            eprintln!(
+                "warning: {}: user-data is {}, over the {limit} limit; deliver it gzip-compressed (cloud-init accepts gzip) or through a seed",
+                n.name,
+                human_bytes(n.user_data_bytes)
+            );
+        }
+    }
+    for (name, node) in &manifest.nodes {
+        if !node.excluded_binaries.is_empty() && report.nodes.iter().any(|n| &n.name == name) {
+            println!(
+                "{name}: not delivered (binaries.exclude, the image must have them): {}",
+                node.excluded_binaries.join(", ")
+            );
+        }
+    }
+    println!("wrote {}", out.join(crate::output::MANIFEST).display());
+    Ok(())
+}
+
+fn cmd_unpack(cli: &Cli, args: &UnpackArgs) -> Result<(), Error> {
+    let c = check_profile(&cli.profile)?;
+    print_warnings(&c);
+    let selected = select_nodes(&c.cluster, std::slice::from_ref(&args.role), false)?;
+    let prepared = crate::output::build::prepare(&inputs(cli, &c, &args.state, selected))?;
+    let a = &prepared.assembly;
+    let n = &a.nodes[0];
+    let boot = crate::output::build::boot_files(&c.cluster, a, n)?;
+    let count = crate::output::unpack::unpack_node(a, n, &boot, &args.into)?;
+    eprintln!(
+        "{}: {count} entries written for node {}",
+        args.into.display(),
+        n.name
+    );
+    if c.cluster.binaries.source == crate::profile::BinarySource::FetchAtBoot {
+        eprintln!(
+            "note: binaries.source is fetch-at-boot: the node downloads its binaries at boot; they are not in {}",
+            args.into.display()
+        );
+    }
+    if !n.excluded.is_empty() {
+        eprintln!(
+            "note: not delivered (binaries.exclude): {}",
+            n.excluded.join(", ")
+        );
+    }
+    Ok(())
 }

@@ -42,6 +42,16 @@ pub enum Error {
     Release(#[from] crate::release::command::CommandError),
     #[error(transparent)]
     Docs(#[from] crate::docs::DocsError),
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Build(Box<crate::output::build::BuildError>),
+}
+
+impl From<crate::output::build::BuildError> for Error {
+    fn from(e: crate::output::build::BuildError) -> Self {
+        Error::Build(Box::new(e))
+    }
 }
 
 impl From<LoadError> for Error {
@@ -58,6 +68,16 @@ impl Error {
         match self {
             Error::ReadProfile { .. } | Error::Invalid { .. } | Error::Usage(_) => exit::INVALID,
             Error::Io { .. } | Error::NotYet(_) | Error::Docs(_) => exit::FAILURE,
+            Error::Pki(e) => e.exit_code(),
+            Error::Build(e) => {
+                use crate::output::build::BuildError as B;
+                match e.as_ref() {
+                    B::Pki(p) => p.exit_code(),
+                    B::Install(_) | B::Stale(_) => exit::STATE,
+                    B::Render(crate::render::RenderError::UnsafeValue { .. }) => exit::INVALID,
+                    B::Render(_) | B::Layer { .. } | B::Seed { .. } | B::Io { .. } => exit::FAILURE,
+                }
+            }
             Error::Release(e) => {
                 use crate::release::command::CommandError as C;
                 match e {

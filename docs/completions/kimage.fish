@@ -33,7 +33,7 @@ complete -c kimage -n "__fish_kimage_needs_command" -s V -l version -d 'Print ve
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "validate" -d 'Whole-cluster lint of the profile; nothing is written'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "plan" -d 'What each node will get: role, certificates, files, binaries; nothing is written'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "init" -d 'Write a starting profile from one of the shipped templates'
-complete -c kimage -n "__fish_kimage_needs_command" -f -a "pki" -d 'Create or refresh the PKI state (idempotent)'
+complete -c kimage -n "__fish_kimage_needs_command" -f -a "pki" -d 'Create or refresh the PKI state (idempotent); `status`, `renew` and `import` manage it'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "lock" -d 'Write kimage.lock beside the profile: every release artifact with its digest'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "fetch" -d 'Fill the download cache, verifying every digest'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "build" -d 'Build the per-node artifacts into the output directory'
@@ -57,11 +57,42 @@ json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand init" -l list -d 'List the templates and exit'
 complete -c kimage -n "__fish_kimage_using_subcommand init" -l force -d 'Overwrite PATH if it exists'
 complete -c kimage -n "__fish_kimage_using_subcommand init" -s h -l help -d 'Print help'
-complete -c kimage -n "__fish_kimage_using_subcommand pki" -s s -l state -d 'PKI state directory (default: kimage-state beside the profile)' -r -F
-complete -c kimage -n "__fish_kimage_using_subcommand pki" -s p -l profile -d 'The cluster profile' -r -F
-complete -c kimage -n "__fish_kimage_using_subcommand pki" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -s s -l state -d 'State directory (default: <profile dir>/kimage-state)' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -s p -l profile -d 'The cluster profile' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
-complete -c kimage -n "__fish_kimage_using_subcommand pki" -s h -l help -d 'Print help'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -l no-wait -d 'Fail at once instead of waiting when another kimage run holds the state lock'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -s h -l help -d 'Print help'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -f -a "status" -d 'Every certificate: subject, issuer, SANs, expiry, days left, and whether it matches the profile'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -f -a "renew" -d 'Re-issue leaf certificates with the same CA (and the same keys)'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -f -a "import" -d 'Adopt the CAs and service-account key of an existing cluster (kubeadm or cfssl layout)'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -s s -l state -d 'State directory (default: <profile dir>/kimage-state)' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -s p -l profile -d 'The cluster profile' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
+json\t''"
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -l no-wait -d 'Fail at once instead of waiting when another kimage run holds the state lock'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s s -l state -d 'State directory (default: <profile dir>/kimage-state)' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s p -l profile -d 'The cluster profile' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
+json\t''"
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l all -d 'Renew every leaf certificate'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l replace-ca -d 'Allow CA ids (and `sa`): replace them with new keys and re-issue everything they signed'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l no-wait -d 'Fail at once instead of waiting when another kimage run holds the state lock'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s h -l help -d 'Print help'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from import" -l from -d 'Directory holding the cluster\'s CAs: /etc/kubernetes/pki (kubeadm) or a cfssl output directory' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from import" -s s -l state -d 'State directory (default: <profile dir>/kimage-state)' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from import" -s p -l profile -d 'The cluster profile' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from import" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
+json\t''"
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from import" -l replace -d 'Replace CAs or the service-account key the state already holds with different ones'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from import" -l no-wait -d 'Fail at once instead of waiting when another kimage run holds the state lock'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from help" -f -a "status" -d 'Every certificate: subject, issuer, SANs, expiry, days left, and whether it matches the profile'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from help" -f -a "renew" -d 'Re-issue leaf certificates with the same CA (and the same keys)'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from help" -f -a "import" -d 'Adopt the CAs and service-account key of an existing cluster (kubeadm or cfssl layout)'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -l mirror -d 'Read upstream checksum files through this mirror (http(s):// or file://, keeping the upstream paths) instead of binaries.mirror' -r
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -s p -l profile -d 'The cluster profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
@@ -112,7 +143,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand man" -s h -l help -d 'Prin
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "validate" -d 'Whole-cluster lint of the profile; nothing is written'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "plan" -d 'What each node will get: role, certificates, files, binaries; nothing is written'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "init" -d 'Write a starting profile from one of the shipped templates'
-complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "pki" -d 'Create or refresh the PKI state (idempotent)'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "pki" -d 'Create or refresh the PKI state (idempotent); `status`, `renew` and `import` manage it'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "lock" -d 'Write kimage.lock beside the profile: every release artifact with its digest'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "fetch" -d 'Fill the download cache, verifying every digest'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "build" -d 'Build the per-node artifacts into the output directory'
@@ -121,3 +152,6 @@ complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "completions" -d 'Print the shell completion script for bash, zsh or fish'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "man" -d 'Print the man page (roff) of kimage or of one of its commands'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and __fish_seen_subcommand_from pki" -f -a "status" -d 'Every certificate: subject, issuer, SANs, expiry, days left, and whether it matches the profile'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and __fish_seen_subcommand_from pki" -f -a "renew" -d 'Re-issue leaf certificates with the same CA (and the same keys)'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and __fish_seen_subcommand_from pki" -f -a "import" -d 'Adopt the CAs and service-account key of an existing cluster (kubeadm or cfssl layout)'

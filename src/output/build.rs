@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::layers::{Content, Entry, EntryKind, LayerBuilder};
 use crate::model::{Cluster, NodeModel};
-use crate::pki::material::PkiMaterial;
+use crate::pki::PkiMaterial;
 use crate::pki::spec::{self, PkiSource};
 use crate::profile::{BinarySource, LayersFrom};
 use crate::release;
@@ -32,7 +32,7 @@ pub enum BuildError {
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
     #[error(transparent)]
-    Install(#[from] release::install::InstallError),
+    Install(Box<release::install::InstallError>),
     #[error(transparent)]
     Stale(#[from] release::StaleLock),
     #[error("building layer {name}: {source}")]
@@ -50,6 +50,12 @@ pub enum BuildError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl From<release::install::InstallError> for BuildError {
+    fn from(e: release::install::InstallError) -> Self {
+        BuildError::Install(Box::new(e))
+    }
 }
 
 /// What a layer is for; decides its name and where it is extracted in order.
@@ -71,7 +77,7 @@ pub struct PlannedLayer {
 }
 
 impl PlannedLayer {
-    fn builder(&self, mtime: u64) -> LayerBuilder {
+    pub fn builder(&self, mtime: u64) -> LayerBuilder {
         let mut b = LayerBuilder::new(mtime);
         for e in &self.entries {
             b.entry(e.clone());
@@ -168,7 +174,12 @@ fn node_files(
     boot: Option<&release::BootManifest>,
     start: &[render::StartStep],
 ) -> Result<NodeFiles, BuildError> {
-    let mut f = NodeFiles { binaries: Vec::new(), config: Vec::new(), node: Vec::new(), secrets: Vec::new() };
+    let mut f = NodeFiles {
+        binaries: Vec::new(),
+        config: Vec::new(),
+        node: Vec::new(),
+        secrets: Vec::new(),
+    };
     for r in render::render_node(c, n)? {
         let e = file_entry(&r.path, r.mode, r.uid, r.gid, r.content);
         match r.scope {
@@ -189,18 +200,35 @@ fn node_files(
     }
     if let Some(files) = installs {
         for i in files {
-            f.binaries.push(Entry::file(i.install.as_str(), i.mode, Content::Path(i.source.clone())));
+            f.binaries.push(Entry::file(
+                i.install.as_str(),
+                i.mode,
+                Content::Path(i.source.clone()),
+            ));
         }
     }
     if let Some(m) = boot {
-        f.config.push(Entry::file(release::boot::FETCH_SCRIPT_PATH, 0o755, release::boot::FETCH_SCRIPT));
-        f.node.push(Entry::file(release::boot::FETCH_MANIFEST_PATH, 0o644, m.to_json()));
+        f.config.push(Entry::file(
+            release::boot::FETCH_SCRIPT_PATH,
+            0o755,
+            release::boot::FETCH_SCRIPT,
+        ));
+        f.node.push(Entry::file(
+            release::boot::FETCH_MANIFEST_PATH,
+            0o644,
+            m.to_json(),
+        ));
     }
     // What the console report needs to know about this node.
-    f.config.push(Entry::file(REPORT_SCRIPT_PATH, 0o755, REPORT_SCRIPT));
-    f.config.push(Entry::file(REPORT_UNIT_PATH, 0o644, REPORT_UNIT));
-    let units: Vec<&str> =
-        start.iter().filter(|s| s.action == StartAction::EnableNow).map(|s| s.unit.as_str()).collect();
+    f.config
+        .push(Entry::file(REPORT_SCRIPT_PATH, 0o755, REPORT_SCRIPT));
+    f.config
+        .push(Entry::file(REPORT_UNIT_PATH, 0o644, REPORT_UNIT));
+    let units: Vec<&str> = start
+        .iter()
+        .filter(|s| s.action == StartAction::EnableNow)
+        .map(|s| s.unit.as_str())
+        .collect();
     let env = env_line("KIMAGE_NODE", n.name.as_str())
         + &env_line("KIMAGE_ROLE", n.role.as_str())
         + &env_line("KIMAGE_CLUSTER", &c.name)
@@ -232,7 +260,10 @@ pub fn assemble(
     for n in selected {
         let mut start = render::start_plan(c, n)?;
         // The console report runs last, once cloud-init has finished.
-        start.push(render::StartStep { unit: "kimage-report.service".into(), action: StartAction::EnableNow });
+        start.push(render::StartStep {
+            unit: "kimage-report.service".into(),
+            action: StartAction::EnableNow,
+        });
         let name = n.name.as_str();
         let fetching = c.binaries.source == BinarySource::FetchAtBoot;
         let f = node_files(
@@ -255,17 +286,36 @@ pub fn assemble(
             } else {
                 "other"
             };
-            let etcd = if n.etcd_member && label != "etcd" { "-etcd" } else { "" };
+            let etcd = if n.etcd_member && label != "etcd" {
+                "-etcd"
+            } else {
+                ""
+            };
             idx.push(add(
                 &mut layers,
-                PlannedLayer { kind: LayerKind::Binaries, name: format!("binaries-{label}{etcd}"), entries: f.binaries },
+                PlannedLayer {
+                    kind: LayerKind::Binaries,
+                    name: format!("binaries-{label}{etcd}"),
+                    entries: f.binaries,
+                },
             ));
         }
         idx.push(add(
             &mut layers,
-            PlannedLayer { kind: LayerKind::Config, name: format!("config-{}", n.role.as_str()), entries: f.config },
+            PlannedLayer {
+                kind: LayerKind::Config,
+                name: format!("config-{}", n.role.as_str()),
+                entries: f.config,
+            },
         ));
-        idx.push(add(&mut layers, PlannedLayer { kind: LayerKind::Node, name: format!("node-{name}"), entries: f.node }));
+        idx.push(add(
+            &mut layers,
+            PlannedLayer {
+                kind: LayerKind::Node,
+                name: format!("node-{name}"),
+                entries: f.node,
+            },
+        ));
         nodes.push(NodeArtifacts {
             name: name.to_string(),
             role: n.role.as_str().to_string(),
@@ -276,7 +326,11 @@ pub fn assemble(
             excluded: n.excluded.iter().map(|b| b.name().to_string()).collect(),
         });
     }
-    Ok(Assembly { mtime, layers, nodes })
+    Ok(Assembly {
+        mtime,
+        layers,
+        nodes,
+    })
 }
 
 /// A layer after compression.
@@ -300,7 +354,10 @@ pub fn secrets_tar(a: &Assembly, n: &NodeArtifacts) -> Result<Vec<u8>, BuildErro
         b.entry(e.clone());
     }
     let mut tar = Vec::new();
-    b.write_tar(&mut tar).map_err(|source| BuildError::Layer { name: format!("secrets-{}", n.name), source })?;
+    b.write_tar(&mut tar).map_err(|source| BuildError::Layer {
+        name: format!("secrets-{}", n.name),
+        source,
+    })?;
     Ok(tar)
 }
 
@@ -318,15 +375,29 @@ pub fn node_docs(
     n: &NodeArtifacts,
     built: &[BuiltLayer],
 ) -> Result<NodeDocs, BuildError> {
-    let model = c.node(&n.name).expect("assembled nodes come from the model");
+    let model = c
+        .node(&n.name)
+        .expect("assembled nodes come from the model");
     let refs: Vec<LayerRef> = n
         .layers
         .iter()
-        .map(|&i| LayerRef { name: built[i].name.clone(), sha256: built[i].sha256.clone(), bytes: built[i].bytes })
+        .map(|&i| LayerRef {
+            name: built[i].name.clone(),
+            sha256: built[i].sha256.clone(),
+            bytes: built[i].bytes,
+        })
         .collect();
     let secrets = secrets_tar(a, n)?;
     let start = start_spec(&n.start);
-    let user_data = userdata::user_data(c, model, &BootInputs { layers: &refs, secrets_tar: &secrets, start: &start });
+    let user_data = userdata::user_data(
+        c,
+        model,
+        &BootInputs {
+            layers: &refs,
+            secrets_tar: &secrets,
+            start: &start,
+        },
+    );
     let ud_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(user_data.as_bytes()));
     let mut digests: Vec<&str> = vec![ud_sha.as_str()];
     digests.extend(refs.iter().map(|r| r.sha256.as_str()));
@@ -347,12 +418,18 @@ pub fn seed_carries_layers(c: &Cluster) -> bool {
 /// kept), in parallel for the small ones and one at a time for large ones (each compresses in parallel).
 pub fn build_layers(a: &Assembly, dir: &Path) -> Result<Vec<BuiltLayer>, BuildError> {
     use rayon::prelude::*;
-    std::fs::create_dir_all(dir).map_err(|source| BuildError::Io { path: dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| BuildError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let one = |l: &PlannedLayer| -> Result<BuiltLayer, BuildError> {
-        let stored = l
-            .builder(a.mtime)
-            .write_into_dir(dir)
-            .map_err(|source| BuildError::Layer { name: l.name.clone(), source })?;
+        let stored =
+            l.builder(a.mtime)
+                .write_into_dir(dir)
+                .map_err(|source| BuildError::Layer {
+                    name: l.name.clone(),
+                    source,
+                })?;
         Ok(BuiltLayer {
             kind: l.kind,
             name: l.name.clone(),
@@ -367,10 +444,155 @@ pub fn build_layers(a: &Assembly, dir: &Path) -> Result<Vec<BuiltLayer>, BuildEr
     for i in big {
         out[i] = Some(one(&a.layers[i])?);
     }
-    let built: Vec<(usize, BuiltLayer)> =
-        small.par_iter().map(|&i| one(&a.layers[i]).map(|b| (i, b))).collect::<Result<_, _>>()?;
+    let built: Vec<(usize, BuiltLayer)> = small
+        .par_iter()
+        .map(|&i| one(&a.layers[i]).map(|b| (i, b)))
+        .collect::<Result<_, _>>()?;
     for (i, b) in built {
         out[i] = Some(b);
     }
-    Ok(out.into_iter().map(|b| b.expect("every layer built")).collect())
+    Ok(out
+        .into_iter()
+        .map(|b| b.expect("every layer built"))
+        .collect())
+}
+
+/// What a build needs besides the model.
+pub struct Inputs<'a> {
+    pub cluster: &'a Cluster,
+    /// The profile file (kimage.lock lives beside it).
+    pub profile: &'a Path,
+    pub state_dir: PathBuf,
+    /// The nodes to build, in profile order.
+    pub selected: Vec<&'a NodeModel>,
+    /// Download cache (default: `KIMAGE_CACHE` or the user's cache directory).
+    pub cache: Option<PathBuf>,
+    pub now: time::OffsetDateTime,
+}
+
+/// The prepared build and what the PKI stage did.
+pub struct Prepared {
+    pub assembly: Assembly,
+    pub pki: crate::pki::EnsureReport,
+    /// True when kimage.lock did not exist and was resolved for this build.
+    pub locked: Option<PathBuf>,
+}
+
+/// The lock for the cluster: read and checked when it exists, resolved and written (like Cargo.lock)
+/// when it does not. A lock that no longer fits the profile is an error that says to run `kimage lock`.
+fn ensure_lock(inp: &Inputs) -> Result<(release::Lock, Option<PathBuf>), crate::error::Error> {
+    let path = release::command::lock_path(inp.profile);
+    if path.exists() {
+        let lock = release::Lock::read(&path).map_err(release::command::CommandError::from)?;
+        release::check_lock(inp.cluster, &lock).map_err(release::command::CommandError::from)?;
+        return Ok((lock, None));
+    }
+    let opts = release::ResolveOptions {
+        offline: false,
+        mirror: inp.cluster.binaries.mirror.as_ref().map(|m| m.to_string()),
+        previous: None,
+        refresh: false,
+        retry: release::net::RetryPolicy::default(),
+    };
+    let lock =
+        release::resolve_lock(inp.cluster, &opts).map_err(release::command::CommandError::from)?;
+    lock.write(&path)
+        .map_err(release::command::CommandError::from)?;
+    Ok((lock, Some(path)))
+}
+
+/// Runs every stage up to the in-memory assembly: lock, release files or boot manifests, PKI (which
+/// creates or refreshes the state), rendering.
+pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
+    let c = inp.cluster;
+    let needs_binaries = inp.selected.iter().any(|n| !n.binaries.is_empty());
+    let mut installs = BTreeMap::new();
+    let mut boot = BTreeMap::new();
+    let mut locked = None;
+    if needs_binaries {
+        let (lock, written) = ensure_lock(inp)?;
+        locked = written;
+        match c.binaries.source {
+            BinarySource::Embed => {
+                let root = match &inp.cache {
+                    Some(p) => p.clone(),
+                    None => release::default_cache_dir()
+                        .map_err(release::command::CommandError::from)?,
+                };
+                installs = release::node_files(c, &lock, &release::Cache::new(root))
+                    .map_err(BuildError::from)?;
+            }
+            BinarySource::FetchAtBoot => {
+                boot = release::boot_manifests(c, &lock)
+                    .map_err(release::command::CommandError::from)?;
+            }
+        }
+    }
+    let (pki, report) = crate::pki::ensure(c, &inp.state_dir, inp.now)?;
+    // Layer timestamps come from the state (the cluster CA's NotBefore), so rebuilding later gives
+    // the same bytes; SOURCE_DATE_EPOCH overrides.
+    let fallback = pki
+        .cert(crate::pki::spec::CA)
+        .map(|ca| ca.not_before.unix_timestamp().max(0) as u64)
+        .unwrap_or(0);
+    let mtime = crate::layers::resolve_mtime(fallback).map_err(|source| BuildError::Layer {
+        name: "(all)".into(),
+        source,
+    })?;
+    let assembly = assemble(c, &inp.selected, &pki, &installs, &boot, mtime)?;
+    Ok(Prepared {
+        assembly,
+        pki: report,
+        locked,
+    })
+}
+
+/// What the node's user-data writes besides the secrets: its settings file and the apply script, as
+/// (path, mode, content), so `kimage unpack` shows them too.
+pub fn boot_files(
+    c: &Cluster,
+    a: &Assembly,
+    n: &NodeArtifacts,
+) -> Result<Vec<(String, u32, Vec<u8>)>, BuildError> {
+    let model = c
+        .node(&n.name)
+        .expect("assembled nodes come from the model");
+    // The settings name each layer by digest, as the real user-data does (this compresses them once).
+    let refs: Vec<LayerRef> = n
+        .layers
+        .iter()
+        .map(|&i| {
+            let info =
+                a.layers[i]
+                    .builder(a.mtime)
+                    .digest()
+                    .map_err(|source| BuildError::Layer {
+                        name: a.layers[i].name.clone(),
+                        source,
+                    })?;
+            Ok(LayerRef {
+                name: a.layers[i].name.clone(),
+                sha256: info.sha256,
+                bytes: info.bytes,
+            })
+        })
+        .collect::<Result<_, BuildError>>()?;
+    let start = start_spec(&n.start);
+    let env = userdata::boot_env(
+        c,
+        model,
+        &BootInputs {
+            layers: &refs,
+            secrets_tar: &[],
+            start: &start,
+        },
+    );
+    Ok(vec![
+        (userdata::BOOT_ENV_PATH.to_string(), 0o644, env.into_bytes()),
+        (
+            userdata::APPLY_PATH.to_string(),
+            0o755,
+            userdata::APPLY_SCRIPT.as_bytes().to_vec(),
+        ),
+    ])
 }
