@@ -15,6 +15,11 @@ log() {
 }
 fail() {
     log "ERROR: $*"
+    # Still report what the node is (and that cloud-init failed) on the console.
+    if [ -f /etc/systemd/system/kimage-report.service ]; then
+        systemctl daemon-reload
+        systemctl start --no-block kimage-report.service || true
+    fi
     exit 1
 }
 

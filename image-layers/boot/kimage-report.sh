@@ -36,7 +36,7 @@ case " ${KIMAGE_UNITS:-} " in
 *" etcd.service "*)
     if command -v etcdctl >/dev/null 2>&1; then
         pki=/etc/kubernetes/pki/etcd
-        ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=$pki/ca.crt \
+        ETCDCTL_API=3 etcdctl --endpoints="https://${KIMAGE_ADDRESS:-127.0.0.1}:2379" --cacert=$pki/ca.crt \
             --cert=$pki/healthcheck-client.crt --key=$pki/healthcheck-client.key \
             --command-timeout=10s endpoint health 2>&1 | while IFS= read -r line; do out "etcd: $line"; done
     fi

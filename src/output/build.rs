@@ -231,6 +231,7 @@ fn node_files(
         .collect();
     let env = env_line("KIMAGE_NODE", n.name.as_str())
         + &env_line("KIMAGE_ROLE", n.role.as_str())
+        + &env_line("KIMAGE_ADDRESS", &n.address.to_string())
         + &env_line("KIMAGE_CLUSTER", &c.name)
         + &env_line("KIMAGE_UNITS", &units.join(" "));
     f.node.push(Entry::file(NODE_ENV_PATH, 0o644, env));
