@@ -9,4 +9,7 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --release --locked
 ci/check-docs.sh
+if [ "${KIMAGE_VM_TESTS:-0}" = 1 ]; then
+  KIMAGE="$PWD/target/release/kimage" ci/vm/test.sh
+fi
 echo "ci/test.sh: all checks passed in $(( $(date +%s) - start ))s"
