@@ -120,8 +120,11 @@ pub struct EtcdModel {
     pub version: Version,
     pub topology: EtcdTopology,
     pub members: Vec<EtcdMember>,
-    /// `name=https://addr:2380,...`, the --initial-cluster value.
+    /// `name=https://addr:2380,...`, the --initial-cluster value of the members the cluster was formed
+    /// with (every member, until the state records a formed cluster; see `with_formed_etcd`).
     pub initial_cluster: String,
+    /// Members that join a running cluster (added to the profile after it was formed).
+    pub joining: Vec<NodeName>,
     /// `https://addr:2379,...`, kube-apiserver --etcd-servers.
     pub client_endpoints: String,
     pub cluster_token: String,
@@ -229,6 +232,11 @@ pub struct NodeEtcd {
     pub advertise_client_urls: String,
     pub listen_peer_urls: String,
     pub initial_advertise_peer_urls: String,
+    /// This member was added after the cluster formed: it adds itself (as a learner, then promotes
+    /// itself) through the other members before it starts.
+    pub joining: bool,
+    /// Client URLs of the other members, which a joining member asks to add it.
+    pub peers_client_urls: String,
 }
 
 /// keepalived settings of one load-balancer node.
@@ -419,6 +427,7 @@ impl Cluster {
                 .collect::<Vec<_>>()
                 .join(","),
             members,
+            joining: Vec::new(),
             cluster_token: p.name.as_str().to_string(),
             data_dir: p.etcd.data_dir.clone(),
             heartbeat_interval: p.etcd.heartbeat_interval,
@@ -560,6 +569,14 @@ impl Cluster {
                         advertise_client_urls: client,
                         listen_peer_urls: peer.clone(),
                         initial_advertise_peer_urls: peer,
+                        joining: false,
+                        peers_client_urls: etcd
+                            .members
+                            .iter()
+                            .filter(|m| m.name != n.name)
+                            .map(|m| m.client_url.clone())
+                            .collect::<Vec<_>>()
+                            .join(","),
                     }
                 });
                 let vrrp = load_balancer
@@ -657,6 +674,33 @@ impl Cluster {
             },
             network: p.network.clone(),
         }
+    }
+
+    /// The model of a cluster that already formed with `formed` (member name and peer URL, from the
+    /// state): those members keep the initial cluster they started with, so their artifacts do not
+    /// change when members are added; every other member joins the running cluster.
+    pub fn with_formed_etcd(mut self, formed: &[(String, String)]) -> Cluster {
+        if formed.is_empty() {
+            return self;
+        }
+        self.etcd.initial_cluster = formed
+            .iter()
+            .map(|(n, u)| format!("{n}={u}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        self.etcd.joining = self
+            .etcd
+            .members
+            .iter()
+            .filter(|m| !formed.iter().any(|(n, _)| n == m.name.as_str()))
+            .map(|m| m.name.clone())
+            .collect();
+        for n in &mut self.nodes {
+            if let Some(e) = n.etcd.as_mut() {
+                e.joining = self.etcd.joining.contains(&e.name);
+            }
+        }
+        self
     }
 
     pub fn node(&self, name: &str) -> Option<&NodeModel> {
