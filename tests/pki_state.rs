@@ -265,7 +265,7 @@ fn leftover_temp_files_are_removed() {
     let junk = tmp.path().join("pki/.state.json.tmp-99999");
     std::fs::write(&junk, b"half a state").unwrap();
     let (_, r) = ensure(&c, tmp.path());
-    assert_eq!(r.removed_temp_files, [junk.clone()]);
+    assert_eq!(r.removed_temp_files, std::slice::from_ref(&junk));
     assert!(!junk.exists());
     assert!(!r.written);
 }
@@ -360,4 +360,40 @@ fn status_json_and_table() {
     pki::command::run(&args, &ctx, &mut out, &mut Vec::new()).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["rows"].as_array().unwrap().len(), s.rows.len());
+}
+
+#[test]
+fn command_handlers() {
+    use pki::command::{PkiArgs, PkiCommand, RenewArgs, run};
+    let tmp = tempdir();
+    let c = cluster(LB);
+    let profile_dir = tmp.path();
+    let run_cmd = |command: Option<PkiCommand>, json: bool| {
+        let args = PkiArgs { state: None, no_wait: true, command };
+        let ctx = pki::command::Context { cluster: &c, profile_dir, json, now: now() };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        run(&args, &ctx, &mut out, &mut err).map(|()| String::from_utf8(out).unwrap())
+    };
+    // `kimage pki` writes <profile dir>/kimage-state.
+    let text = run_cmd(None, false).unwrap();
+    assert!(text.contains("issued    ca ") && text.contains("kimage-state/pki/state.json: 34 issued"), "{text}");
+    let text = run_cmd(None, false).unwrap();
+    assert!(text.contains("0 issued, 0 reissued, 34 kept, 0 removed (unchanged, nothing written)"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&run_cmd(None, true).unwrap()).unwrap();
+    assert_eq!(json["written"], false);
+    let renew = |ids: &[&str]| {
+        Some(PkiCommand::Renew(RenewArgs {
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+            all: false,
+            replace_ca: false,
+        }))
+    };
+    let text = run_cmd(renew(&["kubelet@w-1"]), false).unwrap();
+    assert!(text.contains("reissued  kubelet@w-1  renewal requested"), "{text}");
+    let e = run_cmd(renew(&["front-proxy-ca"]), false).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    // --no-wait while another run holds the lock.
+    let held = StateDir::new(&pki::default_state_dir(profile_dir)).lock(LockMode::Fail).unwrap();
+    assert!(matches!(run_cmd(None, false), Err(PkiError::Locked { .. })));
+    drop(held);
 }
