@@ -34,7 +34,12 @@ fn main() -> ExitCode {
         json: cli.output == "json",
         now: time::OffsetDateTime::now_utc(),
     };
-    match command::run(&cli.pki, &ctx, &mut std::io::stdout(), &mut std::io::stderr()) {
+    match command::run(
+        &cli.pki,
+        &ctx,
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

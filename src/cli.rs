@@ -16,7 +16,13 @@ use crate::{plan, validate};
 #[command(name = "kimage", version, about = "Turn one cluster profile into per-node cloud-init user-data, layers and PKI for a Kubernetes cluster that forms by itself", long_about = None)]
 pub struct Cli {
     /// The cluster profile.
-    #[arg(long, short = 'p', global = true, default_value = "cluster.yaml", env = "KIMAGE_PROFILE")]
+    #[arg(
+        long,
+        short = 'p',
+        global = true,
+        default_value = "cluster.yaml",
+        env = "KIMAGE_PROFILE"
+    )]
     pub profile: PathBuf,
     /// Output format of reports.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
@@ -39,16 +45,57 @@ pub enum Command {
     Plan,
     /// Write a starting profile from one of the shipped templates.
     Init(InitArgs),
-    /// Create or refresh the PKI state (idempotent).
-    Pki,
+    /// Create or refresh the PKI state (idempotent); `status`, `renew` and `import` manage it.
+    Pki(crate::pki::command::PkiArgs),
     /// Write kimage.lock beside the profile: every release artifact with its digest.
-    Lock,
+    Lock(crate::release::command::LockArgs),
     /// Fill the download cache, verifying every digest.
-    Fetch,
+    Fetch(crate::release::command::FetchArgs),
     /// Build the per-node artifacts into the output directory.
-    Build,
+    Build(BuildArgs),
     /// Write one node's filesystem as it will be once cloud-init has run.
-    Unpack,
+    Unpack(UnpackArgs),
+    /// Write the reference docs, man pages and shell completions generated from the code.
+    Docs(crate::docs::DocsArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(crate::docs::CompletionsArgs),
+    /// Print the man page (roff) of kimage or of one of its commands.
+    Man(crate::docs::ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// PKI state directory (default: kimage-state beside the profile).
+    #[arg(long, short = 's')]
+    pub state: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["role", "all"])))]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Output directory (default: out beside the profile).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Build these nodes (node names from the profile; repeat or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    pub role: Vec<String>,
+    /// Build every node.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// The node to materialize.
+    #[arg(long)]
+    pub role: String,
+    /// Directory to write the node's filesystem into.
+    #[arg(long)]
+    pub into: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -69,12 +116,27 @@ pub struct InitArgs {
 /// The shipped profiles, embedded so `kimage init` works anywhere.
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("quickstart", include_str!("../profiles/quickstart.yaml")),
-    ("000-single-master", include_str!("../profiles/000-single-master.yaml")),
-    ("000-ha-nginx-keepalived", include_str!("../profiles/000-ha-nginx-keepalived.yaml")),
+    (
+        "000-single-master",
+        include_str!("../profiles/000-single-master.yaml"),
+    ),
+    (
+        "000-ha-nginx-keepalived",
+        include_str!("../profiles/000-ha-nginx-keepalived.yaml"),
+    ),
     ("001-minimal", include_str!("../profiles/001-minimal.yaml")),
-    ("002-external-etcd-nginx", include_str!("../profiles/002-external-etcd-nginx.yaml")),
-    ("003-stacked-ha-ipvs", include_str!("../profiles/003-stacked-ha-ipvs.yaml")),
-    ("004-ha-haproxy", include_str!("../profiles/004-ha-haproxy.yaml")),
+    (
+        "002-external-etcd-nginx",
+        include_str!("../profiles/002-external-etcd-nginx.yaml"),
+    ),
+    (
+        "003-stacked-ha-ipvs",
+        include_str!("../profiles/003-stacked-ha-ipvs.yaml"),
+    ),
+    (
+        "004-ha-haproxy",
+        include_str!("../profiles/004-ha-haproxy.yaml"),
+    ),
 ];
 
 /// A profile that loaded and passed whole-cluster validation (warnings allowed).
@@ -90,9 +152,16 @@ pub fn check_profile(path: &Path) -> Result<Checked, Error> {
     let cluster = Cluster::resolve(&loaded.profile);
     let diagnostics = validate::check(&loaded, &cluster);
     if diagnostics.has_errors() {
-        return Err(Error::Invalid { file: loaded.source.file.clone(), diagnostics });
+        return Err(Error::Invalid {
+            file: loaded.source.file.clone(),
+            diagnostics,
+        });
     }
-    Ok(Checked { loaded, cluster, diagnostics })
+    Ok(Checked {
+        loaded,
+        cluster,
+        diagnostics,
+    })
 }
 
 fn print_warnings(c: &Checked) {
@@ -104,7 +173,9 @@ fn print_warnings(c: &Checked) {
 fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
     let mut s = serde_json::to_string_pretty(value).expect("report serializes");
     s.push('\n');
-    std::io::stdout().write_all(s.as_bytes()).map_err(Error::io("stdout"))
+    std::io::stdout()
+        .write_all(s.as_bytes())
+        .map_err(Error::io("stdout"))
 }
 
 /// Runs a parsed command line.
@@ -125,11 +196,46 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Init(args) => cmd_init(&cli, args),
         // Every command that works from the profile checks it first, so bad input never writes anything.
-        Command::Pki => check_profile(&cli.profile).and(Err(Error::NotYet("pki"))),
-        Command::Lock => check_profile(&cli.profile).and(Err(Error::NotYet("lock"))),
-        Command::Fetch => check_profile(&cli.profile).and(Err(Error::NotYet("fetch"))),
-        Command::Build => check_profile(&cli.profile).and(Err(Error::NotYet("build"))),
-        Command::Unpack => check_profile(&cli.profile).and(Err(Error::NotYet("unpack"))),
+        Command::Pki(args) => {
+            let c = check_profile(&cli.profile)?;
+            print_warnings(&c);
+            let dir = c.loaded.dir();
+            let ctx = crate::pki::command::Context {
+                cluster: &c.cluster,
+                profile_dir: &dir,
+                json: cli.output == Output::Json,
+                now: time::OffsetDateTime::now_utc(),
+            };
+            crate::pki::command::run(args, &ctx, &mut std::io::stdout(), &mut std::io::stderr())?;
+            Ok(())
+        }
+        Command::Lock(args) => {
+            let c = check_profile(&cli.profile)?;
+            print_warnings(&c);
+            let out = crate::release::command::run_lock(&cli.profile, &c.cluster, args)?;
+            if cli.output == Output::Json {
+                print_json(
+                    &serde_json::json!({"path": out.path, "written": out.written, "lock": out.lock}),
+                )?;
+            }
+            Ok(())
+        }
+        Command::Fetch(args) => {
+            if args.lock.is_some() {
+                crate::release::command::run_fetch(None, args)?;
+            } else {
+                let c = check_profile(&cli.profile)?;
+                print_warnings(&c);
+                crate::release::command::run_fetch(Some((&cli.profile, &c.cluster)), args)?;
+            }
+            Ok(())
+        }
+        Command::Build(args) => cmd_build(&cli, args),
+        Command::Unpack(args) => cmd_unpack(&cli, args),
+        // Generated from the code alone; the profile is not read.
+        Command::Docs(args) => crate::docs::cmd_docs(args),
+        Command::Completions(args) => crate::docs::cmd_completions(args),
+        Command::Man(args) => crate::docs::cmd_man(args),
     }
 }
 
@@ -148,7 +254,7 @@ fn cmd_validate(cli: &Cli) -> Result<(), Error> {
             use crate::profile::Role::*;
             println!(
                 "{}: cluster `{}` is valid: {} nodes ({} control-plane, {} worker, {} etcd, {} load-balancer), \
-                 {} etcd members ({}), endpoint {}",
+                 {} etcd member{} ({}), endpoint {}",
                 c.loaded.source.file,
                 cl.name,
                 cl.nodes.len(),
@@ -157,6 +263,7 @@ fn cmd_validate(cli: &Cli) -> Result<(), Error> {
                 count(Etcd),
                 count(LoadBalancer),
                 cl.etcd.members.len(),
+                if cl.etcd.members.len() == 1 { "" } else { "s" },
                 cl.etcd.topology.as_str(),
                 cl.endpoint_url,
             );
@@ -168,7 +275,12 @@ fn cmd_validate(cli: &Cli) -> Result<(), Error> {
 fn cmd_init(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
     if args.list {
         for (name, text) in TEMPLATES {
-            let about = text.lines().next().unwrap_or("").trim_start_matches('#').trim();
+            let about = text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches('#')
+                .trim();
             println!("{name:<26} {about}");
         }
         return Ok(());
@@ -192,7 +304,12 @@ fn cmd_init(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         )));
     }
     crate::output::write_atomic(&path, text.as_bytes(), 0o644)?;
-    eprintln!("wrote {} from template `{}`; next: kimage validate --profile {}", path.display(), args.template, path.display());
+    eprintln!(
+        "wrote {} from template `{}`; next: kimage validate --profile {}",
+        path.display(),
+        args.template,
+        path.display()
+    );
     Ok(())
 }
 
@@ -202,4 +319,172 @@ pub fn report(e: &Error) {
         Error::Invalid { file, diagnostics } => eprint!("{}", diagnostics.render(file)),
         other => eprintln!("error: {other}"),
     }
+}
+
+/// The nodes `--role` names (in profile order), or every node. Unknown names are invalid input.
+fn select_nodes<'a>(
+    c: &'a Cluster,
+    names: &[String],
+    all: bool,
+) -> Result<Vec<&'a crate::model::NodeModel>, Error> {
+    if all {
+        return Ok(c.nodes.iter().collect());
+    }
+    for name in names {
+        if c.node(name).is_none() {
+            let known: Vec<&str> = c.nodes.iter().map(|n| n.name.as_str()).collect();
+            let hint = crate::profile::suggest(name, known.iter().copied())
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            return Err(Error::Usage(format!(
+                "--role {name}: no node of that name in the profile; {hint}nodes: {}",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(c.nodes
+        .iter()
+        .filter(|n| names.iter().any(|r| r == n.name.as_str()))
+        .collect())
+}
+
+fn inputs<'a>(
+    cli: &'a Cli,
+    c: &'a Checked,
+    state: &StateArgs,
+    selected: Vec<&'a crate::model::NodeModel>,
+) -> crate::output::build::Inputs<'a> {
+    crate::output::build::Inputs {
+        cluster: &c.cluster,
+        profile: &cli.profile,
+        state_dir: state
+            .state
+            .clone()
+            .unwrap_or_else(|| crate::pki::default_state_dir(&c.loaded.dir())),
+        selected,
+        cache: None,
+        now: time::OffsetDateTime::now_utc(),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    if n < 1024 {
+        format!("{n} B")
+    } else if n < 1024 * 1024 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+    }
+}
+
+fn cmd_build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
+    let c = check_profile(&cli.profile)?;
+    print_warnings(&c);
+    let selected = select_nodes(&c.cluster, &args.role, args.all)?;
+    let prepared = crate::output::build::prepare(&inputs(cli, &c, &args.state, selected))?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| c.loaded.dir().join("out"));
+    let (manifest, report) =
+        crate::output::write_build(&c.cluster, &prepared.assembly, &out, args.all)?;
+    if let Some(lock) = &prepared.locked {
+        eprintln!(
+            "wrote {} (no lock existed; `kimage lock` refreshes it)",
+            lock.display()
+        );
+    }
+    if cli.output == Output::Json {
+        return print_json(
+            &serde_json::json!({"manifest": manifest, "report": report, "pki": prepared.pki}),
+        );
+    }
+    let p = &prepared.pki;
+    let count = |a| p.changes.iter().filter(|x| x.action == a).count();
+    use crate::pki::Action;
+    println!(
+        "pki: {} issued, {} reissued, {} kept ({})",
+        count(Action::Issued) + count(Action::Imported),
+        count(Action::Reissued),
+        count(Action::Kept),
+        p.state_file.display()
+    );
+    for w in &p.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "layers: {} ({}) in {}",
+        report.layers_built,
+        human_bytes(report.layer_bytes),
+        out.join("layers").display()
+    );
+    let w = report
+        .nodes
+        .iter()
+        .map(|n| n.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "{:<w$}  {:<13}  {:>10}  {:>6}  {:>10}",
+        "NODE", "ROLE", "USER-DATA", "LAYERS", "SEED"
+    );
+    for n in &report.nodes {
+        println!(
+            "{:<w$}  {:<13}  {:>10}  {:>6}  {:>10}",
+            n.name,
+            n.role,
+            human_bytes(n.user_data_bytes),
+            n.layers,
+            human_bytes(n.seed_bytes)
+        );
+    }
+    for n in &report.nodes {
+        if let Some(limit) = &n.user_data_over {
+            eprintln!(
+                "warning: {}: user-data is {}, over the {limit} limit; deliver it gzip-compressed (cloud-init accepts gzip) or through a seed",
+                n.name,
+                human_bytes(n.user_data_bytes)
+            );
+        }
+    }
+    for (name, node) in &manifest.nodes {
+        if !node.excluded_binaries.is_empty() && report.nodes.iter().any(|n| &n.name == name) {
+            println!(
+                "{name}: not delivered (binaries.exclude, the image must have them): {}",
+                node.excluded_binaries.join(", ")
+            );
+        }
+    }
+    println!("wrote {}", out.join(crate::output::MANIFEST).display());
+    Ok(())
+}
+
+fn cmd_unpack(cli: &Cli, args: &UnpackArgs) -> Result<(), Error> {
+    let c = check_profile(&cli.profile)?;
+    print_warnings(&c);
+    let selected = select_nodes(&c.cluster, std::slice::from_ref(&args.role), false)?;
+    let prepared = crate::output::build::prepare(&inputs(cli, &c, &args.state, selected))?;
+    let a = &prepared.assembly;
+    let n = &a.nodes[0];
+    let boot = crate::output::build::boot_files(&c.cluster, a, n)?;
+    let count = crate::output::unpack::unpack_node(a, n, &boot, &args.into)?;
+    eprintln!(
+        "{}: {count} entries written for node {}",
+        args.into.display(),
+        n.name
+    );
+    if c.cluster.binaries.source == crate::profile::BinarySource::FetchAtBoot {
+        eprintln!(
+            "note: binaries.source is fetch-at-boot: the node downloads its binaries at boot; they are not in {}",
+            args.into.display()
+        );
+    }
+    if !n.excluded.is_empty() {
+        eprintln!(
+            "note: not delivered (binaries.exclude): {}",
+            n.excluded.join(", ")
+        );
+    }
+    Ok(())
 }

@@ -29,7 +29,11 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(path: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn error(
+        path: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Error,
             path: path.into(),
@@ -40,8 +44,15 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(path: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(path, message, fix) }
+    pub fn warning(
+        path: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(path, message, fix)
+        }
     }
 
     pub fn with_value(mut self, value: impl fmt::Display) -> Self {
@@ -110,13 +121,20 @@ impl Diagnostics {
 
     pub fn sort(&mut self) {
         self.0.sort_by(|a, b| {
-            (a.location.is_none(), a.location, &a.path, a.severity, &a.message).cmp(&(
-                b.location.is_none(),
-                b.location,
-                &b.path,
-                b.severity,
-                &b.message,
-            ))
+            (
+                a.location.is_none(),
+                a.location,
+                &a.path,
+                a.severity,
+                &a.message,
+            )
+                .cmp(&(
+                    b.location.is_none(),
+                    b.location,
+                    &b.path,
+                    b.severity,
+                    &b.message,
+                ))
         });
         self.0.dedup();
     }
@@ -132,7 +150,11 @@ impl Diagnostics {
             out.push_str(&format!(
                 "{file}: {e} error{}{}; nothing was written\n",
                 if e == 1 { "" } else { "s" },
-                if w > 0 { format!(", {w} warning{}", if w == 1 { "" } else { "s" }) } else { String::new() }
+                if w > 0 {
+                    format!(", {w} warning{}", if w == 1 { "" } else { "s" })
+                } else {
+                    String::new()
+                }
             ));
         }
         out

@@ -20,15 +20,38 @@ pub mod exit {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("reading profile {path}: {source}")]
-    ReadProfile { path: PathBuf, source: std::io::Error },
+    ReadProfile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("profile {file} is invalid")]
-    Invalid { file: String, diagnostics: Diagnostics },
+    Invalid {
+        file: String,
+        diagnostics: Diagnostics,
+    },
     #[error("{0}")]
     Usage(String),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("`kimage {0}` is not available in this build yet")]
     NotYet(&'static str),
+    #[error(transparent)]
+    Release(#[from] crate::release::command::CommandError),
+    #[error(transparent)]
+    Docs(#[from] crate::docs::DocsError),
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Build(Box<crate::output::build::BuildError>),
+}
+
+impl From<crate::output::build::BuildError> for Error {
+    fn from(e: crate::output::build::BuildError) -> Self {
+        Error::Build(Box::new(e))
+    }
 }
 
 impl From<LoadError> for Error {
@@ -44,7 +67,32 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::ReadProfile { .. } | Error::Invalid { .. } | Error::Usage(_) => exit::INVALID,
-            Error::Io { .. } | Error::NotYet(_) => exit::FAILURE,
+            Error::Io { .. } | Error::NotYet(_) | Error::Docs(_) => exit::FAILURE,
+            Error::Pki(e) => e.exit_code(),
+            Error::Build(e) => {
+                use crate::output::build::BuildError as B;
+                match e.as_ref() {
+                    B::Pki(p) => p.exit_code(),
+                    B::Install(_) | B::Stale(_) => exit::STATE,
+                    B::Render(crate::render::RenderError::UnsafeValue { .. }) => exit::INVALID,
+                    B::Render(_) | B::Layer { .. } | B::Seed { .. } | B::Io { .. } => exit::FAILURE,
+                }
+            }
+            Error::Release(e) => {
+                use crate::release::command::CommandError as C;
+                match e {
+                    C::Profile(_) | C::BadMirror(_) | C::NoLock => exit::INVALID,
+                    C::LockFile(_) | C::Stale(_) => exit::STATE,
+                    C::Fetch(f)
+                        if f.errors.iter().any(|e| {
+                            matches!(e, crate::release::fetch::FetchError::Mismatch { .. })
+                        }) =>
+                    {
+                        exit::VERIFY
+                    }
+                    C::Resolve(_) | C::Fetch(_) | C::Cache(_) => exit::FAILURE,
+                }
+            }
         }
     }
 

@@ -5,15 +5,16 @@
 
 pub mod cli;
 pub mod diag;
+pub mod docs;
 pub mod error;
 pub mod layers;
 pub mod model;
 pub mod output;
 pub mod pki;
+pub mod plan;
 pub mod profile;
 pub mod release;
 pub mod render;
 pub mod seed;
 pub mod userdata;
 pub mod validate;
-pub mod plan;

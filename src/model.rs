@@ -7,8 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::Serialize;
 
 use crate::profile::{
-    self, Arch, BinarySource, Cidr, Cni, Endpoint, EtcdTopology, Host, KeyAlgorithm, LayersFrom, LoadBalancerKind,
-    NodeName, Profile, ProxyMode, Role, San, TaintEffect, Url, Version, defaults,
+    self, Arch, BinarySource, Cidr, Cni, Endpoint, EtcdTopology, Host, KeyAlgorithm,
+    KubernetesFrom, LayersFrom, LoadBalancerKind, NodeName, Profile, ProxyMode, Role, San,
+    TaintEffect, Url, Version, defaults,
 };
 
 /// Labels and taints kubeadm puts on control-plane nodes.
@@ -35,11 +36,34 @@ pub struct Cluster {
     /// Every node in profile order.
     pub nodes: Vec<NodeModel>,
     pub container_runtime: profile::ContainerRuntime,
+    /// What containerd's config.toml must look like for `container_runtime.containerd`.
+    pub containerd: ContainerdModel,
     pub pki: profile::Pki,
     pub binaries: BinariesModel,
     pub layers: profile::Layers,
     pub os: profile::Os,
+    /// `os.limits` in systemd's Limit*= form for kimage's units.
+    pub unit_limits: UnitLimits,
     pub network: profile::Network,
+}
+
+/// The containerd config.toml dialect of the profile's containerd release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerdModel {
+    /// 3 for containerd 2.x (CRI plugin ids io.containerd.cri.v1.*), 2 for 1.6/1.7
+    /// (io.containerd.grpc.v1.cri).
+    pub config_version: u8,
+    /// containerd 2.1+ takes `cni.bin_dirs` (a list) and deprecates `bin_dir`; older ones only `bin_dir`.
+    pub cni_bin_dirs: bool,
+}
+
+/// Resource limits as systemd unit settings (LimitNOFILE=, LimitNPROC=, LimitMEMLOCK=).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitLimits {
+    pub nofile: u64,
+    pub nproc: u64,
+    /// `infinity` or a size with a `K` suffix (the profile gives KiB).
+    pub memlock: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +81,8 @@ pub struct KubernetesModel {
     pub cni: Cni,
     /// --service-account-issuer (kubeadm's default form).
     pub service_account_issuer: String,
+    /// The service or pod network is IPv6 (nodes then forward IPv6 too).
+    pub ipv6: bool,
 }
 
 /// Subject alternative names, in a fixed order without duplicates.
@@ -134,6 +160,8 @@ pub struct Backend {
     pub name: NodeName,
     pub address: IpAddr,
     pub port: u16,
+    /// `address:port`, IPv6 in brackets (haproxy `server` and nginx `server` lines).
+    pub host_port: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -157,50 +185,10 @@ pub struct BinariesModel {
     pub source: BinarySource,
     pub mirror: Option<Url>,
     pub cfssl: Option<Version>,
+    pub kubernetes_from: KubernetesFrom,
 }
 
-/// A program a node runs, from an upstream release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Binary {
-    KubeApiserver,
-    KubeControllerManager,
-    KubeScheduler,
-    Kubelet,
-    KubeProxy,
-    Kubectl,
-    Etcd,
-    Etcdctl,
-    Etcdutl,
-    Containerd,
-    Runc,
-    Crictl,
-    CniPlugins,
-    Cfssl,
-    Cfssljson,
-}
-
-impl Binary {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Binary::KubeApiserver => "kube-apiserver",
-            Binary::KubeControllerManager => "kube-controller-manager",
-            Binary::KubeScheduler => "kube-scheduler",
-            Binary::Kubelet => "kubelet",
-            Binary::KubeProxy => "kube-proxy",
-            Binary::Kubectl => "kubectl",
-            Binary::Etcd => "etcd",
-            Binary::Etcdctl => "etcdctl",
-            Binary::Etcdutl => "etcdutl",
-            Binary::Containerd => "containerd",
-            Binary::Runc => "runc",
-            Binary::Crictl => "crictl",
-            Binary::CniPlugins => "cni-plugins",
-            Binary::Cfssl => "cfssl",
-            Binary::Cfssljson => "cfssljson",
-        }
-    }
-}
+pub use crate::profile::Binary;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeModel {
@@ -216,8 +204,75 @@ pub struct NodeModel {
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<TaintModel>,
     pub mac: Option<String>,
-    /// Release binaries this node runs.
+    /// Release binaries kimage delivers to this node.
     pub binaries: BTreeSet<Binary>,
+    /// Labels the kubelet may set on its own Node (--node-labels).
+    pub kubelet_labels: BTreeMap<String, String>,
+    /// Labels the NodeRestriction admission plugin forbids a kubelet to set (node-role.kubernetes.io/*
+    /// and other kubernetes.io / k8s.io keys); the bootstrap node applies them through the API.
+    pub api_labels: BTreeMap<String, String>,
+    /// This node's etcd member, when it runs one.
+    pub etcd: Option<NodeEtcd>,
+    /// This node's VRRP settings, when it is a load-balancer node and the cluster has a VIP.
+    pub vrrp: Option<NodeVrrp>,
+    /// Binaries the node runs that the profile says the image already has (`binaries.exclude`).
+    pub excluded: BTreeSet<Binary>,
+}
+
+/// What one etcd member listens on and announces.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeEtcd {
+    pub name: NodeName,
+    /// Only the node address, not 127.0.0.1: local tools dial the node address (the server
+    /// certificate names it), and members sharing a host (tests on 127.0.0.x) cannot collide.
+    pub listen_client_urls: String,
+    pub advertise_client_urls: String,
+    pub listen_peer_urls: String,
+    pub initial_advertise_peer_urls: String,
+}
+
+/// keepalived settings of one load-balancer node.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeVrrp {
+    /// `MASTER` or `BACKUP`.
+    pub state: &'static str,
+    pub priority: u8,
+    /// The other load-balancer nodes: VRRP advertisements go to them by unicast, since multicast is
+    /// filtered on many cloud and virtual networks.
+    pub unicast_peers: Vec<IpAddr>,
+}
+
+/// Whether the NodeRestriction admission plugin lets a kubelet set this label on its own Node
+/// (the kubelet refuses to start with any other kubernetes.io / k8s.io label in --node-labels).
+pub fn kubelet_may_set_label(key: &str) -> bool {
+    const ALLOWED: &[&str] = &[
+        "kubernetes.io/hostname",
+        "kubernetes.io/arch",
+        "kubernetes.io/os",
+        "beta.kubernetes.io/arch",
+        "beta.kubernetes.io/os",
+        "beta.kubernetes.io/instance-type",
+        "node.kubernetes.io/instance-type",
+        "failure-domain.beta.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/zone",
+        "topology.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+    ];
+    let Some((namespace, _)) = key.split_once('/') else {
+        return true;
+    };
+    let restricted = |ns: &str| {
+        ns == "kubernetes.io"
+            || ns.ends_with(".kubernetes.io")
+            || ns == "k8s.io"
+            || ns.ends_with(".k8s.io")
+    };
+    if !restricted(namespace) || ALLOWED.contains(&key) {
+        return true;
+    }
+    ["kubelet.kubernetes.io", "node.kubernetes.io"]
+        .iter()
+        .any(|ns| namespace == *ns || namespace.ends_with(&format!(".{ns}")))
 }
 
 impl NodeModel {
@@ -279,8 +334,16 @@ impl Cluster {
         let first_service_ip = nth_address(&k.service_cidr, 1);
         let cluster_dns_ip = nth_address(&k.service_cidr, 10);
 
-        let control_planes: Vec<&profile::Node> = p.nodes.iter().filter(|n| n.role == Role::ControlPlane).collect();
-        let lb_nodes: Vec<&profile::Node> = p.nodes.iter().filter(|n| n.role == Role::LoadBalancer).collect();
+        let control_planes: Vec<&profile::Node> = p
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::ControlPlane)
+            .collect();
+        let lb_nodes: Vec<&profile::Node> = p
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::LoadBalancer)
+            .collect();
         let bootstrap_node = control_planes.first().map(|n| n.name.clone());
 
         let endpoint = match &p.control_plane.endpoint {
@@ -292,7 +355,10 @@ impl Cluster {
                 },
                 _ => Endpoint {
                     host: Host::Ip(
-                        control_planes.first().map(|n| n.address.0).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                        control_planes
+                            .first()
+                            .map(|n| n.address.0)
+                            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
                     ),
                     port: apiserver_port,
                 },
@@ -314,8 +380,11 @@ impl Cluster {
             sans.add_ip(n.address.0);
         }
         sans.add_host(&endpoint.host);
-        if let Some(vip) = p.load_balancer.as_ref().and_then(|lb| lb.vip) {
-            sans.add_ip(vip.0);
+        match p.load_balancer.as_ref().map(|lb| lb.vip) {
+            Some(Some(vip)) => sans.add_ip(vip.0),
+            // Without a VIP the load-balancer node's own address serves the API (seed 003's k8s-master-lb).
+            Some(None) => lb_nodes.iter().for_each(|n| sans.add_ip(n.address.0)),
+            None => {}
         }
         for s in &p.control_plane.extra_sans {
             match s {
@@ -339,8 +408,16 @@ impl Cluster {
         let etcd = EtcdModel {
             version: p.etcd.version.clone(),
             topology,
-            initial_cluster: members.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect::<Vec<_>>().join(","),
-            client_endpoints: members.iter().map(|m| m.client_url.clone()).collect::<Vec<_>>().join(","),
+            initial_cluster: members
+                .iter()
+                .map(|m| format!("{}={}", m.name, m.peer_url))
+                .collect::<Vec<_>>()
+                .join(","),
+            client_endpoints: members
+                .iter()
+                .map(|m| m.client_url.clone())
+                .collect::<Vec<_>>()
+                .join(","),
             members,
             cluster_token: p.name.as_str().to_string(),
             data_dir: p.etcd.data_dir.clone(),
@@ -357,7 +434,9 @@ impl Cluster {
                 .map(|(i, n)| LoadBalancerMember {
                     name: n.name.clone(),
                     address: n.address.0,
-                    priority: n.priority.unwrap_or(150u8.saturating_sub(10 * i.min(14) as u8)),
+                    priority: n
+                        .priority
+                        .unwrap_or(150u8.saturating_sub(10 * i.min(14) as u8)),
                     state: "BACKUP",
                 })
                 .collect();
@@ -372,7 +451,13 @@ impl Cluster {
                 port: lb.port.unwrap_or(endpoint.port),
                 backends: control_planes
                     .iter()
-                    .map(|n| Backend { name: n.name.clone(), address: n.address.0, port: apiserver_port })
+                    .map(|n| Backend {
+                        name: n.name.clone(),
+                        address: n.address.0,
+                        port: apiserver_port,
+                        host_port: std::net::SocketAddr::new(n.address.0, apiserver_port)
+                            .to_string(),
+                    })
                     .collect(),
                 members,
                 interface: lb.interface.clone(),
@@ -384,7 +469,10 @@ impl Cluster {
         let mut hosts = Vec::new();
         if p.os.hosts_file {
             for n in &p.nodes {
-                hosts.push(HostsEntry { address: n.address.0, names: vec![n.name.as_str().to_string()] });
+                hosts.push(HostsEntry {
+                    address: n.address.0,
+                    names: vec![n.name.as_str().to_string()],
+                });
             }
             // A DNS endpoint served by kimage's own load balancer resolves through /etc/hosts, as in seed 003.
             if let Host::Dns(name) = &endpoint.host
@@ -392,8 +480,12 @@ impl Cluster {
                 && let Some(addr) = lb.vip.or_else(|| lb.members.first().map(|m| m.address))
             {
                 match hosts.iter_mut().find(|h| h.address == addr) {
+                    Some(h) if h.names.contains(name) => {}
                     Some(h) => h.names.push(name.clone()),
-                    None => hosts.push(HostsEntry { address: addr, names: vec![name.clone()] }),
+                    None => hosts.push(HostsEntry {
+                        address: addr,
+                        names: vec![name.clone()],
+                    }),
                 }
             }
         }
@@ -410,7 +502,11 @@ impl Cluster {
                     .taints
                     .iter()
                     .flatten()
-                    .map(|t| TaintModel { key: t.key.clone(), value: t.value.clone(), effect: t.effect })
+                    .map(|t| TaintModel {
+                        key: t.key.clone(),
+                        value: t.value.clone(),
+                        effect: t.effect,
+                    })
                     .collect();
                 if n.role == Role::ControlPlane {
                     labels.entry(CONTROL_PLANE_LABEL.to_string()).or_default();
@@ -445,8 +541,49 @@ impl Cluster {
                     }
                 }
                 if etcd_member {
-                    binaries.extend([Binary::Etcd, Binary::Etcdctl, Binary::Etcdutl]);
+                    binaries.extend([Binary::Etcd, Binary::Etcdctl]);
+                    // etcdutl was split out of etcdctl in v3.5.
+                    if p.etcd.version.0 >= semver::Version::new(3, 5, 0) {
+                        binaries.insert(Binary::Etcdutl);
+                    }
                 }
+                let (kubelet_labels, api_labels) = labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .partition(|(k, _)| kubelet_may_set_label(k));
+                let node_etcd = etcd_member.then(|| {
+                    let client = url(n.address.0, defaults::ETCD_CLIENT_PORT);
+                    let peer = url(n.address.0, defaults::ETCD_PEER_PORT);
+                    NodeEtcd {
+                        name: n.name.clone(),
+                        listen_client_urls: client.clone(),
+                        advertise_client_urls: client,
+                        listen_peer_urls: peer.clone(),
+                        initial_advertise_peer_urls: peer,
+                    }
+                });
+                let vrrp = load_balancer
+                    .as_ref()
+                    .filter(|lb| lb.vip.is_some() && n.role == Role::LoadBalancer)
+                    .and_then(|lb| {
+                        let me = lb.members.iter().find(|m| m.name == n.name)?;
+                        Some(NodeVrrp {
+                            state: me.state,
+                            priority: me.priority,
+                            unicast_peers: lb
+                                .members
+                                .iter()
+                                .filter(|m| m.name != n.name)
+                                .map(|m| m.address)
+                                .collect(),
+                        })
+                    });
+                let excluded: BTreeSet<Binary> = binaries
+                    .iter()
+                    .filter(|b| p.binaries.exclude.contains(b))
+                    .copied()
+                    .collect();
+                binaries.retain(|b| !excluded.contains(b));
                 NodeModel {
                     name: n.name.clone(),
                     role: n.role,
@@ -459,6 +596,11 @@ impl Cluster {
                     taints,
                     mac: n.mac.as_ref().map(|m| m.to_string()),
                     binaries,
+                    kubelet_labels,
+                    api_labels,
+                    etcd: node_etcd,
+                    vrrp,
+                    excluded,
                 }
             })
             .collect();
@@ -476,6 +618,7 @@ impl Cluster {
                 proxy_mode: k.proxy_mode,
                 node_port_range: k.node_port_range.to_string(),
                 cni: k.cni,
+                ipv6: k.service_cidr.0.addr().is_ipv6() || k.pod_cidr.0.addr().is_ipv6(),
             },
             endpoint_url: endpoint.url(),
             endpoint,
@@ -487,15 +630,31 @@ impl Cluster {
             bootstrap_node,
             nodes,
             container_runtime: p.container_runtime.clone(),
+            containerd: {
+                let v = &p.container_runtime.containerd.0;
+                ContainerdModel {
+                    config_version: if v.major >= 2 { 3 } else { 2 },
+                    cni_bin_dirs: (v.major, v.minor) >= (2, 1),
+                }
+            },
             pki: p.pki.clone(),
             binaries: BinariesModel {
                 arch: p.binaries.arch,
                 source: p.binaries.source,
                 mirror: p.binaries.mirror.clone(),
                 cfssl: p.binaries.cfssl.clone(),
+                kubernetes_from: p.binaries.kubernetes_from,
             },
             layers: p.layers.clone(),
             os: p.os.clone(),
+            unit_limits: UnitLimits {
+                nofile: p.os.limits.nofile,
+                nproc: p.os.limits.nproc,
+                memlock: match p.os.limits.memlock.as_str() {
+                    "unlimited" | "infinity" => "infinity".to_string(),
+                    kib => format!("{kib}K"),
+                },
+            },
             network: p.network.clone(),
         }
     }
@@ -520,6 +679,18 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubelet_label_restrictions() {
+        assert!(kubelet_may_set_label("disktype"));
+        assert!(kubelet_may_set_label("example.com/tier"));
+        assert!(kubelet_may_set_label("topology.kubernetes.io/zone"));
+        assert!(kubelet_may_set_label("node.kubernetes.io/pool"));
+        assert!(kubelet_may_set_label("x.kubelet.kubernetes.io/y"));
+        assert!(!kubelet_may_set_label(CONTROL_PLANE_LABEL));
+        assert!(!kubelet_may_set_label("kubernetes.io/role"));
+        assert!(!kubelet_may_set_label("example.k8s.io/x"));
+    }
 
     #[test]
     fn service_addresses() {

@@ -23,8 +23,10 @@ pub struct NodePlan {
     pub bootstrap: bool,
     /// Certificate and kubeconfig ids this node receives.
     pub certs: Vec<String>,
-    /// Release programs the node runs.
+    /// Release programs kimage delivers to the node.
     pub binaries: Vec<String>,
+    /// Programs the node runs that the image must already have (`binaries.exclude`).
+    pub excluded: Vec<String>,
     /// Every file the node gets, sorted by path.
     pub files: Vec<PlannedFile>,
 }
@@ -47,7 +49,12 @@ fn pki_file(f: spec::PkiFile) -> PlannedFile {
         spec::PkiSource::SaPub => "pki:sa.pub".to_string(),
         spec::PkiSource::Kubeconfig(id) => format!("kubeconfig:{id}"),
     };
-    PlannedFile { path: f.path, mode: format!("{:04o}", f.mode), secret: f.source.is_secret(), source }
+    PlannedFile {
+        path: f.path,
+        mode: format!("{:04o}", f.mode),
+        secret: f.source.is_secret(),
+        source,
+    }
 }
 
 pub fn node_plan(c: &Cluster, n: &NodeModel) -> NodePlan {
@@ -61,6 +68,7 @@ pub fn node_plan(c: &Cluster, n: &NodeModel) -> NodePlan {
         bootstrap: n.is_bootstrap,
         certs: spec::node_cert_ids(c, n),
         binaries: n.binaries.iter().map(|b| b.name().to_string()).collect(),
+        excluded: n.excluded.iter().map(|b| b.name().to_string()).collect(),
         files,
     }
 }
@@ -87,15 +95,42 @@ impl Plan {
             if n.etcd_member && n.role != "etcd" {
                 role.push_str(" + etcd member");
             }
-            out.push_str(&format!("\n{}  {}  {}{}\n", n.name, role, n.address, if n.bootstrap { "  (bootstrap)" } else { "" }));
+            out.push_str(&format!(
+                "\n{}  {}  {}{}\n",
+                n.name,
+                role,
+                n.address,
+                if n.bootstrap { "  (bootstrap)" } else { "" }
+            ));
             // Per-node ids end in @<node>; the kind is what a reader compares across nodes.
-            let certs: Vec<&str> = n.certs.iter().map(|c| c.split('@').next().unwrap_or(c)).collect();
-            let list = |v: &[&str]| if v.is_empty() { "-".to_string() } else { v.join(" ") };
+            let certs: Vec<&str> = n
+                .certs
+                .iter()
+                .map(|c| c.split('@').next().unwrap_or(c))
+                .collect();
+            let list = |v: &[&str]| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.join(" ")
+                }
+            };
             out.push_str(&format!("  certs     {}\n", list(&certs)));
             let bins: Vec<&str> = n.binaries.iter().map(String::as_str).collect();
             out.push_str(&format!("  binaries  {}\n", list(&bins)));
+            if !n.excluded.is_empty() {
+                let ex: Vec<&str> = n.excluded.iter().map(String::as_str).collect();
+                out.push_str(&format!(
+                    "  excluded  {} (binaries.exclude: the image must provide them)\n",
+                    list(&ex)
+                ));
+            }
             let secrets = n.files.iter().filter(|f| f.secret).count();
-            out.push_str(&format!("  files     {} ({} secret, delivered in user-data)\n", n.files.len(), secrets));
+            out.push_str(&format!(
+                "  files     {} ({} secret, delivered in user-data)\n",
+                n.files.len(),
+                secrets
+            ));
         }
         out
     }

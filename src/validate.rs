@@ -20,12 +20,22 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn error(&mut self, path: &str, message: impl Into<String>, fix: impl Into<String>) -> &mut Diagnostic {
+    fn error(
+        &mut self,
+        path: &str,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> &mut Diagnostic {
         let d = Diagnostic::error(path, message, fix).at(self.src.locate(path));
         self.out.push(d);
         self.out.0.last_mut().expect("just pushed")
     }
-    fn warning(&mut self, path: &str, message: impl Into<String>, fix: impl Into<String>) -> &mut Diagnostic {
+    fn warning(
+        &mut self,
+        path: &str,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> &mut Diagnostic {
         let d = Diagnostic::warning(path, message, fix).at(self.src.locate(path));
         self.out.push(d);
         self.out.0.last_mut().expect("just pushed")
@@ -54,7 +64,10 @@ fn is_private(net: &Cidr) -> bool {
             ];
             private.iter().any(|p| p.contains(&n))
         }
-        ipnet::IpNet::V6(n) => "fc00::/7".parse::<ipnet::Ipv6Net>().expect("literal").contains(&n),
+        ipnet::IpNet::V6(n) => "fc00::/7"
+            .parse::<ipnet::Ipv6Net>()
+            .expect("literal")
+            .contains(&n),
     }
 }
 
@@ -74,7 +87,10 @@ fn quorum_table(n: usize) -> String {
 /// Checks a loaded profile as a whole cluster.
 pub fn check(loaded: &LoadedProfile, c: &Cluster) -> Diagnostics {
     let p = &loaded.profile;
-    let mut x = Ctx { src: &loaded.source, out: Diagnostics::default() };
+    let mut x = Ctx {
+        src: &loaded.source,
+        out: Diagnostics::default(),
+    };
     nodes(&mut x, p);
     networks(&mut x, p, c);
     etcd(&mut x, p, c);
@@ -93,7 +109,7 @@ fn nodes(x: &mut Ctx, p: &Profile) {
         if let Some(&first) = names.get(n.name.as_str()) {
             x.error(
                 &format!("nodes[{i}].name"),
-                format!("duplicate node name (nodes[{first}] has it too)"),
+                format!("is also the name of nodes[{first}]"),
                 "give every node a unique name",
             )
             .value(&n.name);
@@ -103,7 +119,10 @@ fn nodes(x: &mut Ctx, p: &Profile) {
         if let Some(&first) = addrs.get(&n.address.0) {
             x.error(
                 &format!("nodes[{i}].address"),
-                format!("duplicate address (nodes[{first}] `{}` has it too)", p.nodes[first].name),
+                format!(
+                    "is also the address of nodes[{first}] `{}`",
+                    p.nodes[first].name
+                ),
                 "give every node its own address",
             )
             .value(n.address);
@@ -113,7 +132,11 @@ fn nodes(x: &mut Ctx, p: &Profile) {
         if n.priority.is_some() && n.role != Role::LoadBalancer {
             x.error(
                 &format!("nodes[{i}].priority"),
-                format!("priority only applies to load-balancer nodes; `{}` is {}", n.name, n.role.as_str()),
+                format!(
+                    "priority only applies to load-balancer nodes; `{}` is {}",
+                    n.name,
+                    n.role.as_str()
+                ),
                 "remove `priority` from this node",
             );
         }
@@ -148,14 +171,20 @@ fn nodes(x: &mut Ctx, p: &Profile) {
             if !n.labels.is_empty() {
                 x.error(
                     &format!("nodes[{i}].labels"),
-                    format!("{} nodes are not Kubernetes nodes and cannot carry labels", n.role.as_str()),
+                    format!(
+                        "{} nodes are not Kubernetes nodes and cannot carry labels",
+                        n.role.as_str()
+                    ),
                     "remove `labels` from this node",
                 );
             }
             if n.taints.is_some() {
                 x.error(
                     &format!("nodes[{i}].taints"),
-                    format!("{} nodes are not Kubernetes nodes and cannot carry taints", n.role.as_str()),
+                    format!(
+                        "{} nodes are not Kubernetes nodes and cannot carry taints",
+                        n.role.as_str()
+                    ),
                     "remove `taints` from this node",
                 );
             }
@@ -171,7 +200,11 @@ fn nodes(x: &mut Ctx, p: &Profile) {
             }
         }
         for (key, v) in &n.labels {
-            if v.len() > 63 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            if v.len() > 63
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
                 x.error(
                     &format!("nodes[{i}].labels.{key}"),
                     "is not a valid label value",
@@ -207,14 +240,24 @@ fn valid_qualified_name(key: &str) -> bool {
     };
     let name_ok = !name.is_empty()
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     let prefix_ok = prefix.is_none_or(|p| {
         !p.is_empty()
             && p.len() <= 253
             && p.split('.').all(|l| {
-                !l.is_empty() && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                !l.is_empty()
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             })
     });
     name_ok && prefix_ok
@@ -268,14 +311,21 @@ fn networks(x: &mut Ctx, p: &Profile, c: &Cluster) {
         _ => {}
     }
     // kube-controller-manager hands each node a /24 (IPv4) or /64 (IPv6) out of the pod network.
-    let node_mask = if k.pod_cidr.0.addr().is_ipv4() { 24 } else { 64 };
+    let node_mask = if k.pod_cidr.0.addr().is_ipv4() {
+        24
+    } else {
+        64
+    };
     let kubelets = c.nodes.iter().filter(|n| n.runs_kubelet).count() as u32;
     let prefix = u32::from(k.pod_cidr.0.prefix_len());
     if prefix > node_mask {
         x.error(
             "kubernetes.podCIDR",
             format!("is smaller than the /{node_mask} block each node gets"),
-            format!("use a /{} or larger network, e.g. 10.244.0.0/16", node_mask.saturating_sub(8)),
+            format!(
+                "use a /{} or larger network, e.g. 10.244.0.0/16",
+                node_mask.saturating_sub(8)
+            ),
         )
         .value(k.pod_cidr);
     } else if node_mask - prefix < 32 && (1u64 << (node_mask - prefix)) < u64::from(kubelets) {
@@ -310,12 +360,18 @@ fn networks(x: &mut Ctx, p: &Profile, c: &Cluster) {
 
 fn etcd(x: &mut Ctx, p: &Profile, c: &Cluster) {
     let n = c.etcd.members.len();
-    let etcd_nodes: Vec<usize> = p.nodes.iter().enumerate().filter(|(_, n)| n.role == Role::Etcd).map(|(i, _)| i).collect();
+    let etcd_nodes: Vec<usize> = p
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.role == Role::Etcd)
+        .map(|(i, _)| i)
+        .collect();
     match p.etcd.topology {
         EtcdTopology::External if etcd_nodes.is_empty() && n == 0 => {
             x.error(
                 "etcd.topology",
-                "is `external` but no node has `role: etcd`",
+                "needs etcd nodes, but no node has `role: etcd`",
                 "add etcd nodes (three for high availability) or use `topology: stacked`",
             )
             .value("external");
@@ -324,26 +380,26 @@ fn etcd(x: &mut Ctx, p: &Profile, c: &Cluster) {
             for i in etcd_nodes {
                 x.error(
                     &format!("nodes[{i}].role"),
-                    "etcd nodes need `etcd.topology: external`; with `stacked` members run on control-plane nodes",
+                    "is `etcd`, which needs `etcd.topology: external`; with `stacked`, members run on control-plane nodes",
                     "set `etcd.topology: external`, or make this node a control-plane node",
-                )
-                .value("etcd");
+                );
             }
         }
         _ => {}
     }
     if n == 0 && !(p.etcd.topology == EtcdTopology::External && etcd_nodes_empty(p)) {
         x.error(
-            "etcd",
-            "the cluster has no etcd member",
+            "nodes",
+            "no node runs an etcd member",
             "run members on control-plane nodes (stacked) or on etcd nodes (external)",
         );
-    } else if n > 0 && n % 2 == 0 {
+    } else if n > 0 && n.is_multiple_of(2) {
         x.warning(
-            "etcd",
+            "nodes",
             format!(
-                "etcd has {n} members; an even number tolerates no more failures than {} members and needs a larger quorum",
-                n - 1
+                "etcd has {n} members; an even number tolerates no more failures than {} member{} and needs a larger quorum",
+                n - 1,
+                if n - 1 == 1 { "" } else { "s" }
             ),
             format!("use an odd number of members (3 or 5)\n{}", quorum_table(n).trim_end()),
         );
@@ -351,17 +407,32 @@ fn etcd(x: &mut Ctx, p: &Profile, c: &Cluster) {
     if p.etcd.election_timeout < 5 * p.etcd.heartbeat_interval {
         x.error(
             "etcd.electionTimeout",
-            format!("must be at least 5 × heartbeatInterval ({} ms); etcd refuses to start otherwise", 5 * p.etcd.heartbeat_interval),
-            format!("set electionTimeout to {} or more", 5 * p.etcd.heartbeat_interval),
+            format!(
+                "must be at least 5 × heartbeatInterval ({} ms); etcd refuses to start otherwise",
+                5 * p.etcd.heartbeat_interval
+            ),
+            format!(
+                "set electionTimeout to {} or more",
+                5 * p.etcd.heartbeat_interval
+            ),
         )
         .value(p.etcd.election_timeout);
     }
     if p.etcd.election_timeout > 50_000 {
-        x.error("etcd.electionTimeout", "is above etcd's limit of 50000 ms", "use at most 50000")
-            .value(p.etcd.election_timeout);
+        x.error(
+            "etcd.electionTimeout",
+            "is above etcd's limit of 50000 ms",
+            "use at most 50000",
+        )
+        .value(p.etcd.election_timeout);
     }
     if !p.etcd.data_dir.starts_with('/') {
-        x.error("etcd.dataDir", "must be an absolute path", "write e.g. /var/lib/etcd").value(&p.etcd.data_dir);
+        x.error(
+            "etcd.dataDir",
+            "must be an absolute path",
+            "write e.g. /var/lib/etcd",
+        )
+        .value(&p.etcd.data_dir);
     }
 }
 
@@ -370,16 +441,19 @@ fn etcd_nodes_empty(p: &Profile) -> bool {
 }
 
 fn load_balancer(x: &mut Ctx, p: &Profile, c: &Cluster) {
-    let lb_nodes: Vec<(usize, &crate::profile::Node)> =
-        p.nodes.iter().enumerate().filter(|(_, n)| n.role == Role::LoadBalancer).collect();
+    let lb_nodes: Vec<(usize, &crate::profile::Node)> = p
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.role == Role::LoadBalancer)
+        .collect();
     let Some(lb) = &p.load_balancer else {
         if let Some((i, _)) = lb_nodes.first() {
             x.error(
                 &format!("nodes[{i}].role"),
-                "load-balancer nodes exist but the profile has no `loadBalancer` settings",
+                "is `load-balancer`, but the profile has no `loadBalancer` settings",
                 "add `loadBalancer: {kind: haproxy, vip: <address>}` (nginx works too)",
-            )
-            .value("load-balancer");
+            );
         }
         return;
     };
@@ -395,7 +469,10 @@ fn load_balancer(x: &mut Ctx, p: &Profile, c: &Cluster) {
         None if lb_nodes.len() > 1 => {
             x.error(
                 "loadBalancer.vip",
-                format!("{} load-balancer nodes need a VIP for clients to reach whichever one is up", lb_nodes.len()),
+                format!(
+                    "{} load-balancer nodes need a VIP for clients to reach whichever one is up",
+                    lb_nodes.len()
+                ),
                 "add `vip:` with a free address on the load-balancer nodes' network",
             );
         }
@@ -408,7 +485,10 @@ fn load_balancer(x: &mut Ctx, p: &Profile, c: &Cluster) {
                 )
                 .value(vip);
             }
-            for (field, net) in [("serviceCIDR", &p.kubernetes.service_cidr), ("podCIDR", &p.kubernetes.pod_cidr)] {
+            for (field, net) in [
+                ("serviceCIDR", &p.kubernetes.service_cidr),
+                ("podCIDR", &p.kubernetes.pod_cidr),
+            ] {
                 if net.0.contains(&vip.0) {
                     x.error(
                         "loadBalancer.vip",
@@ -442,7 +522,11 @@ fn load_balancer(x: &mut Ctx, p: &Profile, c: &Cluster) {
     if let Some(m) = &c.load_balancer {
         for member in &m.members {
             if let Some(other) = prios.insert(member.priority, member.name.as_str()) {
-                let i = p.nodes.iter().position(|n| n.name == member.name).unwrap_or(0);
+                let i = p
+                    .nodes
+                    .iter()
+                    .position(|n| n.name == member.name)
+                    .unwrap_or(0);
                 x.error(
                     &format!("nodes[{i}].priority"),
                     format!("equals the priority of `{other}`; VRRP needs distinct priorities to pick one holder"),
@@ -453,10 +537,20 @@ fn load_balancer(x: &mut Ctx, p: &Profile, c: &Cluster) {
         }
     }
     if lb.virtual_router_id == 0 {
-        x.error("loadBalancer.virtualRouterId", "must be 1-255", "use e.g. 51").value(0);
+        x.error(
+            "loadBalancer.virtualRouterId",
+            "must be 1-255",
+            "use e.g. 51",
+        )
+        .value(0);
     }
     if lb.advert_interval == 0 {
-        x.error("loadBalancer.advertInterval", "must be at least 1 second", "use 1").value(0);
+        x.error(
+            "loadBalancer.advertInterval",
+            "must be at least 1 second",
+            "use 1",
+        )
+        .value(0);
     }
 }
 
@@ -469,7 +563,8 @@ fn endpoint(x: &mut Ctx, c: &Cluster) {
         Host::Ip(ip) => {
             let lb = c.load_balancer.as_ref();
             let served_by_lb = lb.is_some_and(|lb| {
-                lb.vip == Some(*ip) || (lb.vip.is_none() && lb.members.iter().any(|m| m.address == *ip))
+                lb.vip == Some(*ip)
+                    || (lb.vip.is_none() && lb.members.iter().any(|m| m.address == *ip))
             });
             let cp = cps.iter().find(|n| n.address == *ip);
             if served_by_lb {
@@ -477,8 +572,11 @@ fn endpoint(x: &mut Ctx, c: &Cluster) {
                 if port != ep.port {
                     x.error(
                         "loadBalancer.port",
-                        format!("the load balancer listens on {port} but clients dial {ep}"),
-                        format!("set loadBalancer.port to {} or change the endpoint's port", ep.port),
+                        format!("is where the load balancer listens, but clients dial {ep}"),
+                        format!(
+                            "set loadBalancer.port to {} or change the endpoint's port",
+                            ep.port
+                        ),
                     )
                     .value(port);
                 }
@@ -509,12 +607,18 @@ fn endpoint(x: &mut Ctx, c: &Cluster) {
                         Some(vip) => fix.push_str(&format!("the VIP `{vip}:{}`", l.port)),
                         None => fix.push_str(&format!(
                             "the load-balancer node `{}:{}`",
-                            l.members.first().map(|m| m.address.to_string()).unwrap_or_default(),
+                            l.members
+                                .first()
+                                .map(|m| m.address.to_string())
+                                .unwrap_or_default(),
                             l.port
                         )),
                     },
                     None => match cps.first() {
-                        Some(n) => fix.push_str(&format!("a control-plane node, e.g. `{}:{}`, or add a load balancer", n.address, c.apiserver_port)),
+                        Some(n) => fix.push_str(&format!(
+                            "a control-plane node, e.g. `{}:{}`, or add a load balancer",
+                            n.address, c.apiserver_port
+                        )),
                         None => fix.push_str("a control-plane node or a load balancer"),
                     },
                 }
@@ -551,11 +655,21 @@ fn versions(x: &mut Ctx, p: &Profile) {
         .value(k);
     }
     if !k.0.pre.is_empty() {
-        x.warning("kubernetes.version", "is a pre-release", "use a released version for clusters you keep").value(k);
+        x.warning(
+            "kubernetes.version",
+            "is a pre-release",
+            "use a released version for clusters you keep",
+        )
+        .value(k);
     }
     let e = &p.etcd.version;
     if e.0.major != 3 {
-        x.error("etcd.version", "is not an etcd v3 release", "use v3.6.x (or v3.5.x)").value(e);
+        x.error(
+            "etcd.version",
+            "is not an etcd v3 release",
+            "use v3.6.x (or v3.5.x)",
+        )
+        .value(e);
     } else if e.0.minor < 5 {
         x.warning(
             "etcd.version",
@@ -564,23 +678,38 @@ fn versions(x: &mut Ctx, p: &Profile) {
         )
         .value(e);
     } else if e.0.minor > 6 {
-        x.warning("etcd.version", "is newer than the etcd releases kimage renders for (v3.5, v3.6)", "use v3.6.x").value(e);
+        x.warning(
+            "etcd.version",
+            "is newer than the etcd releases kimage renders for (v3.5, v3.6)",
+            "use v3.6.x",
+        )
+        .value(e);
     }
     let crictl = &p.container_runtime.crictl;
-    if crictl.minor() != k.minor() {
+    let supported = k.0.major == 1 && (lo..=hi).contains(&k.0.minor);
+    if supported && crictl.minor() != k.minor() {
         x.warning(
             "containerRuntime.crictl",
-            format!("minor differs from Kubernetes {k}; cri-tools releases track Kubernetes minors"),
+            format!(
+                "minor differs from Kubernetes {k}; cri-tools releases track Kubernetes minors"
+            ),
             format!("use v{}.{}.x", k.0.major, k.0.minor),
         )
         .value(crictl);
     }
     let ctrd = &p.container_runtime.containerd;
-    if ctrd.0.major < 1 || (ctrd.0.major == 1 && ctrd.0.minor < 7) {
+    if ctrd.0.major < 1 || (ctrd.0.major == 1 && ctrd.0.minor < 6) {
         x.error(
             "containerRuntime.containerd",
-            "is older than containerd 1.7, the oldest release Kubernetes v1.35 supports",
+            "is older than containerd 1.6, the first release with the CRI v1 API every supported kubelet requires",
             "use v2.2.x",
+        )
+        .value(ctrd);
+    } else if ctrd.0.major == 1 && ctrd.0.minor == 6 {
+        x.warning(
+            "containerRuntime.containerd",
+            "is end of life; Kubernetes v1.35 supports containerd 1.7 and 2.x",
+            "use v2.2.x (v1.6 only where no newer build is available, e.g. Debian 12's package in tests)",
         )
         .value(ctrd);
     } else if ctrd.0.major == 1 {
@@ -604,17 +733,28 @@ fn settings(x: &mut Ctx, p: &Profile, c: &Cluster) {
     }
     match (p.layers.from, &p.layers.base_url) {
         (LayersFrom::Url, None) => {
-            x.error("layers.baseURL", "is required when `layers.from` is `url`", "set baseURL to where out/layers is served");
+            x.error(
+                "layers.baseURL",
+                "is required when `layers.from` is `url`",
+                "set baseURL to where out/layers is served",
+            );
         }
         (from, Some(_)) if from != LayersFrom::Url => {
-            x.warning("layers.baseURL", "is ignored unless `layers.from` is `url`", "remove it or set `from: url`");
+            x.warning(
+                "layers.baseURL",
+                "is ignored unless `layers.from` is `url`",
+                "remove it or set `from: url`",
+            );
         }
         _ => {}
     }
     for key in p.os.sysctl.keys() {
         let ok = !key.is_empty()
             && key.split(['.', '/']).all(|part| {
-                !part.is_empty() && part.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-".contains(ch))
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || "_-".contains(ch))
             });
         if !ok {
             x.error(
@@ -626,22 +766,46 @@ fn settings(x: &mut Ctx, p: &Profile, c: &Cluster) {
         }
     }
     for (i, m) in p.os.modules.iter().enumerate() {
-        if m.is_empty() || !m.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-".contains(ch)) {
-            x.error(&format!("os.modules[{i}]"), "is not a kernel module name", "write names like br_netfilter")
-                .value(m);
+        if m.is_empty()
+            || !m
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_-".contains(ch))
+        {
+            x.error(
+                &format!("os.modules[{i}]"),
+                "is not a kernel module name",
+                "write names like br_netfilter",
+            )
+            .value(m);
         }
     }
     let memlock = &p.os.limits.memlock;
     if memlock != "unlimited" && memlock.parse::<u64>().is_err() {
-        x.error("os.limits.memlock", "is neither `unlimited` nor a number", "write `unlimited` or a size in KiB")
-            .value(memlock);
+        x.error(
+            "os.limits.memlock",
+            "is neither `unlimited` nor a number",
+            "write `unlimited` or a size in KiB",
+        )
+        .value(memlock);
     }
-    if p.network.interface.is_empty() || p.network.interface.len() > 15 || p.network.interface.contains(['/', ' ']) {
-        x.error("network.interface", "is not a Linux interface name", "use e.g. eth0").value(&p.network.interface);
+    if p.network.interface.is_empty()
+        || p.network.interface.len() > 15
+        || p.network.interface.contains(['/', ' '])
+    {
+        x.error(
+            "network.interface",
+            "is not a Linux interface name",
+            "use e.g. eth0",
+        )
+        .value(&p.network.interface);
     }
     let kubelet_nodes: Vec<_> = c.nodes.iter().filter(|n| n.runs_kubelet).collect();
     if !kubelet_nodes.is_empty()
-        && kubelet_nodes.iter().all(|n| n.taints.iter().any(|t| t.effect != crate::profile::TaintEffect::PreferNoSchedule))
+        && kubelet_nodes.iter().all(|n| {
+            n.taints
+                .iter()
+                .any(|t| t.effect != crate::profile::TaintEffect::PreferNoSchedule)
+        })
     {
         x.warning(
             "nodes",

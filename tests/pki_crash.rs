@@ -31,7 +31,10 @@ nodes:
 
 fn b() -> String {
     A.replace("  kind: haproxy\n", "  kind: haproxy\n  vip: 10.0.0.100\n")
-        .replace("  - {name: w-2,  role: worker,        address: 10.0.0.22}\n", "")
+        .replace(
+            "  - {name: w-2,  role: worker,        address: 10.0.0.22}\n",
+            "",
+        )
 }
 
 /// The child: refreshes the state forever. Run only by `killed_runs_leave_a_usable_state`.
@@ -41,12 +44,29 @@ fn crash_child() {
     let dir = std::env::var(CHILD_ENV).expect("run by killed_runs_leave_a_usable_state");
     let (a, b) = (cluster(A), cluster(&b()));
     let all = Requests {
-        renew: pki::spec::cert_specs(&a).into_iter().filter(|s| s.signer.is_some()).map(|s| s.id).collect(),
+        renew: pki::spec::cert_specs(&a)
+            .into_iter()
+            .filter(|s| s.signer.is_some())
+            .map(|s| s.id)
+            .collect(),
         ..Default::default()
     };
     loop {
-        for (c, req) in [(&a, Requests::default()), (&b, Requests::default()), (&a, all.clone())] {
-            pki::ensure_with(c, Path::new(&dir), &EnsureOptions { now: now(), lock: LockMode::Wait }, &req).unwrap();
+        for (c, req) in [
+            (&a, Requests::default()),
+            (&b, Requests::default()),
+            (&a, all.clone()),
+        ] {
+            pki::ensure_with(
+                c,
+                Path::new(&dir),
+                &EnsureOptions {
+                    now: now(),
+                    lock: LockMode::Wait,
+                },
+                &req,
+            )
+            .unwrap();
         }
     }
 }
@@ -65,13 +85,18 @@ impl Rng {
 fn check_usable(dir: &Path, expected_ca: Option<&str>) -> String {
     let a = cluster(A);
     // The repair run: whatever the kill left, a rerun succeeds.
-    let (m, r) = pki::ensure(&a, dir, now()).unwrap_or_else(|e| panic!("rerun after kill failed: {e}"));
+    let (m, r) =
+        pki::ensure(&a, dir, now()).unwrap_or_else(|e| panic!("rerun after kill failed: {e}"));
     let leftovers: Vec<_> = std::fs::read_dir(dir.join("pki"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n != "state.json" && n != "lock")
         .collect();
-    assert!(leftovers.is_empty(), "left behind: {leftovers:?} (report: {:?})", r.removed_temp_files);
+    assert!(
+        leftovers.is_empty(),
+        "left behind: {leftovers:?} (report: {:?})",
+        r.removed_temp_files
+    );
     pki::load(&a, dir, now()).unwrap_or_else(|e| panic!("state not loadable after repair: {e}"));
     let ca = m.cert_pem("ca").unwrap().to_string();
     if let Some(want) = expected_ca {
@@ -86,16 +111,29 @@ fn killed_runs_leave_a_usable_state() {
     let tmp = tempdir();
     let main = tmp.path().join("state");
     let ca = check_usable(&main, None);
-    let mut rng =
-        Rng(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
+    let mut rng = Rng(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1);
     let (mut temp_seen, mut committed) = (0, 0);
     for i in 0..40 {
         // Every fifth run starts from nothing, so kills also land while the CAs are first made.
         let fresh = i % 5 == 4;
-        let dir = if fresh { tmp.path().join(format!("fresh-{i}")) } else { main.clone() };
+        let dir = if fresh {
+            tmp.path().join(format!("fresh-{i}"))
+        } else {
+            main.clone()
+        };
         let before = std::fs::read(dir.join("pki/state.json")).ok();
         let mut child = Command::new(&exe)
-            .args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--ignored",
+                "--exact",
+                "crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, &dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -105,8 +143,15 @@ fn killed_runs_leave_a_usable_state() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         if let Ok(entries) = std::fs::read_dir(dir.join("pki")) {
-            temp_seen +=
-                entries.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".tmp-")).count();
+            temp_seen += entries
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .contains(".tmp-")
+                })
+                .count();
         }
         if std::fs::read(dir.join("pki/state.json")).ok() != before {
             committed += 1;
@@ -122,6 +167,11 @@ fn killed_runs_leave_a_usable_state() {
     let ca_file = write(&v, "ca.crt", m.cert_pem("ca").unwrap());
     for id in ["apiserver@cp-3", "kubelet@w-2", "admin@cp-1"] {
         let (crt, _) = write_pair(&m, id, &v);
-        openssl_ok(&["verify", "-CAfile", ca_file.to_str().unwrap(), crt.to_str().unwrap()]);
+        openssl_ok(&[
+            "verify",
+            "-CAfile",
+            ca_file.to_str().unwrap(),
+            crt.to_str().unwrap(),
+        ]);
     }
 }

@@ -22,7 +22,12 @@ fn import(
 
 fn verify(dir: &Path, ca_file: &Path, m: &PkiMaterial, id: &str) {
     let (crt, _) = write_pair(m, id, dir);
-    let out = openssl_ok(&["verify", "-CAfile", ca_file.to_str().unwrap(), crt.to_str().unwrap()]);
+    let out = openssl_ok(&[
+        "verify",
+        "-CAfile",
+        ca_file.to_str().unwrap(),
+        crt.to_str().unwrap(),
+    ]);
     assert!(out.contains(": OK"), "{id}: {out}");
 }
 
@@ -35,7 +40,10 @@ fn der(path: &Path) -> Vec<u8> {
 fn kubeadm_layout_is_adopted() {
     let tmp = tempdir();
     // A "running cluster": its bootstrap node's /etc/kubernetes/pki, with every CA key there.
-    let yaml = with_pki(SEED_003, "  etcdCaKeyOnControlPlane: true\n  frontProxyCaKeyOnControlPlane: true");
+    let yaml = with_pki(
+        SEED_003,
+        "  etcdCaKeyOnControlPlane: true\n  frontProxyCaKeyOnControlPlane: true",
+    );
     let c = cluster(&yaml);
     let (old, _) = ensure(&c, &tmp.path().join("old-state"));
     let node_root = tmp.path().join("node");
@@ -44,8 +52,15 @@ fn kubeadm_layout_is_adopted() {
 
     let state = tmp.path().join("state");
     let (m, r) = import(&c, &state, &pki_dir, false).unwrap();
-    assert_eq!(r.ids(Action::Imported), ["ca", "etcd-ca", "front-proxy-ca", "sa"]);
-    assert_eq!(r.ids(Action::Issued).len(), 49, "every leaf issued in the same commit");
+    assert_eq!(
+        r.ids(Action::Imported),
+        ["ca", "etcd-ca", "front-proxy-ca", "sa"]
+    );
+    assert_eq!(
+        r.ids(Action::Issued).len(),
+        49,
+        "every leaf issued in the same commit"
+    );
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     for ca in ["ca", "etcd-ca", "front-proxy-ca"] {
         assert_eq!(m.cert_pem(ca), old.cert_pem(ca));
@@ -55,10 +70,23 @@ fn kubeadm_layout_is_adopted() {
     assert_eq!(m.sa_pub_pem(), old.sa_pub_pem());
     let v = tmp.path().join("v");
     verify(&v, &pki_dir.join("ca.crt"), &m, "apiserver@k8s-master-2");
-    verify(&v, &pki_dir.join("etcd/ca.crt"), &m, "etcd-peer@k8s-master-3");
-    verify(&v, &pki_dir.join("front-proxy-ca.crt"), &m, "front-proxy-client@k8s-master-2");
+    verify(
+        &v,
+        &pki_dir.join("etcd/ca.crt"),
+        &m,
+        "etcd-peer@k8s-master-3",
+    );
+    verify(
+        &v,
+        &pki_dir.join("front-proxy-ca.crt"),
+        &m,
+        "front-proxy-client@k8s-master-2",
+    );
     // New leaves, same CAs.
-    assert_ne!(m.cert_pem("apiserver@k8s-master-1"), old.cert_pem("apiserver@k8s-master-1"));
+    assert_ne!(
+        m.cert_pem("apiserver@k8s-master-1"),
+        old.cert_pem("apiserver@k8s-master-1")
+    );
     let s = pki::status::status(&c, &state, now()).unwrap();
     assert!(s.rows.iter().find(|r| r.id == "ca").unwrap().imported);
 
@@ -75,11 +103,19 @@ fn kubeadm_layout_is_adopted() {
     let other_root = tmp.path().join("other-node");
     write_node(&other, &c, "k8s-master-1", &other_root);
     let e = import(&c, &state, &other_root.join("etc/kubernetes/pki"), false).unwrap_err();
-    assert!(matches!(e, PkiError::ImportConflict { .. }) && e.to_string().contains("--replace"), "{e}");
+    assert!(
+        matches!(e, PkiError::ImportConflict { .. }) && e.to_string().contains("--replace"),
+        "{e}"
+    );
     let (m2, r) = import(&c, &state, &other_root.join("etc/kubernetes/pki"), true).unwrap();
     assert_eq!(r.ids(Action::Reissued).len(), 49);
     assert_eq!(m2.cert_pem("ca"), other.cert_pem("ca"));
-    verify(&v, &other_root.join("etc/kubernetes/pki/ca.crt"), &m2, "kubelet@k8s-node-1");
+    verify(
+        &v,
+        &other_root.join("etc/kubernetes/pki/ca.crt"),
+        &m2,
+        "kubelet@k8s-node-1",
+    );
 }
 
 fn run_cfssl(out: &Path, algo: &str, size: &str) {
@@ -92,7 +128,14 @@ fn run_cfssl(out: &Path, algo: &str, size: &str) {
         .arg(out)
         .arg(algo)
         .arg(size)
-        .env("PATH", format!("{}:{}", kubectl().parent().unwrap().display(), std::env::var("PATH").unwrap()))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                kubectl().parent().unwrap().display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap();
@@ -106,34 +149,71 @@ fn cfssl_case(algo: &str, size: &str, alg: &str) {
     let c = seed003(alg);
     let state = tmp.path().join("state");
     let (m, r) = import(&c, &state, &out, false).unwrap();
-    assert_eq!(r.ids(Action::Imported), ["ca", "etcd-ca", "front-proxy-ca", "sa"]);
+    assert_eq!(
+        r.ids(Action::Imported),
+        ["ca", "etcd-ca", "front-proxy-ca", "sa"]
+    );
     assert_eq!(der_of(m.cert_pem("ca").unwrap()), der(&out.join("ca.pem")));
-    assert_eq!(der_of(m.cert_pem("etcd-ca").unwrap()), der(&out.join("etcd/ca.pem")));
-    assert_eq!(der_of(m.cert_pem("front-proxy-ca").unwrap()), der(&out.join("front-proxy-ca.pem")));
+    assert_eq!(
+        der_of(m.cert_pem("etcd-ca").unwrap()),
+        der(&out.join("etcd/ca.pem"))
+    );
+    assert_eq!(
+        der_of(m.cert_pem("front-proxy-ca").unwrap()),
+        der(&out.join("front-proxy-ca.pem"))
+    );
     let v = tmp.path().join("v");
     verify(&v, &out.join("ca.pem"), &m, "apiserver@k8s-master-1");
     verify(&v, &out.join("ca.pem"), &m, "kubelet@k8s-node-3");
     verify(&v, &out.join("etcd/ca.pem"), &m, "etcd-server@k8s-master-2");
-    verify(&v, &out.join("front-proxy-ca.pem"), &m, "front-proxy-client@k8s-master-1");
+    verify(
+        &v,
+        &out.join("front-proxy-ca.pem"),
+        &m,
+        "front-proxy-client@k8s-master-1",
+    );
     // The service-account key is the tutorial's own (RSA) and sa.pub its public key.
-    let derived = openssl_ok(&["rsa", "-in", out.join("sa/sa.key").to_str().unwrap(), "-pubout"]);
+    let derived = openssl_ok(&[
+        "rsa",
+        "-in",
+        out.join("sa/sa.key").to_str().unwrap(),
+        "-pubout",
+    ]);
     assert_eq!(m.sa_pub_pem().unwrap(), derived);
     // A cfssl-made certificate (the tutorial's admin) and a kimage-made apiserver certificate
     // handshake, verified by Go: the issuer name kimage writes matches the cfssl CA byte for byte.
     let srv_dir = tmp.path().join("srv");
     let (crt, key) = write_pair(&m, "apiserver@k8s-master-1", &srv_dir);
     let srv = s_server(&crt, &key, &out.join("ca.pem"));
-    let kc = write(tmp.path(), "kimage-admin.conf", m.kubeconfig("admin@k8s-master-1").unwrap());
+    let kc = write(
+        tmp.path(),
+        "kimage-admin.conf",
+        m.kubeconfig("admin@k8s-master-1").unwrap(),
+    );
     for conf in [kc.as_path(), out.join("admin.conf").as_path()] {
         let o = Command::new(kubectl())
             .arg("--kubeconfig")
             .arg(conf)
             .arg(format!("--server=https://127.0.0.1:{}", srv.port))
-            .args(["--tls-server-name=k8s-master-lb", "get", "--raw", "/", "--request-timeout=20s"])
+            .args([
+                "--tls-server-name=k8s-master-lb",
+                "get",
+                "--raw",
+                "/",
+                "--request-timeout=20s",
+            ])
             .output()
             .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-        assert!(o.status.success() && text.contains("s_server"), "kubectl with {}: {text}", conf.display());
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.status.success() && text.contains("s_server"),
+            "kubectl with {}: {text}",
+            conf.display()
+        );
     }
 }
 
@@ -153,7 +233,11 @@ fn bad_import_directories_are_explained() {
     let c = small("ecdsa-p256");
     let state = tmp.path().join("state");
     let e = import(&c, &state, tmp.path(), false).unwrap_err();
-    assert!(e.to_string().contains("no CA found: expected ca.crt and ca.key"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("no CA found: expected ca.crt and ca.key"),
+        "{e}"
+    );
 
     // A CA made by openssl with a PKCS#8 key is accepted (converted to SEC1) ...
     let d = tmp.path().join("pki");
@@ -177,13 +261,33 @@ fn bad_import_directories_are_explained() {
         "-out",
         crt.to_str().unwrap(),
     ]);
-    assert!(std::fs::read_to_string(&key).unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .starts_with("-----BEGIN PRIVATE KEY-----")
+    );
     let (m, r) = import(&c, &state, &d, false).unwrap();
-    assert!(m.key_pem("ca").unwrap().starts_with("-----BEGIN EC PRIVATE KEY-----"));
-    assert!(r.warnings.iter().any(|w| w.contains("has no etcd-ca")), "{:?}", r.warnings);
-    assert!(r.warnings.iter().any(|w| w.contains("has no sa.key")), "{:?}", r.warnings);
+    assert!(
+        m.key_pem("ca")
+            .unwrap()
+            .starts_with("-----BEGIN EC PRIVATE KEY-----")
+    );
+    assert!(
+        r.warnings.iter().any(|w| w.contains("has no etcd-ca")),
+        "{:?}",
+        r.warnings
+    );
+    assert!(
+        r.warnings.iter().any(|w| w.contains("has no sa.key")),
+        "{:?}",
+        r.warnings
+    );
     // ... and a 30-day CA caps the leaves it signs, with a warning.
-    assert!(r.warnings.iter().any(|w| w.contains("when its CA expires")), "{:?}", r.warnings);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("when its CA expires")),
+        "{:?}",
+        r.warnings
+    );
     let v = tmp.path().join("v");
     verify(&v, &crt, &m, "apiserver@cp-1");
 

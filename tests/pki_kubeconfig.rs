@@ -34,26 +34,58 @@ fn kubectl_config_view_reads_every_kubeconfig() {
             );
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             let cert = m.cert(id).unwrap();
-            assert_eq!(v["clusters"][0]["cluster"]["server"], "https://k8s-master-lb:6443", "{id}");
+            assert_eq!(
+                v["clusters"][0]["cluster"]["server"], "https://k8s-master-lb:6443",
+                "{id}"
+            );
             assert_eq!(v["clusters"][0]["name"], "seed-003");
             assert_eq!(v["users"][0]["name"], cert.spec.common_name.as_str());
-            assert_eq!(v["current-context"], format!("{}@seed-003", cert.spec.common_name));
-            assert_eq!(v["contexts"][0]["context"]["user"], cert.spec.common_name.as_str());
-            let decode =
-                |f: &serde_json::Value| String::from_utf8(STANDARD.decode(f.as_str().unwrap()).unwrap()).unwrap();
-            assert_eq!(decode(&v["users"][0]["user"]["client-certificate-data"]), cert.cert_pem);
-            assert_eq!(decode(&v["users"][0]["user"]["client-key-data"]), cert.key_pem());
-            assert_eq!(decode(&v["clusters"][0]["cluster"]["certificate-authority-data"]), m.cert_pem("ca").unwrap());
+            assert_eq!(
+                v["current-context"],
+                format!("{}@seed-003", cert.spec.common_name)
+            );
+            assert_eq!(
+                v["contexts"][0]["context"]["user"],
+                cert.spec.common_name.as_str()
+            );
+            let decode = |f: &serde_json::Value| {
+                String::from_utf8(STANDARD.decode(f.as_str().unwrap()).unwrap()).unwrap()
+            };
+            assert_eq!(
+                decode(&v["users"][0]["user"]["client-certificate-data"]),
+                cert.cert_pem
+            );
+            assert_eq!(
+                decode(&v["users"][0]["user"]["client-key-data"]),
+                cert.key_pem()
+            );
+            assert_eq!(
+                decode(&v["clusters"][0]["cluster"]["certificate-authority-data"]),
+                m.cert_pem("ca").unwrap()
+            );
         }
         // kubectl resolves the current context to the endpoint.
-        let admin = write(tmp.path(), "admin.conf", m.kubeconfig("admin@k8s-master-1").unwrap());
+        let admin = write(
+            tmp.path(),
+            "admin.conf",
+            m.kubeconfig("admin@k8s-master-1").unwrap(),
+        );
         let out = Command::new(&kubectl)
             .arg("--kubeconfig")
             .arg(&admin)
-            .args(["config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"])
+            .args([
+                "config",
+                "view",
+                "--minify",
+                "-o",
+                "jsonpath={.clusters[0].cluster.server}",
+            ])
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "https://k8s-master-lb:6443");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "https://k8s-master-lb:6443"
+        );
     }
 }
 
@@ -73,12 +105,20 @@ nodes:
     let (again, _) = ensure(&c, tmp.path());
     let kc = m.kubeconfig("admin@cp-1").unwrap();
     assert_eq!(kc, again.kubeconfig("admin@cp-1").unwrap());
-    assert!(kc.contains("    server: \"https://[fd00::10]:6443\"\n"), "{kc}");
+    assert!(
+        kc.contains("    server: \"https://[fd00::10]:6443\"\n"),
+        "{kc}"
+    );
     let file = write(tmp.path(), "admin.conf", kc);
     let out = Command::new(kubectl())
         .arg("--kubeconfig")
         .arg(&file)
-        .args(["config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"])
+        .args([
+            "config",
+            "view",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ])
         .output()
         .unwrap();
     assert_eq!(

@@ -19,12 +19,15 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 fn reference() -> Value {
-    let text = std::fs::read_to_string(repo().join("tests/reference/k8s-pki-requirements.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(repo().join("tests/reference/k8s-pki-requirements.yaml")).unwrap();
     serde_yaml_ng::from_str(&text).unwrap()
 }
 
 fn strs(v: &Value) -> Vec<String> {
-    v.as_sequence().map(|s| s.iter().map(|x| x.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+    v.as_sequence()
+        .map(|s| s.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
 }
 
 /// "8760h" / "5m" as a Duration.
@@ -104,7 +107,11 @@ fn parse(pem: &str) -> Parsed {
         }
         assert!(eku.value.other.is_empty() && !eku.value.any && !eku.value.code_signing);
     }
-    let is_ca = x.basic_constraints().unwrap().map(|b| b.value.ca).expect("basicConstraints present");
+    let is_ca = x
+        .basic_constraints()
+        .unwrap()
+        .map(|b| b.value.ca)
+        .expect("basicConstraints present");
     let (mut dns, mut ips, mut has_san) = (BTreeSet::new(), BTreeSet::new(), false);
     if let Ok(Some(san)) = x.subject_alternative_name() {
         has_san = true;
@@ -127,10 +134,23 @@ fn parse(pem: &str) -> Parsed {
     }
     let serial_bytes = x.tbs_certificate.raw_serial();
     assert!(serial_bytes.len() <= 9, "serial fits in 63 bits");
-    let serial = serial_bytes.iter().fold(0u128, |a, b| (a << 8) | *b as u128);
+    let serial = serial_bytes
+        .iter()
+        .fold(0u128, |a, b| (a << 8) | *b as u128);
     Parsed {
-        cn: x.subject().iter_common_name().next().unwrap().as_str().unwrap().to_string(),
-        orgs: x.subject().iter_organization().map(|o| o.as_str().unwrap().to_string()).collect(),
+        cn: x
+            .subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string(),
+        orgs: x
+            .subject()
+            .iter_organization()
+            .map(|o| o.as_str().unwrap().to_string())
+            .collect(),
         key_usage,
         ext_key_usage,
         is_ca,
@@ -150,11 +170,16 @@ fn subst(s: &str, c: &Cluster, node: Option<&str>) -> String {
     let mut s = s.to_string();
     if let Some(n) = node {
         let addr = c.node(n).unwrap().address.to_string();
-        s = s.replace("<nodeRegistration.name>", n).replace("<nodeName>", n);
+        s = s
+            .replace("<nodeRegistration.name>", n)
+            .replace("<nodeName>", n);
         s = s.replace("<localAPIEndpoint.advertiseAddress>", &addr);
     }
-    s.replace("<first IP of serviceSubnet>", &c.kubernetes.first_service_ip.to_string())
-        .replace("<dnsDomain>", &c.kubernetes.cluster_domain)
+    s.replace(
+        "<first IP of serviceSubnet>",
+        &c.kubernetes.first_service_ip.to_string(),
+    )
+    .replace("<dnsDomain>", &c.kubernetes.cluster_domain)
 }
 
 fn ids_of_kind<'a>(m: &'a PkiMaterial, kind: &str) -> Vec<(&'a str, Option<&'a str>)> {
@@ -173,15 +198,27 @@ fn openssl_verify(dir: &Path, m: &PkiMaterial, ca: &str, leaves: &[&str], purpos
         return;
     }
     let ca_file = write(dir, &format!("{ca}.crt"), m.cert_pem(ca).unwrap());
-    let mut args: Vec<String> =
-        vec!["verify".into(), "-x509_strict".into(), "-purpose".into(), purpose.into(), "-CAfile".into()];
+    let mut args: Vec<String> = vec![
+        "verify".into(),
+        "-x509_strict".into(),
+        "-purpose".into(),
+        purpose.into(),
+        "-CAfile".into(),
+    ];
     args.push(ca_file.display().to_string());
     for id in leaves {
-        args.push(write(dir, &format!("{id}.crt"), m.cert_pem(id).unwrap()).display().to_string());
+        args.push(
+            write(dir, &format!("{id}.crt"), m.cert_pem(id).unwrap())
+                .display()
+                .to_string(),
+        );
     }
     let out = openssl_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     for id in leaves {
-        assert!(out.contains(&format!("{id}.crt: OK")), "openssl verify {purpose} {id}: {out}");
+        assert!(
+            out.contains(&format!("{id}.crt: OK")),
+            "openssl verify {purpose} {id}: {out}"
+        );
     }
 }
 
@@ -190,8 +227,16 @@ fn check(c: &Cluster, m: &PkiMaterial, issued: OffsetDateTime) {
     let r = reference();
     let d = &r["defaults"];
     let issued = issued.replace_nanosecond(0).unwrap();
-    let minor: u64 =
-        c.kubernetes.version.to_string().trim_start_matches('v').split('.').nth(1).unwrap().parse().unwrap();
+    let minor: u64 = c
+        .kubernetes
+        .version
+        .to_string()
+        .trim_start_matches('v')
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let tmp = tempdir();
     let ca_validity = duration(&d["validity"]["ca"]);
     let leaf_validity = duration(&d["validity"]["leaf"]);
@@ -214,7 +259,11 @@ fn check(c: &Cluster, m: &PkiMaterial, issued: OffsetDateTime) {
         assert_eq!(p.dns, BTreeSet::from([p.cn.clone()]), "{name} SAN");
         assert!(p.ips.is_empty());
         assert_eq!(p.issuer_raw, p.subject_raw, "{name} self-signed");
-        assert_eq!(p.not_before, issued - backdate, "{name} NotBefore = now - backdate");
+        assert_eq!(
+            p.not_before,
+            issued - backdate,
+            "{name} NotBefore = now - backdate"
+        );
         assert_eq!(p.not_after - p.not_before, ca_validity, "{name} validity");
         assert!(p.serial >= 1 && p.serial < i64::MAX as u128);
         ca_nb.insert(name.to_string(), (p.not_before, p.subject_raw));
@@ -231,39 +280,70 @@ fn check(c: &Cluster, m: &PkiMaterial, issued: OffsetDateTime) {
         let mut client = Vec::new();
         for (id, node) in &certs {
             let p = parse(m.cert_pem(id).unwrap());
-            assert_eq!(p.cn, subst(leaf["cn"].as_str().unwrap(), c, *node), "{id} CN");
-            assert_eq!(p.orgs, organizations(&leaf["organization"], minor), "{id} O");
+            assert_eq!(
+                p.cn,
+                subst(leaf["cn"].as_str().unwrap(), c, *node),
+                "{id} CN"
+            );
+            assert_eq!(
+                p.orgs,
+                organizations(&leaf["organization"], minor),
+                "{id} O"
+            );
             assert!(!p.is_ca, "{id} CA:FALSE");
             assert_eq!(p.key_usage, leaf_ku, "{id} key usage");
             let eku: BTreeSet<String> = strs(&leaf["ext_key_usage"]).into_iter().collect();
             assert_eq!(p.ext_key_usage, eku, "{id} EKU");
             assert_eq!(p.issuer_raw, ca_nb[signer].1, "{id} issuer is {signer}");
-            assert_eq!(p.not_before, ca_nb[signer].0, "{id} NotBefore = CA NotBefore");
+            assert_eq!(
+                p.not_before, ca_nb[signer].0,
+                "{id} NotBefore = CA NotBefore"
+            );
             assert_eq!(p.not_after - p.not_before, leaf_validity, "{id} validity");
             assert!(p.serial >= 1 && p.serial < i64::MAX as u128);
             let san = &leaf["san"];
             if san.as_str() == Some("none") {
                 assert!(!p.has_san, "{id} has no SANs");
             } else {
-                let dns: BTreeSet<String> = strs(&san["dns"]).iter().map(|s| subst(s, c, *node)).collect();
-                let ips: BTreeSet<IpAddr> =
-                    strs(&san["ip"]).iter().map(|s| subst(s, c, *node).parse().unwrap()).collect();
+                let dns: BTreeSet<String> = strs(&san["dns"])
+                    .iter()
+                    .map(|s| subst(s, c, *node))
+                    .collect();
+                let ips: BTreeSet<IpAddr> = strs(&san["ip"])
+                    .iter()
+                    .map(|s| subst(s, c, *node).parse().unwrap())
+                    .collect();
                 if name == "apiserver" {
                     // Required names are there; beyond them the certificate carries exactly the
                     // model's SAN set (every control-plane name and address, the endpoint, the
                     // VIP, extraSANs, localhost/127.0.0.1 for local clients).
-                    assert!(dns.is_subset(&p.dns), "{id} DNS {:?} lacks some of {dns:?}", p.dns);
-                    assert!(ips.is_subset(&p.ips), "{id} IP {:?} lacks some of {ips:?}", p.ips);
-                    let model_dns: BTreeSet<String> = c.apiserver_sans.dns.iter().cloned().collect();
-                    let model_ips: BTreeSet<IpAddr> = c.apiserver_sans.ips.iter().cloned().collect();
+                    assert!(
+                        dns.is_subset(&p.dns),
+                        "{id} DNS {:?} lacks some of {dns:?}",
+                        p.dns
+                    );
+                    assert!(
+                        ips.is_subset(&p.ips),
+                        "{id} IP {:?} lacks some of {ips:?}",
+                        p.ips
+                    );
+                    let model_dns: BTreeSet<String> =
+                        c.apiserver_sans.dns.iter().cloned().collect();
+                    let model_ips: BTreeSet<IpAddr> =
+                        c.apiserver_sans.ips.iter().cloned().collect();
                     assert_eq!(p.dns, model_dns, "{id} DNS = model");
                     assert_eq!(p.ips, model_ips, "{id} IP = model");
                     match &c.endpoint.host {
-                        kimage::profile::Host::Ip(ip) => assert!(p.ips.contains(ip), "{id} names the endpoint"),
-                        kimage::profile::Host::Dns(n) => assert!(p.dns.contains(n), "{id} names the endpoint"),
+                        kimage::profile::Host::Ip(ip) => {
+                            assert!(p.ips.contains(ip), "{id} names the endpoint")
+                        }
+                        kimage::profile::Host::Dns(n) => {
+                            assert!(p.dns.contains(n), "{id} names the endpoint")
+                        }
                     }
                     for s in strs(&san["not_included_by_default"]) {
-                        let in_model = model_dns.contains(&s) || s.parse().is_ok_and(|ip| model_ips.contains(&ip));
+                        let in_model = model_dns.contains(&s)
+                            || s.parse().is_ok_and(|ip| model_ips.contains(&ip));
                         assert!(in_model || !p.dns.contains(&s), "{id} must not carry {s}");
                     }
                 } else {
@@ -303,9 +383,17 @@ fn check(c: &Cluster, m: &PkiMaterial, issued: OffsetDateTime) {
         let mut ids = Vec::new();
         for (id, node) in &certs {
             let p = parse(m.cert_pem(id).unwrap());
-            assert_eq!(p.cn, subst(k["user_cn"].as_str().unwrap(), c, *node), "{id} CN");
+            assert_eq!(
+                p.cn,
+                subst(k["user_cn"].as_str().unwrap(), c, *node),
+                "{id} CN"
+            );
             assert_eq!(p.orgs, organizations(&k["organization"], minor), "{id} O");
-            assert_eq!(p.ext_key_usage, BTreeSet::from(["clientAuth".to_string()]), "{id} EKU");
+            assert_eq!(
+                p.ext_key_usage,
+                BTreeSet::from(["clientAuth".to_string()]),
+                "{id} EKU"
+            );
             assert_eq!(p.key_usage, leaf_ku);
             assert_eq!(p.issuer_raw, ca_nb["ca"].1, "{id} signed by ca");
             assert_eq!(p.not_after - p.not_before, leaf_validity);
@@ -314,18 +402,37 @@ fn check(c: &Cluster, m: &PkiMaterial, issued: OffsetDateTime) {
             let kc: Value = serde_yaml_ng::from_str(m.kubeconfig(id).unwrap()).unwrap();
             let b64 = |v: &Value| {
                 use base64::Engine;
-                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap())
-                    .unwrap()
+                String::from_utf8(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(v.as_str().unwrap())
+                        .unwrap(),
+                )
+                .unwrap()
             };
-            assert_eq!(b64(&kc["clusters"][0]["cluster"]["certificate-authority-data"]), m.cert_pem("ca").unwrap());
-            assert_eq!(b64(&kc["users"][0]["user"]["client-certificate-data"]), m.cert_pem(id).unwrap());
-            assert_eq!(b64(&kc["users"][0]["user"]["client-key-data"]), m.key_pem(id).unwrap());
+            assert_eq!(
+                b64(&kc["clusters"][0]["cluster"]["certificate-authority-data"]),
+                m.cert_pem("ca").unwrap()
+            );
+            assert_eq!(
+                b64(&kc["users"][0]["user"]["client-certificate-data"]),
+                m.cert_pem(id).unwrap()
+            );
+            assert_eq!(
+                b64(&kc["users"][0]["user"]["client-key-data"]),
+                m.key_pem(id).unwrap()
+            );
             assert_eq!(kc["users"][0]["name"].as_str().unwrap(), p.cn);
             assert_eq!(kc["clusters"][0]["name"].as_str().unwrap(), c.name);
-            assert_eq!(kc["contexts"][0]["name"].as_str().unwrap(), format!("{}@{}", p.cn, c.name));
+            assert_eq!(
+                kc["contexts"][0]["name"].as_str().unwrap(),
+                format!("{}@{}", p.cn, c.name)
+            );
             // Every kubeconfig dials the controlPlane endpoint (kubeadm points controller-manager
             // and scheduler at the local apiserver; kimage's contract is one endpoint for all).
-            assert_eq!(kc["clusters"][0]["cluster"]["server"].as_str().unwrap(), c.endpoint_url);
+            assert_eq!(
+                kc["clusters"][0]["cluster"]["server"].as_str().unwrap(),
+                c.endpoint_url
+            );
             ids.push(*id);
             checked.insert(id.to_string());
         }
@@ -354,7 +461,10 @@ fn check(c: &Cluster, m: &PkiMaterial, issued: OffsetDateTime) {
         checked.insert(id.to_string());
     }
     let all: BTreeSet<String> = m.cert_ids().map(String::from).collect();
-    assert_eq!(checked, all, "every certificate was checked against the reference");
+    assert_eq!(
+        checked, all,
+        "every certificate was checked against the reference"
+    );
 
     // Keys: PEM form per algorithm (keyutil.MarshalPrivateKeyToPEM), and each key is the one of its
     // certificate, as openssl sees them.
@@ -364,7 +474,11 @@ fn check(c: &Cluster, m: &PkiMaterial, issued: OffsetDateTime) {
             | kimage::profile::KeyAlgorithm::Rsa3072
             | kimage::profile::KeyAlgorithm::Rsa4096
     );
-    let label = if rsa { "-----BEGIN RSA PRIVATE KEY-----\n" } else { "-----BEGIN EC PRIVATE KEY-----\n" };
+    let label = if rsa {
+        "-----BEGIN RSA PRIVATE KEY-----\n"
+    } else {
+        "-----BEGIN EC PRIVATE KEY-----\n"
+    };
     for id in m.cert_ids() {
         let key = m.key_pem(id).unwrap();
         assert!(key.starts_with(label), "{id} key PEM is {label}");
@@ -376,11 +490,10 @@ fn check(c: &Cluster, m: &PkiMaterial, issued: OffsetDateTime) {
     // sa.pub: PKIX PUBLIC KEY of sa.key; the key follows the algorithm.
     let sa_key = write(tmp.path(), "sa.key", m.sa_key_pem().unwrap());
     assert!(m.sa_key_pem().unwrap().starts_with(label));
-    assert!(
-        m.sa_pub_pem()
-            .unwrap()
-            .starts_with(&format!("-----BEGIN {}-----\n", d["pem"]["public_key_block"].as_str().unwrap()))
-    );
+    assert!(m.sa_pub_pem().unwrap().starts_with(&format!(
+        "-----BEGIN {}-----\n",
+        d["pem"]["public_key_block"].as_str().unwrap()
+    )));
     let derived = openssl_ok(&["pkey", "-in", sa_key.to_str().unwrap(), "-pubout"]);
     assert_eq!(derived, m.sa_pub_pem().unwrap());
     let text = openssl_ok(&["pkey", "-in", sa_key.to_str().unwrap(), "-noout", "-text"]);
@@ -391,7 +504,11 @@ fn check(c: &Cluster, m: &PkiMaterial, issued: OffsetDateTime) {
         "rsa-3072" => "3072 bit",
         _ => "4096 bit",
     };
-    assert!(text.contains(bits), "sa.key is {bits}: {}", text.lines().next().unwrap_or(""));
+    assert!(
+        text.contains(bits),
+        "sa.key is {bits}: {}",
+        text.lines().next().unwrap_or("")
+    );
 }
 
 /// Which files each role gets: node_roles, files and file_modes of the reference.
@@ -402,15 +519,29 @@ fn check_files(c: &Cluster, m: &PkiMaterial, ca_keys_on_cp: bool) {
     let roles = &r["node_roles"];
     // name -> (cert file, key file) relative to pki_dir, for leaves and CAs.
     let mut files = BTreeMap::new();
-    for e in r["cas"].as_sequence().unwrap().iter().chain(r["leaf_certificates"].as_sequence().unwrap()) {
+    for e in r["cas"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .chain(r["leaf_certificates"].as_sequence().unwrap())
+    {
         files.insert(
             e["name"].as_str().unwrap().to_string(),
-            (e["files"]["cert"].as_str().unwrap().to_string(), e["files"]["key"].as_str().unwrap().to_string()),
+            (
+                e["files"]["cert"].as_str().unwrap().to_string(),
+                e["files"]["key"].as_str().unwrap().to_string(),
+            ),
         );
     }
     let split = |bundle: &[kimage::pki::NodeFile]| {
-        let pki: BTreeSet<String> =
-            bundle.iter().filter_map(|f| f.path.strip_prefix(&format!("{pki_dir}/")).map(String::from)).collect();
+        let pki: BTreeSet<String> = bundle
+            .iter()
+            .filter_map(|f| {
+                f.path
+                    .strip_prefix(&format!("{pki_dir}/"))
+                    .map(String::from)
+            })
+            .collect();
         let confs: BTreeSet<String> = bundle
             .iter()
             .filter_map(|f| f.path.strip_prefix(&format!("{kc_dir}/")))
@@ -419,12 +550,17 @@ fn check_files(c: &Cluster, m: &PkiMaterial, ca_keys_on_cp: bool) {
             .collect();
         (pki, confs)
     };
-    let optional_ca_keys: BTreeSet<String> = ["etcd/ca.key", "front-proxy-ca.key"].map(String::from).into();
+    let optional_ca_keys: BTreeSet<String> = ["etcd/ca.key", "front-proxy-ca.key"]
+        .map(String::from)
+        .into();
     for n in &c.nodes {
         let bundle = m.node_bundle(c, n.name.as_str()).unwrap();
         // Modes: keys and kubeconfigs 0600, certificates and sa.pub 0644.
         for f in &bundle {
-            let want = if f.path.ends_with(".key") || f.path.ends_with(".conf") || f.path.ends_with("kubeconfig.conf") {
+            let want = if f.path.ends_with(".key")
+                || f.path.ends_with(".conf")
+                || f.path.ends_with("kubeconfig.conf")
+            {
                 0o600
             } else {
                 0o644
@@ -434,12 +570,18 @@ fn check_files(c: &Cluster, m: &PkiMaterial, ca_keys_on_cp: bool) {
         let (pki, confs) = split(&bundle);
         let name = n.name.as_str();
         if n.role == kimage::profile::Role::ControlPlane {
-            let (mut want_pki, want_confs): (BTreeSet<String>, BTreeSet<String>) = if n.is_bootstrap {
+            let (mut want_pki, want_confs): (BTreeSet<String>, BTreeSet<String>) = if n.is_bootstrap
+            {
                 let first = &roles["control_plane_first"];
-                (strs(&first["pki"]).into_iter().collect(), strs(&first["kubeconfigs"]).into_iter().collect())
+                (
+                    strs(&first["pki"]).into_iter().collect(),
+                    strs(&first["kubeconfigs"]).into_iter().collect(),
+                )
             } else {
                 let add = &roles["control_plane_additional"];
-                let mut p: BTreeSet<String> = strs(&add["shared_from_first_node"]["local_etcd"]).into_iter().collect();
+                let mut p: BTreeSet<String> = strs(&add["shared_from_first_node"]["local_etcd"])
+                    .into_iter()
+                    .collect();
                 for g in strs(&add["generated_per_node"]) {
                     p.insert(files[&g].0.clone());
                     p.insert(files[&g].1.clone());
@@ -454,16 +596,35 @@ fn check_files(c: &Cluster, m: &PkiMaterial, ca_keys_on_cp: bool) {
             // Each per-node file holds this node's certificate.
             for (kind, (crt, _)) in &files {
                 if let Some(f) = bundle.iter().find(|f| f.path == format!("{pki_dir}/{crt}")) {
-                    let id = if m.cert(kind).is_some() { kind.clone() } else { format!("{kind}@{name}") };
-                    assert_eq!(f.bytes, m.cert_pem(&id).unwrap().as_bytes(), "{} holds {id}", f.path);
+                    let id = if m.cert(kind).is_some() {
+                        kind.clone()
+                    } else {
+                        format!("{kind}@{name}")
+                    };
+                    assert_eq!(
+                        f.bytes,
+                        m.cert_pem(&id).unwrap().as_bytes(),
+                        "{} holds {id}",
+                        f.path
+                    );
                 }
             }
         } else if n.role == kimage::profile::Role::Worker {
             let w = &roles["worker"];
-            assert_eq!(pki, strs(&w["pki"]).into_iter().collect(), "{name}: files under {pki_dir}");
-            assert_eq!(confs, strs(&w["kubeconfigs"]).into_iter().collect(), "{name}: kubeconfigs");
+            assert_eq!(
+                pki,
+                strs(&w["pki"]).into_iter().collect(),
+                "{name}: files under {pki_dir}"
+            );
+            assert_eq!(
+                confs,
+                strs(&w["kubeconfigs"]).into_iter().collect(),
+                "{name}: kubeconfigs"
+            );
             assert!(
-                bundle.iter().all(|f| !f.path.ends_with("ca.key") && !f.path.contains("/sa.")),
+                bundle
+                    .iter()
+                    .all(|f| !f.path.ends_with("ca.key") && !f.path.contains("/sa.")),
                 "{name} gets no CA keys and no sa.*"
             );
         }
@@ -484,7 +645,10 @@ fn ecdsa_p256_seed003_matches_reference() {
 #[test]
 fn ca_keys_on_control_plane_gives_kubeadms_layout() {
     let dir = tempdir();
-    let yaml = with_pki(SEED_003, "  etcdCaKeyOnControlPlane: true\n  frontProxyCaKeyOnControlPlane: true");
+    let yaml = with_pki(
+        SEED_003,
+        "  etcdCaKeyOnControlPlane: true\n  frontProxyCaKeyOnControlPlane: true",
+    );
     let c = cluster(&yaml);
     let (m, _) = ensure(&c, dir.path());
     check_files(&c, &m, true);
@@ -523,12 +687,19 @@ fn rsa_3072_and_4096_match_reference() {
 #[test]
 fn external_etcd_members_get_their_certificates() {
     let dir = tempdir();
-    let c = cluster(&std::fs::read_to_string(repo().join("profiles/002-external-etcd-nginx.yaml")).unwrap());
+    let c = cluster(
+        &std::fs::read_to_string(repo().join("profiles/002-external-etcd-nginx.yaml")).unwrap(),
+    );
     let now = now();
     let (m, _) = kimage::pki::ensure(&c, dir.path(), now).unwrap();
     check(&c, &m, now);
     for n in ["etcd-0", "etcd-1", "etcd-2"] {
-        let paths: BTreeSet<String> = m.node_bundle(&c, n).unwrap().into_iter().map(|f| f.path).collect();
+        let paths: BTreeSet<String> = m
+            .node_bundle(&c, n)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
         let want: BTreeSet<String> = [
             "etcd/ca.crt",
             "etcd/server.crt",

@@ -25,11 +25,27 @@ nodes:
 ";
 
 fn with_vip(yaml: &str, vip: &str) -> String {
-    yaml.replace("  kind: haproxy\n", &format!("  kind: haproxy\n  vip: {vip}\n"))
+    yaml.replace(
+        "  kind: haproxy\n",
+        &format!("  kind: haproxy\n  vip: {vip}\n"),
+    )
 }
 
-fn renew(c: &kimage::model::Cluster, dir: &std::path::Path, req: Requests) -> Result<pki::EnsureReport, PkiError> {
-    pki::ensure_with(c, dir, &EnsureOptions { now: now(), lock: LockMode::Fail }, &req).map(|(_, r)| r)
+fn renew(
+    c: &kimage::model::Cluster,
+    dir: &std::path::Path,
+    req: Requests,
+) -> Result<pki::EnsureReport, PkiError> {
+    pki::ensure_with(
+        c,
+        dir,
+        &EnsureOptions {
+            now: now(),
+            lock: LockMode::Fail,
+        },
+        &req,
+    )
+    .map(|(_, r)| r)
 }
 
 #[test]
@@ -48,7 +64,10 @@ fn rerun_is_byte_identical_and_writes_nothing() {
     assert!(r2.changes.iter().all(|c| c.action == Action::Kept));
     let after = std::fs::metadata(&file).unwrap();
     assert_eq!(state_bytes(tmp.path()), bytes);
-    assert_eq!((before.ino(), before.mtime(), before.mtime_nsec()), (after.ino(), after.mtime(), after.mtime_nsec()));
+    assert_eq!(
+        (before.ino(), before.mtime(), before.mtime_nsec()),
+        (after.ino(), after.mtime(), after.mtime_nsec())
+    );
     for n in &c.nodes {
         let a = m1.node_bundle(&c, n.name.as_str()).unwrap();
         let b = m2.node_bundle(&c, n.name.as_str()).unwrap();
@@ -62,7 +81,10 @@ fn adding_a_vip_reissues_only_apiserver_certificates() {
     let (m1, _) = ensure(&cluster(LB), tmp.path());
     let c2 = cluster(&with_vip(LB, "10.0.0.100"));
     let (m2, r) = ensure(&c2, tmp.path());
-    assert_eq!(r.ids(Action::Reissued), ["apiserver@cp-1", "apiserver@cp-2"]);
+    assert_eq!(
+        r.ids(Action::Reissued),
+        ["apiserver@cp-1", "apiserver@cp-2"]
+    );
     assert!(r.ids(Action::Issued).is_empty() && r.ids(Action::Removed).is_empty());
     let change = r.changes.iter().find(|c| c.id == "apiserver@cp-1").unwrap();
     // The endpoint moves from the first load-balancer node to the VIP (the model's default).
@@ -75,14 +97,25 @@ fn adding_a_vip_reissues_only_apiserver_certificates() {
             let dir = tmp.path().join("check");
             let ca = write(&dir, "ca.crt", m2.cert_pem("ca").unwrap());
             let (crt, _) = write_pair(&m2, id, &dir);
-            openssl_ok(&["verify", "-CAfile", ca.to_str().unwrap(), "-verify_ip", "10.0.0.100", crt.to_str().unwrap()]);
+            openssl_ok(&[
+                "verify",
+                "-CAfile",
+                ca.to_str().unwrap(),
+                "-verify_ip",
+                "10.0.0.100",
+                crt.to_str().unwrap(),
+            ]);
         } else {
             assert_eq!(m1.cert_pem(id), m2.cert_pem(id), "{id} unchanged");
         }
     }
     assert_eq!(m1.sa_key_pem(), m2.sa_key_pem());
     // The kubeconfigs follow the endpoint (now the VIP) without any certificate change.
-    assert!(m2.kubeconfig("kubelet@w-1").unwrap().contains("server: https://10.0.0.100:6443\n"));
+    assert!(
+        m2.kubeconfig("kubelet@w-1")
+            .unwrap()
+            .contains("server: https://10.0.0.100:6443\n")
+    );
 }
 
 #[test]
@@ -94,8 +127,22 @@ fn removed_node_is_dropped_and_new_node_issued() {
         "  - {name: k8s-node-4, role: worker, address: 192.168.1.40}\n",
     );
     let (_, r) = ensure(&cluster(&yaml), tmp.path());
-    assert_eq!(r.ids(Action::Removed), ["kube-proxy@k8s-node-3", "kubelet-serving@k8s-node-3", "kubelet@k8s-node-3"]);
-    assert_eq!(r.ids(Action::Issued), ["kubelet@k8s-node-4", "kubelet-serving@k8s-node-4", "kube-proxy@k8s-node-4"]);
+    assert_eq!(
+        r.ids(Action::Removed),
+        [
+            "kube-proxy@k8s-node-3",
+            "kubelet-serving@k8s-node-3",
+            "kubelet@k8s-node-3"
+        ]
+    );
+    assert_eq!(
+        r.ids(Action::Issued),
+        [
+            "kubelet@k8s-node-4",
+            "kubelet-serving@k8s-node-4",
+            "kube-proxy@k8s-node-4"
+        ]
+    );
     assert!(r.ids(Action::Reissued).is_empty());
 }
 
@@ -108,20 +155,35 @@ fn ca_spec_change_keeps_the_ca_and_names_the_command() {
     for ca in ["ca", "etcd-ca", "front-proxy-ca"] {
         assert_eq!(m1.cert_pem(ca), m2.cert_pem(ca), "{ca} kept");
         assert!(
-            r.warnings.iter().any(|w| w.contains(&format!("`kimage pki renew {ca} --replace-ca`"))),
+            r.warnings
+                .iter()
+                .any(|w| w.contains(&format!("`kimage pki renew {ca} --replace-ca`"))),
             "warning names the command for {ca}: {:?}",
             r.warnings
         );
     }
     assert_eq!(m1.sa_key_pem(), m2.sa_key_pem(), "sa kept");
-    assert!(r.warnings.iter().any(|w| w.contains("`kimage pki renew sa --replace-ca`")));
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("`kimage pki renew sa --replace-ca`"))
+    );
     // Leaves follow the new algorithm, signed by the kept CAs.
     assert_eq!(r.ids(Action::Reissued).len(), 49);
-    assert!(m2.key_pem("admin@k8s-master-1").unwrap().starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    assert!(
+        m2.key_pem("admin@k8s-master-1")
+            .unwrap()
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----")
+    );
     let dir = tmp.path().join("v");
     let ca = write(&dir, "ca.crt", m2.cert_pem("ca").unwrap());
     let (crt, _) = write_pair(&m2, "admin@k8s-master-1", &dir);
-    openssl_ok(&["verify", "-CAfile", ca.to_str().unwrap(), crt.to_str().unwrap()]);
+    openssl_ok(&[
+        "verify",
+        "-CAfile",
+        ca.to_str().unwrap(),
+        crt.to_str().unwrap(),
+    ]);
     // The warning repeats on every run until the CA is replaced, and nothing else changes.
     let (_, again) = ensure(&c2, tmp.path());
     assert!(!again.written && !again.warnings.is_empty());
@@ -137,10 +199,21 @@ fn renew_and_replace() {
     let c = cluster(LB);
     let (m1, _) = ensure(&c, tmp.path());
     // One leaf: new serial, same key, same CA, nothing else.
-    let r = renew(&c, tmp.path(), Requests { renew: ["admin@cp-2".to_string()].into(), ..Default::default() }).unwrap();
+    let r = renew(
+        &c,
+        tmp.path(),
+        Requests {
+            renew: ["admin@cp-2".to_string()].into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(r.ids(Action::Reissued), ["admin@cp-2"]);
     let (m2, _) = ensure(&c, tmp.path());
-    assert_ne!(m1.cert("admin@cp-2").unwrap().serial, m2.cert("admin@cp-2").unwrap().serial);
+    assert_ne!(
+        m1.cert("admin@cp-2").unwrap().serial,
+        m2.cert("admin@cp-2").unwrap().serial
+    );
     assert_eq!(m1.key_pem("admin@cp-2"), m2.key_pem("admin@cp-2"));
     // The command layer refuses a CA without --replace-ca and names the flag.
     let args = |ids: &[&str], all, replace_ca| pki::command::RenewArgs {
@@ -154,21 +227,46 @@ fn renew_and_replace() {
         pki::command::renew_requests(&c, &args(&["nope"], false, false)),
         Err(PkiError::UnknownId { .. })
     ));
-    assert!(matches!(pki::command::renew_requests(&c, &args(&[], false, false)), Err(PkiError::Usage(_))));
+    assert!(matches!(
+        pki::command::renew_requests(&c, &args(&[], false, false)),
+        Err(PkiError::Usage(_))
+    ));
     // --all: every leaf, no CA.
-    let r = renew(&c, tmp.path(), pki::command::renew_requests(&c, &args(&[], true, false)).unwrap()).unwrap();
+    let r = renew(
+        &c,
+        tmp.path(),
+        pki::command::renew_requests(&c, &args(&[], true, false)).unwrap(),
+    )
+    .unwrap();
     assert_eq!(r.ids(Action::Reissued).len(), r.changes.len() - 4);
-    assert_eq!(r.ids(Action::Kept), ["ca", "etcd-ca", "front-proxy-ca", "sa"]);
+    assert_eq!(
+        r.ids(Action::Kept),
+        ["ca", "etcd-ca", "front-proxy-ca", "sa"]
+    );
     // Replacing the etcd CA re-issues exactly what it signed.
     let (m3, _) = ensure(&c, tmp.path());
-    let r = renew(&c, tmp.path(), pki::command::renew_requests(&c, &args(&["etcd-ca"], false, true)).unwrap()).unwrap();
+    let r = renew(
+        &c,
+        tmp.path(),
+        pki::command::renew_requests(&c, &args(&["etcd-ca"], false, true)).unwrap(),
+    )
+    .unwrap();
     let mut expect = vec!["etcd-ca".to_string()];
     for n in ["cp-1", "cp-2"] {
-        for k in ["apiserver-etcd-client", "etcd-server", "etcd-peer", "etcd-healthcheck-client"] {
+        for k in [
+            "apiserver-etcd-client",
+            "etcd-server",
+            "etcd-peer",
+            "etcd-healthcheck-client",
+        ] {
             expect.push(format!("{k}@{n}"));
         }
     }
-    let mut got: Vec<String> = r.ids(Action::Reissued).into_iter().map(String::from).collect();
+    let mut got: Vec<String> = r
+        .ids(Action::Reissued)
+        .into_iter()
+        .map(String::from)
+        .collect();
     got.sort();
     expect.sort();
     assert_eq!(got, expect);
@@ -179,9 +277,19 @@ fn renew_and_replace() {
     let dir = tmp.path().join("v");
     let ca = write(&dir, "etcd-ca.crt", m4.cert_pem("etcd-ca").unwrap());
     let (crt, _) = write_pair(&m4, "etcd-peer@cp-2", &dir);
-    openssl_ok(&["verify", "-CAfile", ca.to_str().unwrap(), crt.to_str().unwrap()]);
+    openssl_ok(&[
+        "verify",
+        "-CAfile",
+        ca.to_str().unwrap(),
+        crt.to_str().unwrap(),
+    ]);
     // sa replacement.
-    let r = renew(&c, tmp.path(), pki::command::renew_requests(&c, &args(&["sa"], false, true)).unwrap()).unwrap();
+    let r = renew(
+        &c,
+        tmp.path(),
+        pki::command::renew_requests(&c, &args(&["sa"], false, true)).unwrap(),
+    )
+    .unwrap();
     assert_eq!(r.ids(Action::Reissued), ["sa"]);
 }
 
@@ -208,13 +316,33 @@ fn a_second_run_cannot_interleave() {
     ensure(&c, tmp.path());
     let sd = StateDir::new(tmp.path());
     let held = sd.lock(LockMode::Fail).unwrap();
-    let e = pki::ensure_with(&c, tmp.path(), &EnsureOptions { now: now(), lock: LockMode::Fail }, &Requests::default())
-        .unwrap_err();
+    let e = pki::ensure_with(
+        &c,
+        tmp.path(),
+        &EnsureOptions {
+            now: now(),
+            lock: LockMode::Fail,
+        },
+        &Requests::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, PkiError::Locked { .. }), "{e}");
-    assert!(e.to_string().contains("another kimage run holds the pki state lock"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("another kimage run holds the pki state lock"),
+        "{e}"
+    );
     drop(held);
-    pki::ensure_with(&c, tmp.path(), &EnsureOptions { now: now(), lock: LockMode::Fail }, &Requests::default())
-        .unwrap();
+    pki::ensure_with(
+        &c,
+        tmp.path(),
+        &EnsureOptions {
+            now: now(),
+            lock: LockMode::Fail,
+        },
+        &Requests::default(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -246,15 +374,27 @@ fn a_damaged_leaf_is_repaired_a_damaged_ca_is_refused() {
     std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     let (m2, r) = ensure(&c, tmp.path());
     assert_eq!(r.ids(Action::Reissued), ["admin@cp-1"]);
-    assert!(r.changes.iter().any(|c| c.reasons.iter().any(|x| x.contains("does not belong"))));
-    assert_ne!(m2.key_pem("admin@cp-1"), m1.key_pem("admin@cp-2"), "a fresh key, not the foreign one");
+    assert!(
+        r.changes
+            .iter()
+            .any(|c| c.reasons.iter().any(|x| x.contains("does not belong")))
+    );
+    assert_ne!(
+        m2.key_pem("admin@cp-1"),
+        m1.key_pem("admin@cp-2"),
+        "a fresh key, not the foreign one"
+    );
     // The same damage to a CA is an error naming the explicit replacement.
-    let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     doc["certs"]["ca"]["key"] = doc["certs"]["etcd-ca"]["key"].clone();
     std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     let e = pki::ensure(&c, tmp.path(), now()).unwrap_err();
     assert!(matches!(e, PkiError::CaUnusable { .. }), "{e}");
-    assert!(e.to_string().contains("kimage pki renew ca --replace-ca"), "{e}");
+    assert!(
+        e.to_string().contains("kimage pki renew ca --replace-ca"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -286,28 +426,50 @@ fn validity_dates_come_from_issuance() {
     let t1 = t0 + Duration::days(340);
     let (_, r) = pki::ensure(&c, tmp.path(), t1).unwrap();
     assert!(!r.written);
-    assert!(r.warnings.iter().any(|w| w.contains("apiserver@cp-1 expires in 24 days")), "{:?}", r.warnings);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("apiserver@cp-1 expires in 24 days")),
+        "{:?}",
+        r.warnings
+    );
     let s = pki::status::status(&c, tmp.path(), t1).unwrap();
     let row = s.rows.iter().find(|r| r.id == "apiserver@cp-1").unwrap();
-    assert_eq!((row.state, row.days_left), (pki::status::CertState::Expiring, Some(24)));
+    assert_eq!(
+        (row.state, row.days_left),
+        (pki::status::CertState::Expiring, Some(24))
+    );
     assert!(s.render_text().contains("expiring"));
     // A renewal then starts from that day (NotBefore backdated 5 minutes), not from the CA's.
     let r = pki::ensure_with(
         &c,
         tmp.path(),
-        &EnsureOptions { now: t1, lock: LockMode::Wait },
-        &Requests { renew: ["apiserver@cp-1".to_string()].into(), ..Default::default() },
+        &EnsureOptions {
+            now: t1,
+            lock: LockMode::Wait,
+        },
+        &Requests {
+            renew: ["apiserver@cp-1".to_string()].into(),
+            ..Default::default()
+        },
     )
     .unwrap();
     let renewed = r.0.cert("apiserver@cp-1").unwrap();
     assert_eq!(renewed.not_before, t1 - Duration::minutes(5));
-    assert_eq!(renewed.not_after, renewed.not_before + Duration::hours(8760));
+    assert_eq!(
+        renewed.not_after,
+        renewed.not_before + Duration::hours(8760)
+    );
     // A year later the other leaves have expired: re-issued on their own, CAs kept.
     let t2 = t0 + Duration::days(366);
     let (m2, r) = pki::ensure(&c, tmp.path(), t2).unwrap();
     assert!(r.ids(Action::Reissued).contains(&"admin@cp-1"));
     assert!(!r.ids(Action::Reissued).contains(&"apiserver@cp-1"));
-    assert!(r.changes.iter().any(|c| c.reasons.iter().any(|x| x.starts_with("expired on"))));
+    assert!(
+        r.changes
+            .iter()
+            .any(|c| c.reasons.iter().any(|x| x.starts_with("expired on")))
+    );
     assert_eq!(m2.cert_pem("ca"), m.cert_pem("ca"));
 }
 
@@ -322,12 +484,19 @@ fn load_is_read_only_and_strict() {
     let (m, _) = ensure(&c, &root);
     let loaded = pki::load(&c, &root, now()).unwrap();
     for n in &c.nodes {
-        assert_eq!(loaded.node_bundle(&c, n.name.as_str()).unwrap(), m.node_bundle(&c, n.name.as_str()).unwrap());
+        assert_eq!(
+            loaded.node_bundle(&c, n.name.as_str()).unwrap(),
+            m.node_bundle(&c, n.name.as_str()).unwrap()
+        );
     }
     let before = state_bytes(&root);
     let e = pki::load(&cluster(&with_vip(LB, "10.0.0.100")), &root, now()).unwrap_err();
     let text = e.to_string();
-    assert!(text.contains("apiserver@cp-1: ip_addresses +10.0.0.100") && text.contains("run `kimage pki`"), "{text}");
+    assert!(
+        text.contains("apiserver@cp-1: ip_addresses +10.0.0.100")
+            && text.contains("run `kimage pki`"),
+        "{text}"
+    );
     assert_eq!(state_bytes(&root), before);
     assert_eq!(e.exit_code(), 3);
 }
@@ -348,14 +517,24 @@ fn status_json_and_table() {
     assert_eq!(json["rows"][0]["state"], "ok");
     let table = s.render_text();
     assert!(table.starts_with("ID "), "{table}");
-    assert!(table.contains("kubelet-serving@w-1") && table.contains("w-1,10.0.0.21"), "{table}");
+    assert!(
+        table.contains("kubelet-serving@w-1") && table.contains("w-1,10.0.0.21"),
+        "{table}"
+    );
     // Through the command handler, as `kimage pki status -o json` runs it.
     let args = pki::command::PkiArgs {
         state: Some(tmp.path().to_path_buf()),
         no_wait: true,
-        command: Some(pki::command::PkiCommand::Status(pki::command::StatusArgs {})),
+        command: Some(pki::command::PkiCommand::Status(
+            pki::command::StatusArgs {},
+        )),
     };
-    let ctx = pki::command::Context { cluster: &c, profile_dir: tmp.path(), json: true, now: now() };
+    let ctx = pki::command::Context {
+        cluster: &c,
+        profile_dir: tmp.path(),
+        json: true,
+        now: now(),
+    };
     let mut out = Vec::new();
     pki::command::run(&args, &ctx, &mut out, &mut Vec::new()).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();

@@ -54,16 +54,52 @@ fn apiserver_accepts_admin_and_refuses_others() {
         ["-verify_ip", "10.96.0.1"],
         ["-verify_hostname", "kubernetes.default.svc.cluster.local"],
     ] {
-        ok(handshake(&d("a"), api, (&m, "admin@k8s-master-1", "ca"), &verify), &format!("admin, {verify:?}"));
+        ok(
+            handshake(&d("a"), api, (&m, "admin@k8s-master-1", "ca"), &verify),
+            &format!("admin, {verify:?}"),
+        );
     }
-    ok(handshake(&d("b"), api, (&m, "kubelet@k8s-node-2", "ca"), &[]), "kubelet client");
-    ok(handshake(&d("c"), api, (&m, "controller-manager@k8s-master-3", "ca"), &[]), "controller-manager");
+    ok(
+        handshake(&d("b"), api, (&m, "kubelet@k8s-node-2", "ca"), &[]),
+        "kubelet client",
+    );
+    ok(
+        handshake(
+            &d("c"),
+            api,
+            (&m, "controller-manager@k8s-master-3", "ca"),
+            &[],
+        ),
+        "controller-manager",
+    );
     // A name the certificate does not carry.
-    refused(handshake(&d("d"), api, (&m, "admin@k8s-master-1", "ca"), &["-verify_ip", "192.168.1.99"]), "wrong IP");
+    refused(
+        handshake(
+            &d("d"),
+            api,
+            (&m, "admin@k8s-master-1", "ca"),
+            &["-verify_ip", "192.168.1.99"],
+        ),
+        "wrong IP",
+    );
     // A client certificate from another cluster's CA, from the etcd CA, and a serving-only certificate.
-    refused(handshake(&d("e"), api, (&other, "admin@k8s-master-1", "ca"), &[]), "admin of another CA");
-    refused(handshake(&d("f"), api, (&m, "apiserver-etcd-client@k8s-master-1", "ca"), &[]), "etcd client cert");
-    refused(handshake(&d("g"), api, (&m, "kubelet-serving@k8s-node-1", "ca"), &[]), "serverAuth-only cert as client");
+    refused(
+        handshake(&d("e"), api, (&other, "admin@k8s-master-1", "ca"), &[]),
+        "admin of another CA",
+    );
+    refused(
+        handshake(
+            &d("f"),
+            api,
+            (&m, "apiserver-etcd-client@k8s-master-1", "ca"),
+            &[],
+        ),
+        "etcd client cert",
+    );
+    refused(
+        handshake(&d("g"), api, (&m, "kubelet-serving@k8s-node-1", "ca"), &[]),
+        "serverAuth-only cert as client",
+    );
 }
 
 #[test]
@@ -73,17 +109,35 @@ fn etcd_server_and_peers() {
     let (m, _) = ensure(&c, &tmp.path().join("state"));
     let d = |n: &str| tmp.path().join(n);
     let server = (&m, "etcd-server@k8s-master-1", "etcd-ca");
-    for verify in [["-verify_ip", "192.168.1.26"], ["-verify_ip", "127.0.0.1"], ["-verify_hostname", "localhost"]] {
+    for verify in [
+        ["-verify_ip", "192.168.1.26"],
+        ["-verify_ip", "127.0.0.1"],
+        ["-verify_hostname", "localhost"],
+    ] {
         ok(
-            handshake(&d("a"), server, (&m, "apiserver-etcd-client@k8s-master-2", "etcd-ca"), &verify),
+            handshake(
+                &d("a"),
+                server,
+                (&m, "apiserver-etcd-client@k8s-master-2", "etcd-ca"),
+                &verify,
+            ),
             &format!("apiserver -> etcd {verify:?}"),
         );
     }
-    ok(handshake(&d("b"), server, (&m, "etcd-healthcheck-client@k8s-master-1", "etcd-ca"), &[]), "healthcheck");
+    ok(
+        handshake(
+            &d("b"),
+            server,
+            (&m, "etcd-healthcheck-client@k8s-master-1", "etcd-ca"),
+            &[],
+        ),
+        "healthcheck",
+    );
     // Peers: each member's peer certificate is both server and client.
-    for (s, cl, ip) in
-        [("k8s-master-1", "k8s-master-2", "192.168.1.26"), ("k8s-master-3", "k8s-master-1", "192.168.1.29")]
-    {
+    for (s, cl, ip) in [
+        ("k8s-master-1", "k8s-master-2", "192.168.1.26"),
+        ("k8s-master-3", "k8s-master-1", "192.168.1.29"),
+    ] {
         ok(
             handshake(
                 &d("c"),
@@ -95,8 +149,19 @@ fn etcd_server_and_peers() {
         );
     }
     // The server certificate also works as a client (etcd's gateway/grpc-proxy use it so).
-    ok(handshake(&d("d"), server, (&m, "etcd-server@k8s-master-2", "etcd-ca"), &[]), "server cert as client");
-    refused(handshake(&d("e"), server, (&m, "admin@k8s-master-1", "ca"), &[]), "kubernetes CA client to etcd");
+    ok(
+        handshake(
+            &d("d"),
+            server,
+            (&m, "etcd-server@k8s-master-2", "etcd-ca"),
+            &[],
+        ),
+        "server cert as client",
+    );
+    refused(
+        handshake(&d("e"), server, (&m, "admin@k8s-master-1", "ca"), &[]),
+        "kubernetes CA client to etcd",
+    );
     refused(
         handshake(
             &d("f"),
@@ -115,7 +180,10 @@ fn kubelet_and_front_proxy() {
     let (m, _) = ensure(&c, &tmp.path().join("state"));
     let d = |n: &str| tmp.path().join(n);
     // kube-apiserver -> kubelet (logs, exec): kubelet serving certificate, apiserver-kubelet-client.
-    for verify in [["-verify_hostname", "k8s-node-1"], ["-verify_ip", "192.168.1.32"]] {
+    for verify in [
+        ["-verify_hostname", "k8s-node-1"],
+        ["-verify_ip", "192.168.1.32"],
+    ] {
         ok(
             handshake(
                 &d("a"),
@@ -137,7 +205,12 @@ fn kubelet_and_front_proxy() {
         "front-proxy-client",
     );
     refused(
-        handshake(&d("c"), (&m, "apiserver@k8s-master-1", "front-proxy-ca"), (&m, "admin@k8s-master-1", "ca"), &[]),
+        handshake(
+            &d("c"),
+            (&m, "apiserver@k8s-master-1", "front-proxy-ca"),
+            (&m, "admin@k8s-master-1", "ca"),
+            &[],
+        ),
         "admin against the front-proxy CA",
     );
 }
@@ -177,7 +250,11 @@ fn seed004_endpoint_change_reissues_apiserver_and_the_new_address_verifies() {
     let (m2, report) = ensure(&after, &state);
     assert_eq!(
         report.ids(kimage::pki::Action::Reissued),
-        ["apiserver@ubuntu-73", "apiserver@ubuntu-70", "apiserver@ubuntu-72"]
+        [
+            "apiserver@ubuntu-73",
+            "apiserver@ubuntu-70",
+            "apiserver@ubuntu-72"
+        ]
     );
     assert!(report.ids(kimage::pki::Action::Issued).is_empty());
     for n in ["ubuntu-73", "ubuntu-70", "ubuntu-72"] {
@@ -192,7 +269,10 @@ fn seed004_endpoint_change_reissues_apiserver_and_the_new_address_verifies() {
         );
     }
     // Clients kept their certificates: the old admin certificate still authenticates.
-    assert_eq!(m1.cert_pem("admin@ubuntu-73"), m2.cert_pem("admin@ubuntu-73"));
+    assert_eq!(
+        m1.cert_pem("admin@ubuntu-73"),
+        m2.cert_pem("admin@ubuntu-73")
+    );
 }
 
 /// kubectl (Go TLS) dials an openssl s_server holding the apiserver certificate, using admin.conf:
@@ -208,7 +288,11 @@ fn kubectl_handshakes_with_apiserver_certificate() {
         let (cert, key) = write_pair(&m, "apiserver@k8s-master-2", &tmp.path().join("srv"));
         let ca = write(&tmp.path().join("srv"), "ca.crt", m.cert_pem("ca").unwrap());
         let srv = s_server(&cert, &key, &ca);
-        let kc = write(tmp.path(), "admin.conf", mat.kubeconfig("admin@k8s-master-1").unwrap());
+        let kc = write(
+            tmp.path(),
+            "admin.conf",
+            mat.kubeconfig("admin@k8s-master-1").unwrap(),
+        );
         let out = Command::new(&kubectl)
             .arg("--kubeconfig")
             .arg(&kc)
@@ -219,16 +303,29 @@ fn kubectl_handshakes_with_apiserver_certificate() {
             .unwrap();
         (
             out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
         )
     };
     // The endpoint's name (k8s-master-lb) and the node's own address both verify under Go.
     for name in ["k8s-master-lb", "192.168.1.28", "kubernetes.default.svc"] {
         let (success, out) = run(&m, name);
-        assert!(success && out.contains("s_server"), "kubectl as {name}: {out}");
+        assert!(
+            success && out.contains("s_server"),
+            "kubectl as {name}: {out}"
+        );
     }
     let (success, out) = run(&m, "k8s-master-9");
-    assert!(!success && out.contains("x509"), "unknown name must fail: {out}");
+    assert!(
+        !success && out.contains("x509"),
+        "unknown name must fail: {out}"
+    );
     let (success, out) = run(&other, "k8s-master-lb");
-    assert!(!success && out.contains("x509"), "another cluster's CA must fail: {out}");
+    assert!(
+        !success && out.contains("x509"),
+        "another cluster's CA must fail: {out}"
+    );
 }

@@ -19,10 +19,292 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
         .prefix(".kimage-")
         .tempfile_in(dir)
         .map_err(Error::io(dir))?;
-    tmp.as_file().set_permissions(fs::Permissions::from_mode(mode)).map_err(Error::io(tmp.path()))?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(Error::io(tmp.path()))?;
     tmp.write_all(bytes).map_err(Error::io(tmp.path()))?;
     tmp.as_file().sync_all().map_err(Error::io(tmp.path()))?;
-    tmp.persist(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e.error })?;
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))?;
+    tmp.persist(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io(dir))?;
     Ok(())
+}
+
+pub mod build;
+pub mod unpack;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use build::{Assembly, BuiltLayer, NodeDocs};
+
+pub const MANIFEST: &str = "manifest.json";
+
+/// One file of the output directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    /// Relative to the output directory.
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerEntry {
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+    /// What the layer holds (`binaries-control-plane`, `config-worker`, `node-master-1`).
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEntry {
+    pub role: String,
+    pub address: String,
+    pub user_data: ArtifactRef,
+    pub meta_data: ArtifactRef,
+    pub network_config: ArtifactRef,
+    pub seed: ArtifactRef,
+    /// In extraction order.
+    pub layers: Vec<LayerEntry>,
+    /// Programs the image must already have (`binaries.exclude`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_binaries: Vec<String>,
+}
+
+/// out/manifest.json: every artifact with its path, sha256 and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub kimage: String,
+    pub cluster: String,
+    /// How nodes obtain their layers: `seed`, `url` or `image`.
+    pub layers_from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers_base_url: Option<String>,
+    pub nodes: BTreeMap<String, NodeEntry>,
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("manifest serializes");
+        s.push('\n');
+        s
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), Error> {
+    if let Some(p) = to.parent() {
+        fs::create_dir_all(p).map_err(Error::io(p))?;
+    }
+    fs::rename(from, to).map_err(Error::io(to))
+}
+
+/// Per-node summary of a build, for the report `kimage build` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeReport {
+    pub name: String,
+    pub role: String,
+    pub user_data_bytes: u64,
+    /// The smallest common user-data limit it exceeds, if any.
+    pub user_data_over: Option<String>,
+    pub layers: usize,
+    pub seed_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub out: PathBuf,
+    pub layers_built: usize,
+    pub layer_bytes: u64,
+    pub nodes: Vec<NodeReport>,
+    pub removed_layers: usize,
+}
+
+/// Writes the assembled artifacts into `out`. Everything is produced under a temporary directory inside
+/// `out` first and moved into place only when every node succeeded; `manifest.json` is replaced last
+/// and atomically. With `complete` (every node of the cluster built), layers no node uses are removed.
+pub fn write_build(
+    c: &crate::model::Cluster,
+    a: &Assembly,
+    out: &Path,
+    complete: bool,
+) -> Result<(Manifest, BuildReport), Error> {
+    fs::create_dir_all(out).map_err(Error::io(out))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".kimage-build-")
+        .tempdir_in(out)
+        .map_err(Error::io(out))?;
+    let built: Vec<BuiltLayer> = build::build_layers(a, &tmp.path().join("layers"))?;
+    let docs: Vec<NodeDocs> = a
+        .nodes
+        .iter()
+        .map(|n| build::node_docs(c, a, n, &built))
+        .collect::<Result<_, _>>()?;
+    let with_layers = build::seed_carries_layers(c);
+    let mut entries = BTreeMap::new();
+    let mut reports = Vec::new();
+    for (n, d) in a.nodes.iter().zip(&docs) {
+        let dir = tmp.path().join("nodes").join(&n.name);
+        fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        let doc_ref = |file: &str, text: &str| -> Result<ArtifactRef, Error> {
+            let p = dir.join(file);
+            // user-data carries private keys.
+            let mode = if file == "user-data" { 0o600 } else { 0o644 };
+            fs::write(&p, text).map_err(Error::io(&p))?;
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(Error::io(&p))?;
+            Ok(ArtifactRef {
+                path: format!("nodes/{}/{file}", n.name),
+                sha256: sha256_hex(text.as_bytes()),
+                bytes: text.len() as u64,
+            })
+        };
+        let user_data = doc_ref("user-data", &d.user_data)?;
+        let meta_data = doc_ref("meta-data", &d.meta_data)?;
+        let network_config = doc_ref("network-config", &d.network_config)?;
+        let seed_layers: Vec<(String, PathBuf)> = if with_layers {
+            n.layers
+                .iter()
+                .map(|&i| (built[i].sha256.clone(), built[i].path.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let files = crate::seed::nocloud_files(
+            d.user_data.clone(),
+            d.meta_data.clone(),
+            d.network_config.clone(),
+            &seed_layers,
+        );
+        let seed_path = dir.join("seed.img");
+        let seed = crate::seed::write_seed(&seed_path, &files, a.mtime).map_err(|source| {
+            build::BuildError::Seed {
+                node: n.name.clone(),
+                source,
+            }
+        })?;
+        let over = crate::userdata::LIMITS
+            .iter()
+            .find(|(_, limit)| d.user_data.len() > *limit)
+            .map(|(name, limit)| format!("{name} ({} KiB)", limit / 1024));
+        reports.push(NodeReport {
+            name: n.name.clone(),
+            role: n.role.clone(),
+            user_data_bytes: user_data.bytes,
+            user_data_over: over,
+            layers: n.layers.len(),
+            seed_bytes: seed.bytes,
+        });
+        entries.insert(
+            n.name.clone(),
+            NodeEntry {
+                role: n.role.clone(),
+                address: n.address.clone(),
+                user_data,
+                meta_data,
+                network_config,
+                seed: ArtifactRef {
+                    path: format!("nodes/{}/seed.img", n.name),
+                    sha256: seed.sha256,
+                    bytes: seed.bytes,
+                },
+                layers: n
+                    .layers
+                    .iter()
+                    .map(|&i| LayerEntry {
+                        path: format!("layers/{}.tar.gz", built[i].sha256),
+                        sha256: built[i].sha256.clone(),
+                        bytes: built[i].bytes,
+                        name: built[i].name.clone(),
+                    })
+                    .collect(),
+                excluded_binaries: n.excluded.clone(),
+            },
+        );
+    }
+    // Everything exists: move it into place. Layers are content-addressed, so an existing file of the
+    // same name already has these bytes.
+    for l in &built {
+        let dest = out.join("layers").join(format!("{}.tar.gz", l.sha256));
+        if !dest.exists() {
+            rename(&l.path, &dest)?;
+        }
+    }
+    for n in &a.nodes {
+        for file in ["user-data", "meta-data", "network-config", "seed.img"] {
+            rename(
+                &tmp.path().join("nodes").join(&n.name).join(file),
+                &out.join("nodes").join(&n.name).join(file),
+            )?;
+        }
+    }
+    let mut manifest = Manifest {
+        kimage: env!("CARGO_PKG_VERSION").to_string(),
+        cluster: c.name.clone(),
+        layers_from: match c.layers.from {
+            crate::profile::LayersFrom::Seed => "seed",
+            crate::profile::LayersFrom::Url => "url",
+            crate::profile::LayersFrom::Image => "image",
+        }
+        .to_string(),
+        layers_base_url: c.layers.base_url.as_ref().map(|u| u.to_string()),
+        nodes: BTreeMap::new(),
+    };
+    // A partial build (--role) keeps the other nodes of an earlier build of the same cluster.
+    if !complete
+        && let Ok(text) = fs::read_to_string(out.join(MANIFEST))
+        && let Ok(old) = serde_json::from_str::<Manifest>(&text)
+        && old.cluster == manifest.cluster
+    {
+        manifest.nodes = old
+            .nodes
+            .into_iter()
+            .filter(|(k, _)| c.node(k).is_some())
+            .collect();
+    }
+    manifest.nodes.extend(entries);
+    write_atomic(&out.join(MANIFEST), manifest.to_json().as_bytes(), 0o644)?;
+    let mut removed = 0;
+    if complete {
+        let used: std::collections::BTreeSet<String> = manifest
+            .nodes
+            .values()
+            .flat_map(|n| n.layers.iter().map(|l| l.path.clone()))
+            .collect();
+        if let Ok(rd) = fs::read_dir(out.join("layers")) {
+            for e in rd.flatten() {
+                let rel = format!("layers/{}", e.file_name().to_string_lossy());
+                if rel.ends_with(".tar.gz") && !used.contains(&rel) {
+                    fs::remove_file(e.path()).map_err(Error::io(e.path()))?;
+                    removed += 1;
+                }
+            }
+        }
+        if let Ok(rd) = fs::read_dir(out.join("nodes")) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if !manifest.nodes.contains_key(&name) {
+                    fs::remove_dir_all(e.path()).map_err(Error::io(e.path()))?;
+                }
+            }
+        }
+    }
+    let report = BuildReport {
+        out: out.to_path_buf(),
+        layers_built: built.len(),
+        layer_bytes: built.iter().map(|l| l.bytes).sum(),
+        nodes: reports,
+        removed_layers: removed,
+    };
+    Ok((manifest, report))
 }

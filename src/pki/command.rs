@@ -76,12 +76,19 @@ pub struct Context<'a> {
 
 impl PkiArgs {
     pub fn state_dir(&self, ctx: &Context) -> PathBuf {
-        self.state.clone().unwrap_or_else(|| super::default_state_dir(ctx.profile_dir))
+        self.state
+            .clone()
+            .unwrap_or_else(|| super::default_state_dir(ctx.profile_dir))
     }
 }
 
 /// Dispatches `kimage pki [SUBCOMMAND]`.
-pub fn run(args: &PkiArgs, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), PkiError> {
+pub fn run(
+    args: &PkiArgs,
+    ctx: &Context,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), PkiError> {
     match &args.command {
         None => run_ensure(args, ctx, out, err),
         Some(PkiCommand::Status(a)) => run_status(args, a, ctx, out, err),
@@ -91,7 +98,8 @@ pub fn run(args: &PkiArgs, ctx: &Context, out: &mut dyn Write, err: &mut dyn Wri
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), PkiError> {
-    out.write_all(text.as_bytes()).map_err(PkiError::io("writing", "stdout"))
+    out.write_all(text.as_bytes())
+        .map_err(PkiError::io("writing", "stdout"))
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -108,7 +116,11 @@ fn with_lock<T>(
 ) -> Result<T, PkiError> {
     match f(LockMode::Fail) {
         Err(PkiError::Locked { path }) if !args.no_wait => {
-            let _ = writeln!(err, "waiting for another kimage run to release {}", path.display());
+            let _ = writeln!(
+                err,
+                "waiting for another kimage run to release {}",
+                path.display()
+            );
             f(LockMode::Wait)
         }
         r => r,
@@ -116,14 +128,31 @@ fn with_lock<T>(
 }
 
 fn print_report(report: &EnsureReport, ctx: &Context, out: &mut dyn Write) -> Result<(), PkiError> {
-    write_out(out, &if ctx.json { json(report) } else { report.render_text() })
+    write_out(
+        out,
+        &if ctx.json {
+            json(report)
+        } else {
+            report.render_text()
+        },
+    )
 }
 
 /// `kimage pki`: create or refresh the state.
-pub fn run_ensure(args: &PkiArgs, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), PkiError> {
+pub fn run_ensure(
+    args: &PkiArgs,
+    ctx: &Context,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), PkiError> {
     let dir = args.state_dir(ctx);
     let (_, report) = with_lock(args, err, |lock| {
-        ensure::ensure_with(ctx.cluster, &dir, &EnsureOptions { now: ctx.now, lock }, &Requests::default())
+        ensure::ensure_with(
+            ctx.cluster,
+            &dir,
+            &EnsureOptions { now: ctx.now, lock },
+            &Requests::default(),
+        )
     })?;
     print_report(&report, ctx, out)
 }
@@ -137,7 +166,14 @@ pub fn run_status(
     _err: &mut dyn Write,
 ) -> Result<(), PkiError> {
     let report = status::status(ctx.cluster, &args.state_dir(ctx), ctx.now)?;
-    write_out(out, &if ctx.json { json(&report) } else { report.render_text() })
+    write_out(
+        out,
+        &if ctx.json {
+            json(&report)
+        } else {
+            report.render_text()
+        },
+    )
 }
 
 /// The renew/replace requests for `kimage pki renew`, checked against the profile's ids.
@@ -145,7 +181,11 @@ pub fn renew_requests(cluster: &Cluster, a: &RenewArgs) -> Result<Requests, PkiE
     let specs = spec::cert_specs(cluster);
     let mut req = Requests::default();
     if a.all {
-        req.renew = specs.iter().filter(|s| s.signer.is_some()).map(|s| s.id.clone()).collect();
+        req.renew = specs
+            .iter()
+            .filter(|s| s.signer.is_some())
+            .map(|s| s.id.clone())
+            .collect();
         return Ok(req);
     }
     if a.ids.is_empty() {
@@ -186,7 +226,12 @@ pub fn run_renew(
     let req = renew_requests(ctx.cluster, a)?;
     let dir = args.state_dir(ctx);
     let (_, report) = with_lock(args, err, |lock| {
-        ensure::ensure_with(ctx.cluster, &dir, &EnsureOptions { now: ctx.now, lock }, &req)
+        ensure::ensure_with(
+            ctx.cluster,
+            &dir,
+            &EnsureOptions { now: ctx.now, lock },
+            &req,
+        )
     })?;
     print_report(&report, ctx, out)
 }
@@ -200,7 +245,8 @@ pub fn run_import(
     err: &mut dyn Write,
 ) -> Result<(), PkiError> {
     let dir = args.state_dir(ctx);
-    let (_, report) =
-        with_lock(args, err, |lock| import::import(ctx.cluster, &dir, &a.from, a.replace, ctx.now, lock))?;
+    let (_, report) = with_lock(args, err, |lock| {
+        import::import(ctx.cluster, &dir, &a.from, a.replace, ctx.now, lock)
+    })?;
     print_report(&report, ctx, out)
 }

@@ -47,7 +47,10 @@ pub fn pem_decode_all(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut out = Vec::new();
     let mut lines = text.lines().map(str::trim);
     while let Some(line) = lines.next() {
-        let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) else {
+        let Some(label) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+        else {
             continue;
         };
         let end = format!("-----END {label}-----");
@@ -59,14 +62,18 @@ pub fn pem_decode_all(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
                 break;
             }
             if l.contains(':') {
-                return Err(format!("encrypted or annotated PEM block \"{label}\" is not supported"));
+                return Err(format!(
+                    "encrypted or annotated PEM block \"{label}\" is not supported"
+                ));
             }
             b64.push_str(l);
         }
         if !closed {
             return Err(format!("PEM block \"{label}\" has no END line"));
         }
-        let der = STANDARD.decode(b64.as_bytes()).map_err(|e| format!("PEM block \"{label}\": {e}"))?;
+        let der = STANDARD
+            .decode(b64.as_bytes())
+            .map_err(|e| format!("PEM block \"{label}\": {e}"))?;
         out.push((label.to_string(), der));
     }
     Ok(out)
@@ -94,7 +101,9 @@ pub fn read_tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
         if n == 0 || n > 4 || rest.len() < n {
             return Err(bad());
         }
-        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
         (len, &rest[n..])
     };
     if rest.len() < len {
@@ -107,7 +116,9 @@ pub fn read_tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
 pub fn expect(input: &[u8], tag: u8) -> Result<(&[u8], &[u8]), String> {
     let (t, content, rest) = read_tlv(input)?;
     if t != tag {
-        return Err(format!("malformed DER: expected tag 0x{tag:02x}, found 0x{t:02x}"));
+        return Err(format!(
+            "malformed DER: expected tag 0x{tag:02x}, found 0x{t:02x}"
+        ));
     }
     Ok((content, rest))
 }

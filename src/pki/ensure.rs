@@ -86,15 +86,30 @@ pub struct EnsureReport {
 
 impl EnsureReport {
     pub fn ids(&self, action: Action) -> Vec<&str> {
-        self.changes.iter().filter(|c| c.action == action).map(|c| c.id.as_str()).collect()
+        self.changes
+            .iter()
+            .filter(|c| c.action == action)
+            .map(|c| c.id.as_str())
+            .collect()
     }
 
     /// Changed entries one per line, then a summary and the warnings.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
-        let width = self.changes.iter().filter(|c| c.action != Action::Kept).map(|c| c.id.len()).max().unwrap_or(0);
+        let width = self
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Kept)
+            .map(|c| c.id.len())
+            .max()
+            .unwrap_or(0);
         for c in self.changes.iter().filter(|c| c.action != Action::Kept) {
-            out.push_str(&format!("{:<9} {:<width$}  {}\n", c.action.as_str(), c.id, c.reasons.join("; ")));
+            out.push_str(&format!(
+                "{:<9} {:<width$}  {}\n",
+                c.action.as_str(),
+                c.id,
+                c.reasons.join("; ")
+            ));
         }
         let count = |a| self.changes.iter().filter(|c| c.action == a).count();
         out.push_str(&format!(
@@ -104,7 +119,11 @@ impl EnsureReport {
             count(Action::Reissued),
             count(Action::Kept),
             count(Action::Removed),
-            if self.written { "" } else { " (unchanged, nothing written)" }
+            if self.written {
+                ""
+            } else {
+                " (unchanged, nothing written)"
+            }
         ));
         for w in &self.warnings {
             out.push_str(&format!("warning: {w}\n"));
@@ -135,7 +154,15 @@ pub fn ensure(
     state_dir: &Path,
     now: OffsetDateTime,
 ) -> Result<(PkiMaterial, EnsureReport), PkiError> {
-    ensure_with(cluster, state_dir, &EnsureOptions { now, lock: LockMode::Wait }, &Requests::default())
+    ensure_with(
+        cluster,
+        state_dir,
+        &EnsureOptions {
+            now,
+            lock: LockMode::Wait,
+        },
+        &Requests::default(),
+    )
 }
 
 /// `ensure` with a lock mode and explicit renew/replace requests.
@@ -178,25 +205,44 @@ pub(crate) fn transaction(
 }
 
 pub(crate) fn truncate(now: OffsetDateTime) -> OffsetDateTime {
-    now.to_offset(UtcOffset::UTC).replace_nanosecond(0).expect("0 is a valid nanosecond")
+    now.to_offset(UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond")
 }
 
 /// Differences between the spec a certificate was issued for and the one wanted now.
 pub fn spec_diff(old: &CertSpec, new: &CertSpec) -> Vec<String> {
     fn list<T: PartialEq + ToString>(name: &str, old: &[T], new: &[T], out: &mut Vec<String>) {
-        let added: Vec<String> =
-            new.iter().filter(|x| !old.contains(x)).map(|x| format!("+{}", x.to_string())).collect();
-        let removed: Vec<String> =
-            old.iter().filter(|x| !new.contains(x)).map(|x| format!("-{}", x.to_string())).collect();
+        let added: Vec<String> = new
+            .iter()
+            .filter(|x| !old.contains(x))
+            .map(|x| format!("+{}", x.to_string()))
+            .collect();
+        let removed: Vec<String> = old
+            .iter()
+            .filter(|x| !new.contains(x))
+            .map(|x| format!("-{}", x.to_string()))
+            .collect();
         if !added.is_empty() || !removed.is_empty() {
-            out.push(format!("{name} {}", added.into_iter().chain(removed).collect::<Vec<_>>().join(" ")));
+            out.push(format!(
+                "{name} {}",
+                added
+                    .into_iter()
+                    .chain(removed)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
         } else if old != new {
             out.push(format!("{name} reordered"));
         }
     }
     let mut out = Vec::new();
     if old.kind != new.kind {
-        out.push(format!("kind {} -> {}", old.kind.as_str(), new.kind.as_str()));
+        out.push(format!(
+            "kind {} -> {}",
+            old.kind.as_str(),
+            new.kind.as_str()
+        ));
     }
     if old.signer != new.signer {
         out.push(format!(
@@ -206,19 +252,39 @@ pub fn spec_diff(old: &CertSpec, new: &CertSpec) -> Vec<String> {
         ));
     }
     if old.common_name != new.common_name {
-        out.push(format!("common_name {} -> {}", old.common_name, new.common_name));
+        out.push(format!(
+            "common_name {} -> {}",
+            old.common_name, new.common_name
+        ));
     }
-    list("organizations", &old.organizations, &new.organizations, &mut out);
+    list(
+        "organizations",
+        &old.organizations,
+        &new.organizations,
+        &mut out,
+    );
     list("dns_names", &old.dns_names, &new.dns_names, &mut out);
-    list("ip_addresses", &old.ip_addresses, &new.ip_addresses, &mut out);
+    list(
+        "ip_addresses",
+        &old.ip_addresses,
+        &new.ip_addresses,
+        &mut out,
+    );
     if old.usage != new.usage {
         out.push(format!("usage {:?} -> {:?}", old.usage, new.usage));
     }
     if old.validity_secs != new.validity_secs {
-        out.push(format!("validity {}s -> {}s", old.validity_secs, new.validity_secs));
+        out.push(format!(
+            "validity {}s -> {}s",
+            old.validity_secs, new.validity_secs
+        ));
     }
     if old.algorithm != new.algorithm {
-        out.push(format!("algorithm {} -> {}", old.algorithm.as_str(), new.algorithm.as_str()));
+        out.push(format!(
+            "algorithm {} -> {}",
+            old.algorithm.as_str(),
+            new.algorithm.as_str()
+        ));
     }
     if out.is_empty() && old != new {
         out.push("spec changed".into());
@@ -228,7 +294,8 @@ pub fn spec_diff(old: &CertSpec, new: &CertSpec) -> Vec<String> {
 
 /// Parses a stored certificate and key and checks they belong together.
 pub(crate) fn check_record(rec: &CertRecord) -> Result<(Key, Vec<u8>), String> {
-    let (label, cert_der) = der::pem_decode_one(&rec.cert).map_err(|e| format!("certificate: {e}"))?;
+    let (label, cert_der) =
+        der::pem_decode_one(&rec.cert).map_err(|e| format!("certificate: {e}"))?;
     if label != der::CERTIFICATE {
         return Err(format!("certificate PEM block is \"{label}\""));
     }
@@ -237,7 +304,9 @@ pub(crate) fn check_record(rec: &CertRecord) -> Result<(Key, Vec<u8>), String> {
     if x.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
         return Err("the key does not belong to the certificate".into());
     }
-    if hex::encode(x.tbs_certificate.raw_serial()).trim_start_matches('0') != rec.serial.trim_start_matches('0') {
+    if hex::encode(x.tbs_certificate.raw_serial()).trim_start_matches('0')
+        != rec.serial.trim_start_matches('0')
+    {
         return Err("the certificate's serial differs from the recorded one".into());
     }
     Ok((key, cert_der))
@@ -245,7 +314,8 @@ pub(crate) fn check_record(rec: &CertRecord) -> Result<(Key, Vec<u8>), String> {
 
 fn check_sa(sa: &SaRecord) -> Result<Key, String> {
     let key = Key::from_pem(&sa.key).map_err(|e| format!("sa.key: {e}"))?;
-    if keys::public_pem_raw(&sa.public).map_err(|e| format!("sa.pub: {e}"))? != key.public_key_raw() {
+    if keys::public_pem_raw(&sa.public).map_err(|e| format!("sa.pub: {e}"))? != key.public_key_raw()
+    {
         return Err("sa.pub does not belong to sa.key".into());
     }
     Ok(key)
@@ -309,8 +379,14 @@ pub(crate) fn plan(
     let desired = spec::cert_specs(cluster);
     let wanted: BTreeSet<&str> = desired.iter().map(|s| s.id.as_str()).collect();
     // Parsing RSA keys is the slow part of a rerun; do it on every core.
-    let mut checked: BTreeMap<String, Result<(Key, Vec<u8>), String>> =
-        desired.par_iter().filter_map(|s| old.certs.get(&s.id).map(|r| (s.id.clone(), check_record(r)))).collect();
+    let mut checked: BTreeMap<String, Result<(Key, Vec<u8>), String>> = desired
+        .par_iter()
+        .filter_map(|s| {
+            old.certs
+                .get(&s.id)
+                .map(|r| (s.id.clone(), check_record(r)))
+        })
+        .collect();
     let mut warnings = Vec::new();
 
     let mut cas = Vec::new();
@@ -338,7 +414,11 @@ pub(crate) fn plan(
                 replaced_cas.insert(s.id.clone());
             }
             (Some(_), Some(Err(reason))) => {
-                return Err(PkiError::CaUnusable { id: s.id.clone(), path: sd.state_file(), reason });
+                return Err(PkiError::CaUnusable {
+                    id: s.id.clone(),
+                    path: sd.state_file(),
+                    reason,
+                });
             }
             (Some(rec), Some(Ok((key, der)))) => {
                 if rec.origin == Origin::Generated && rec.spec != *s {
@@ -375,7 +455,11 @@ pub(crate) fn plan(
         .map(|d| {
             (
                 d.spec.id.as_str(),
-                if replaced_cas.contains(&d.spec.id) { None } else { d.old.as_ref().map(|r| r.serial.as_str()) },
+                if replaced_cas.contains(&d.spec.id) {
+                    None
+                } else {
+                    d.old.as_ref().map(|r| r.serial.as_str())
+                },
             )
         })
         .collect();
@@ -419,10 +503,13 @@ pub(crate) fn plan(
                 }
                 let left = days_left(rec.not_after, now);
                 if rec.not_after <= now {
-                    d.reasons.push(format!("expired on {}", rec.not_after.date()));
+                    d.reasons
+                        .push(format!("expired on {}", rec.not_after.date()));
                 } else if d.reasons.is_empty() && left < EXPIRY_WARNING_DAYS {
-                    warnings
-                        .push(format!("{} expires in {left} days; renew it with `kimage pki renew {}`", s.id, s.id));
+                    warnings.push(format!(
+                        "{} expires in {left} days; renew it with `kimage pki renew {}`",
+                        s.id, s.id
+                    ));
                 }
                 if !d.reasons.is_empty() {
                     d.action = Action::Reissued;
@@ -435,7 +522,11 @@ pub(crate) fn plan(
     let algorithm = cluster.pki.algorithm;
     let sa = match &old.service_account {
         None => (Action::Issued, vec!["new".to_string()], None),
-        Some(_) if req.replace.contains(SA_ID) => (Action::Reissued, vec!["replacement requested".to_string()], None),
+        Some(_) if req.replace.contains(SA_ID) => (
+            Action::Reissued,
+            vec!["replacement requested".to_string()],
+            None,
+        ),
         Some(rec) => {
             let key = check_sa(rec).map_err(|reason| PkiError::CaUnusable {
                 id: SA_ID.into(),
@@ -454,8 +545,19 @@ pub(crate) fn plan(
         }
     };
 
-    let removed = old.certs.keys().filter(|id| !wanted.contains(id.as_str())).cloned().collect();
-    Ok(Plan { cas, leaves, sa, removed, warnings })
+    let removed = old
+        .certs
+        .keys()
+        .filter(|id| !wanted.contains(id.as_str()))
+        .cloned()
+        .collect();
+    Ok(Plan {
+        cas,
+        leaves,
+        sa,
+        removed,
+        warnings,
+    })
 }
 
 enum Slot {
@@ -491,7 +593,12 @@ pub(crate) fn execute(
     }
     let generated: Vec<Key> = jobs
         .par_iter()
-        .map(|(_, alg)| Key::generate(*alg).map_err(PkiError::crypto(format!("generating a {} key", alg.as_str()))))
+        .map(|(_, alg)| {
+            Key::generate(*alg).map_err(PkiError::crypto(format!(
+                "generating a {} key",
+                alg.as_str()
+            )))
+        })
         .collect::<Result<_, _>>()?;
     let mut sa_key = None;
     for ((slot, _), key) in jobs.into_iter().zip(generated) {
@@ -508,10 +615,14 @@ pub(crate) fn execute(
     // CAs.
     for d in plan.cas.iter_mut() {
         if d.action == Action::Kept {
-            doc.certs.insert(d.spec.id.clone(), d.old.clone().expect("kept CA has a record"));
+            doc.certs.insert(
+                d.spec.id.clone(),
+                d.old.clone().expect("kept CA has a record"),
+            );
         } else {
             let key = d.key.as_ref().expect("new CA has a key");
-            let serial = issue::random_serial().map_err(PkiError::crypto("choosing a serial number"))?;
+            let serial =
+                issue::random_serial().map_err(PkiError::crypto("choosing a serial number"))?;
             let nb = now - BACKDATE;
             let na = nb + Duration::seconds(d.spec.validity_secs as i64);
             let cert = issue::self_signed(&d.spec, key, serial, nb, na)
@@ -533,11 +644,16 @@ pub(crate) fn execute(
                 },
             );
         }
-        changes.push(Change { id: d.spec.id.clone(), action: d.action, reasons: d.reasons.clone() });
+        changes.push(Change {
+            id: d.spec.id.clone(),
+            action: d.action,
+            reasons: d.reasons.clone(),
+        });
     }
 
     // The service-account key pair.
-    let (sa_action, sa_reasons, sa_old) = std::mem::replace(&mut plan.sa, (Action::Kept, vec![], None));
+    let (sa_action, sa_reasons, sa_old) =
+        std::mem::replace(&mut plan.sa, (Action::Kept, vec![], None));
     doc.service_account = Some(match sa_old {
         Some((rec, _)) => rec,
         None => {
@@ -552,21 +668,31 @@ pub(crate) fn execute(
             }
         }
     });
-    changes.push(Change { id: SA_ID.into(), action: sa_action, reasons: sa_reasons });
+    changes.push(Change {
+        id: SA_ID.into(),
+        action: sa_action,
+        reasons: sa_reasons,
+    });
 
     // Leaves, signed in parallel by their CA.
     let signers: BTreeMap<&str, (Signer<'_>, String)> = plan
         .cas
         .iter()
         .map(|d| {
-            let der = d.cert_der.as_deref().expect("every CA has a certificate now");
+            let der = d
+                .cert_der
+                .as_deref()
+                .expect("every CA has a certificate now");
             let key = d.key.as_ref().expect("every CA has a key now");
             let signer = Signer::new(der, key).map_err(|reason| PkiError::CaUnusable {
                 id: d.spec.id.clone(),
                 path: state_file.to_path_buf(),
                 reason,
             })?;
-            Ok((d.spec.id.as_str(), (signer, doc.certs[&d.spec.id].serial.clone())))
+            Ok((
+                d.spec.id.as_str(),
+                (signer, doc.certs[&d.spec.id].serial.clone()),
+            ))
         })
         .collect::<Result<_, PkiError>>()?;
     let issued: Vec<Option<CertRecord>> = plan
@@ -585,10 +711,15 @@ pub(crate) fn execute(
                 return Err(PkiError::CaUnusable {
                     id: signer_id.to_string(),
                     path: state_file.to_path_buf(),
-                    reason: format!("it expires on {}, too soon to sign {}", signer.not_after.date(), d.spec.id),
+                    reason: format!(
+                        "it expires on {}, too soon to sign {}",
+                        signer.not_after.date(),
+                        d.spec.id
+                    ),
                 });
             }
-            let serial = issue::random_serial().map_err(PkiError::crypto("choosing a serial number"))?;
+            let serial =
+                issue::random_serial().map_err(PkiError::crypto("choosing a serial number"))?;
             let cert = signer
                 .sign(&d.spec, key, serial, nb, na)
                 .map_err(PkiError::crypto(format!("issuing {}", d.spec.id)))?;
@@ -622,27 +753,52 @@ pub(crate) fn execute(
             None => d.old.clone().expect("kept leaf has a record"),
         };
         doc.certs.insert(d.spec.id.clone(), rec);
-        changes.push(Change { id: d.spec.id.clone(), action: d.action, reasons: d.reasons.clone() });
+        changes.push(Change {
+            id: d.spec.id.clone(),
+            action: d.action,
+            reasons: d.reasons.clone(),
+        });
     }
     for id in &plan.removed {
-        changes.push(Change { id: id.clone(), action: Action::Removed, reasons: vec!["not in the profile".into()] });
+        changes.push(Change {
+            id: id.clone(),
+            action: Action::Removed,
+            reasons: vec!["not in the profile".into()],
+        });
     }
-    Ok((doc, EnsureReport { changes, warnings, ..Default::default() }))
+    Ok((
+        doc,
+        EnsureReport {
+            changes,
+            warnings,
+            ..Default::default()
+        },
+    ))
 }
 
 /// The material of an existing state, read-only: fails with `Stale` when anything the profile needs
 /// is missing, changed or expired (run `kimage pki`). Takes a shared lock when the state has a lock file.
-pub fn load(cluster: &Cluster, state_dir: &Path, now: OffsetDateTime) -> Result<PkiMaterial, PkiError> {
+pub fn load(
+    cluster: &Cluster,
+    state_dir: &Path,
+    now: OffsetDateTime,
+) -> Result<PkiMaterial, PkiError> {
     let sd = StateDir::new(state_dir);
     let _lock = sd.lock_shared()?;
     let Some((doc, _)) = sd.read()? else {
-        return Err(PkiError::Stale { path: sd.state_file(), problems: vec!["  no pki state yet".into()] });
+        return Err(PkiError::Stale {
+            path: sd.state_file(),
+            problems: vec!["  no pki state yet".into()],
+        });
     };
     let plan = plan(cluster, &doc, now, &Requests::default(), &sd)?;
     // Records of nodes no longer in the profile are harmless here; `kimage pki` drops them.
     let problems = plan.pending();
     if !problems.is_empty() {
-        return Err(PkiError::Stale { path: sd.state_file(), problems });
+        return Err(PkiError::Stale {
+            path: sd.state_file(),
+            problems,
+        });
     }
     Ok(PkiMaterial::from_doc(cluster, &doc))
 }

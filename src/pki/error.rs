@@ -7,9 +7,15 @@ use crate::error::exit;
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("{action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
-    #[error("another kimage run holds the pki state lock {path}; wait for it to finish (nothing was changed)")]
+    #[error(
+        "another kimage run holds the pki state lock {path}; wait for it to finish (nothing was changed)"
+    )]
     Locked { path: PathBuf },
 
     #[error(
@@ -20,15 +26,26 @@ pub enum PkiError {
     #[error(
         "pki state {path} was written by a newer kimage (format {found}, this kimage reads format {supported}); use that kimage"
     )]
-    NewerFormat { path: PathBuf, found: u32, supported: u32 },
+    NewerFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
 
     #[error(
         "{id} in pki state {path} is unusable: {reason}; restore the state from a backup, or replace it with `kimage pki renew {id} --replace-ca` (everything it signed is re-issued)"
     )]
-    CaUnusable { id: String, path: PathBuf, reason: String },
+    CaUnusable {
+        id: String,
+        path: PathBuf,
+        reason: String,
+    },
 
     #[error("pki state {path} is missing or out of date:\n{}\nrun `kimage pki` to create or refresh it", .problems.join("\n"))]
-    Stale { path: PathBuf, problems: Vec<String> },
+    Stale {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
 
     #[error("the pki material has no {what}; run `kimage pki` with the same profile")]
     Missing { what: String },
@@ -42,7 +59,11 @@ pub enum PkiError {
     #[error(
         "pki state already holds a different {id} (serial {existing}); importing {path} would re-issue every certificate it signed: add --replace to do that"
     )]
-    ImportConflict { id: String, existing: String, path: PathBuf },
+    ImportConflict {
+        id: String,
+        existing: String,
+        path: PathBuf,
+    },
 
     #[error("unknown certificate id `{id}`; ids of this profile: {known}")]
     UnknownId { id: String, known: String },
@@ -57,9 +78,16 @@ pub enum PkiError {
 }
 
 impl PkiError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> PkiError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> PkiError {
         let path = path.into();
-        move |source| PkiError::Io { action, path, source }
+        move |source| PkiError::Io {
+            action,
+            path,
+            source,
+        }
     }
 
     pub(crate) fn crypto(context: impl Into<String>) -> impl FnOnce(String) -> PkiError {
@@ -70,13 +98,17 @@ impl PkiError {
     /// The process exit status for this error (see crate::error::exit).
     pub fn exit_code(&self) -> u8 {
         match self {
-            PkiError::Io { .. } | PkiError::Locked { .. } | PkiError::Crypto { .. } => exit::FAILURE,
+            PkiError::Io { .. } | PkiError::Locked { .. } | PkiError::Crypto { .. } => {
+                exit::FAILURE
+            }
             PkiError::Usage(_)
             | PkiError::UnknownId { .. }
             | PkiError::CaNeedsReplace { .. }
             | PkiError::ImportConflict { .. }
             | PkiError::Import { .. } => exit::INVALID,
-            PkiError::Stale { .. } | PkiError::Missing { .. } | PkiError::NewerFormat { .. } => exit::STATE,
+            PkiError::Stale { .. } | PkiError::Missing { .. } | PkiError::NewerFormat { .. } => {
+                exit::STATE
+            }
             PkiError::CorruptState { .. } | PkiError::CaUnusable { .. } => exit::VERIFY,
         }
     }

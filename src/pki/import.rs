@@ -42,12 +42,18 @@ pub struct Found {
 }
 
 fn first_existing(dir: &Path, names: &[(&str, &str)]) -> Option<(PathBuf, PathBuf)> {
-    names.iter().map(|(c, k)| (dir.join(c), dir.join(k))).find(|(c, _)| c.is_file())
+    names
+        .iter()
+        .map(|(c, k)| (dir.join(c), dir.join(k)))
+        .find(|(c, _)| c.is_file())
 }
 
 /// Finds the CAs and service-account key in `dir`.
 pub fn detect(dir: &Path) -> Result<Found, PkiError> {
-    let err = |reason: String| PkiError::Import { path: dir.to_path_buf(), reason };
+    let err = |reason: String| PkiError::Import {
+        path: dir.to_path_buf(),
+        reason,
+    };
     if !dir.is_dir() {
         return Err(err("not a directory".into()));
     }
@@ -64,13 +70,25 @@ pub fn detect(dir: &Path) -> Result<Found, PkiError> {
     let candidates: [(&str, &[(&str, &str)]); 3] = match layout {
         Layout::Kubeadm => [
             (CA, &[("ca.crt", "ca.key")]),
-            (FRONT_PROXY_CA, &[("front-proxy-ca.crt", "front-proxy-ca.key")]),
+            (
+                FRONT_PROXY_CA,
+                &[("front-proxy-ca.crt", "front-proxy-ca.key")],
+            ),
             (ETCD_CA, &[("etcd/ca.crt", "etcd/ca.key")]),
         ],
         Layout::Cfssl => [
             (CA, &[("ca.pem", "ca-key.pem")]),
-            (FRONT_PROXY_CA, &[("front-proxy-ca.pem", "front-proxy-ca-key.pem")]),
-            (ETCD_CA, &[("etcd/ca.pem", "etcd/ca-key.pem"), ("etcd-ca.pem", "etcd-ca-key.pem")]),
+            (
+                FRONT_PROXY_CA,
+                &[("front-proxy-ca.pem", "front-proxy-ca-key.pem")],
+            ),
+            (
+                ETCD_CA,
+                &[
+                    ("etcd/ca.pem", "etcd/ca-key.pem"),
+                    ("etcd-ca.pem", "etcd-ca-key.pem"),
+                ],
+            ),
         ],
     };
     let mut cas = Vec::new();
@@ -96,7 +114,12 @@ pub fn detect(dir: &Path) -> Result<Found, PkiError> {
             let p = p.is_file().then_some(p);
             (k, p)
         });
-    Ok(Found { layout, cas, sa, missing })
+    Ok(Found {
+        layout,
+        cas,
+        sa,
+        missing,
+    })
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
@@ -104,8 +127,15 @@ fn read(path: &Path) -> Result<String, PkiError> {
 }
 
 /// A CA certificate and key from files, checked: a CA certificate, the key belongs to it, not expired.
-fn read_ca(cert_path: &Path, key_path: &Path, now: OffsetDateTime) -> Result<(Vec<u8>, Key), PkiError> {
-    let bad = |path: &Path, reason: String| PkiError::Import { path: path.to_path_buf(), reason };
+fn read_ca(
+    cert_path: &Path,
+    key_path: &Path,
+    now: OffsetDateTime,
+) -> Result<(Vec<u8>, Key), PkiError> {
+    let bad = |path: &Path, reason: String| PkiError::Import {
+        path: path.to_path_buf(),
+        reason,
+    };
     let text = read(cert_path)?;
     let blocks = der::pem_decode_all(&text).map_err(|e| bad(cert_path, e))?;
     // A bundle's first certificate is the CA itself.
@@ -115,25 +145,40 @@ fn read_ca(cert_path: &Path, key_path: &Path, now: OffsetDateTime) -> Result<(Ve
         .ok_or_else(|| bad(cert_path, "no CERTIFICATE PEM block".into()))?;
     let (_, x) = X509Certificate::from_der(&cert_der).map_err(|e| bad(cert_path, e.to_string()))?;
     if !x.is_ca() {
-        return Err(bad(cert_path, "not a CA certificate (basicConstraints CA:TRUE missing)".into()));
+        return Err(bad(
+            cert_path,
+            "not a CA certificate (basicConstraints CA:TRUE missing)".into(),
+        ));
     }
     if x.validity().not_after.to_datetime() <= now {
-        return Err(bad(cert_path, format!("the CA expired on {}", x.validity().not_after)));
+        return Err(bad(
+            cert_path,
+            format!("the CA expired on {}", x.validity().not_after),
+        ));
     }
     let key = Key::from_pem(&read(key_path)?).map_err(|e| bad(key_path, e))?;
     if x.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
-        return Err(bad(key_path, format!("is not the key of {}", cert_path.display())));
+        return Err(bad(
+            key_path,
+            format!("is not the key of {}", cert_path.display()),
+        ));
     }
     Ok((cert_der, key))
 }
 
 fn read_sa(key_path: &Path, pub_path: Option<&Path>) -> Result<Key, PkiError> {
-    let bad = |path: &Path, reason: String| PkiError::Import { path: path.to_path_buf(), reason };
+    let bad = |path: &Path, reason: String| PkiError::Import {
+        path: path.to_path_buf(),
+        reason,
+    };
     let key = Key::from_pem(&read(key_path)?).map_err(|e| bad(key_path, e))?;
     if let Some(p) = pub_path {
         let raw = keys::public_pem_raw(&read(p)?).map_err(|e| bad(p, e))?;
         if raw != key.public_key_raw() {
-            return Err(bad(p, format!("is not the public key of {}", key_path.display())));
+            return Err(bad(
+                p,
+                format!("is not the public key of {}", key_path.display()),
+            ));
         }
     }
     Ok(key)
@@ -157,7 +202,11 @@ pub fn import(
     for (id, cert_path, key_path) in &found.cas {
         let (cert_der, key) = read_ca(cert_path, key_path, now_t)?;
         let (_, x) = X509Certificate::from_der(&cert_der).expect("parsed before");
-        let spec = specs.iter().find(|s| &s.id == id).expect("every CA id has a spec").clone();
+        let spec = specs
+            .iter()
+            .find(|s| &s.id == id)
+            .expect("every CA id has a spec")
+            .clone();
         records.push((
             cert_path.clone(),
             CertRecord {
@@ -231,7 +280,11 @@ pub fn import(
         let (doc, mut report) = ensure::execute(cluster, plan, now, &sd.state_file())?;
         for (id, path) in imported {
             if let Some(c) = report.changes.iter_mut().find(|c| c.id == id) {
-                *c = Change { id, action: Action::Imported, reasons: vec![format!("from {}", path.display())] };
+                *c = Change {
+                    id,
+                    action: Action::Imported,
+                    reasons: vec![format!("from {}", path.display())],
+                };
             }
         }
         Ok((doc, report))

@@ -5,8 +5,8 @@
 //! identifier on leaves.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
@@ -36,7 +36,11 @@ fn params(
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     for (i, o) in spec.organizations.iter().enumerate() {
-        let ty = if i == 0 { DnType::OrganizationName } else { DnType::CustomDnType(OID_ORGANIZATION.to_vec()) };
+        let ty = if i == 0 {
+            DnType::OrganizationName
+        } else {
+            DnType::CustomDnType(OID_ORGANIZATION.to_vec())
+        };
         dn.push(ty, dn_value(o));
     }
     dn.push(DnType::CommonName, dn_value(&spec.common_name));
@@ -46,7 +50,10 @@ fn params(
     p.not_after = not_after;
     let mut sans = Vec::new();
     for d in &spec.dns_names {
-        let name = d.clone().try_into().map_err(|e| format!("DNS name {d:?}: {e}"))?;
+        let name = d
+            .clone()
+            .try_into()
+            .map_err(|e| format!("DNS name {d:?}: {e}"))?;
         sans.push(SanType::DnsName(name));
     }
     for ip in &spec.ip_addresses {
@@ -55,16 +62,24 @@ fn params(
     p.subject_alt_names = sans;
     if spec.usage.is_ca() {
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages =
-            vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment, KeyUsagePurpose::KeyCertSign];
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+            KeyUsagePurpose::KeyCertSign,
+        ];
     } else {
         p.is_ca = IsCa::ExplicitNoCa;
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         if spec.usage.server_auth() {
-            p.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+            p.extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ServerAuth);
         }
         if spec.usage.client_auth() {
-            p.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+            p.extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ClientAuth);
         }
     }
     Ok(p)
@@ -81,7 +96,8 @@ pub fn serial_bytes(serial: u64) -> Vec<u8> {
 pub fn random_serial() -> Result<u64, String> {
     loop {
         let mut b = [0u8; 8];
-        aws_lc_rs::rand::fill(&mut b).map_err(|_| "reading the system random generator".to_string())?;
+        aws_lc_rs::rand::fill(&mut b)
+            .map_err(|_| "reading the system random generator".to_string())?;
         let v = u64::from_be_bytes(b) & (u64::MAX >> 1);
         if v != 0 && v != u64::MAX >> 1 {
             return Ok(v);
@@ -99,7 +115,9 @@ pub fn self_signed(
 ) -> Result<Vec<u8>, String> {
     debug_assert!(matches!(spec.usage, Usage::Ca));
     let p = params(spec, serial, nb, na)?;
-    let cert = p.self_signed(key.pair()).map_err(|e| format!("signing: {e}"))?;
+    let cert = p
+        .self_signed(key.pair())
+        .map_err(|e| format!("signing: {e}"))?;
     Ok(cert.der().to_vec())
 }
 
@@ -114,10 +132,14 @@ pub struct Signer<'a> {
 
 impl<'a> Signer<'a> {
     pub fn new(ca_der: &[u8], key: &'a Key) -> Result<Signer<'a>, String> {
-        let (_, x) = X509Certificate::from_der(ca_der).map_err(|e| format!("parsing CA certificate: {e}"))?;
-        let has_key_id = x
-            .iter_extensions()
-            .any(|e| matches!(e.parsed_extension(), x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(_)));
+        let (_, x) = X509Certificate::from_der(ca_der)
+            .map_err(|e| format!("parsing CA certificate: {e}"))?;
+        let has_key_id = x.iter_extensions().any(|e| {
+            matches!(
+                e.parsed_extension(),
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(_)
+            )
+        });
         let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(ca_der), key.pair())
             .map_err(|e| format!("CA certificate cannot sign with rcgen: {e}"))?;
         Ok(Signer {
@@ -141,13 +163,19 @@ impl<'a> Signer<'a> {
         let mut p = params(spec, serial, nb, na)?;
         // Without a subject key id on the CA, an authority key id would point at nothing.
         p.use_authority_key_identifier_extension = self.has_key_id;
-        let cert = p.signed_by(key.pair(), &self.issuer).map_err(|e| format!("signing: {e}"))?;
+        let cert = p
+            .signed_by(key.pair(), &self.issuer)
+            .map_err(|e| format!("signing: {e}"))?;
         let der = cert.der().to_vec();
         // Go (kube-apiserver, kubelet, etcd) finds a certificate's CA by comparing the issuer bytes
         // with the CA's subject bytes; a re-encoded name that differs would not chain there.
-        let (_, x) = X509Certificate::from_der(&der).map_err(|e| format!("parsing issued certificate: {e}"))?;
+        let (_, x) = X509Certificate::from_der(&der)
+            .map_err(|e| format!("parsing issued certificate: {e}"))?;
         if x.tbs_certificate.issuer.as_raw() != self.subject_raw.as_slice() {
-            return Err("the CA's subject name cannot be reproduced byte for byte as the issuer name".into());
+            return Err(
+                "the CA's subject name cannot be reproduced byte for byte as the issuer name"
+                    .into(),
+            );
         }
         Ok(der)
     }

@@ -10,7 +10,9 @@
 use std::fmt;
 
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair,
+};
 use rcgen::{KeyPair, PublicKeyData, SignatureAlgorithm};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer, PrivateSec1KeyDer};
 
@@ -26,7 +28,10 @@ pub struct Key {
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Key").field("alg", &self.alg).field("pem", &"[secret key elided]").finish()
+        f.debug_struct("Key")
+            .field("alg", &self.alg)
+            .field("pem", &"[secret key elided]")
+            .finish()
     }
 }
 
@@ -36,12 +41,17 @@ pub fn signature_algorithm(alg: KeyAlgorithm) -> &'static SignatureAlgorithm {
     match alg {
         KeyAlgorithm::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
         KeyAlgorithm::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => &rcgen::PKCS_RSA_SHA256,
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+            &rcgen::PKCS_RSA_SHA256
+        }
     }
 }
 
 fn is_rsa(alg: KeyAlgorithm) -> bool {
-    matches!(alg, KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096)
+    matches!(
+        alg,
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096
+    )
 }
 
 fn rsa_algorithm(bits: usize) -> Result<KeyAlgorithm, String> {
@@ -49,7 +59,9 @@ fn rsa_algorithm(bits: usize) -> Result<KeyAlgorithm, String> {
         2048 => Ok(KeyAlgorithm::Rsa2048),
         3072 => Ok(KeyAlgorithm::Rsa3072),
         4096 => Ok(KeyAlgorithm::Rsa4096),
-        n => Err(format!("RSA key of {n} bits is not supported (use 2048, 3072 or 4096)")),
+        n => Err(format!(
+            "RSA key of {n} bits is not supported (use 2048, 3072 or 4096)"
+        )),
     }
 }
 
@@ -83,7 +95,9 @@ fn sec1_algorithm(sec1: &[u8]) -> Result<KeyAlgorithm, String> {
     match scalar.len() {
         32 => Ok(KeyAlgorithm::EcdsaP256),
         48 => Ok(KeyAlgorithm::EcdsaP384),
-        n => Err(format!("EC private key of {n} bytes is on an unsupported curve")),
+        n => Err(format!(
+            "EC private key of {n} bytes is on an unsupported curve"
+        )),
     }
 }
 
@@ -113,8 +127,12 @@ fn ec_signing(alg: KeyAlgorithm) -> &'static aws_lc_rs::signature::EcdsaSigningA
 
 /// SEC1 with parameters and public key, however the input EC key (SEC1 or PKCS#8) was written.
 fn canonical_sec1(alg: KeyAlgorithm, der: &[u8]) -> Result<Vec<u8>, String> {
-    let kp = EcdsaKeyPair::from_private_key_der(ec_signing(alg), der).map_err(|e| format!("EC key rejected: {e}"))?;
-    let sec1 = kp.private_key().as_der().map_err(|_| "encoding EC key".to_string())?;
+    let kp = EcdsaKeyPair::from_private_key_der(ec_signing(alg), der)
+        .map_err(|e| format!("EC key rejected: {e}"))?;
+    let sec1 = kp
+        .private_key()
+        .as_der()
+        .map_err(|_| "encoding EC key".to_string())?;
     Ok(sec1.as_ref().to_vec())
 }
 
@@ -123,8 +141,12 @@ impl Key {
     pub fn generate(alg: KeyAlgorithm) -> Result<Key, String> {
         let (label, der) = match alg {
             KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => {
-                let kp = EcdsaKeyPair::generate(ec_signing(alg)).map_err(|_| "generating EC key".to_string())?;
-                let sec1 = kp.private_key().as_der().map_err(|_| "encoding EC key".to_string())?;
+                let kp = EcdsaKeyPair::generate(ec_signing(alg))
+                    .map_err(|_| "generating EC key".to_string())?;
+                let sec1 = kp
+                    .private_key()
+                    .as_der()
+                    .map_err(|_| "encoding EC key".to_string())?;
                 (EC_PRIVATE_KEY, sec1.as_ref().to_vec())
             }
             KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
@@ -133,7 +155,8 @@ impl Key {
                     KeyAlgorithm::Rsa3072 => aws_lc_rs::rsa::KeySize::Rsa3072,
                     _ => aws_lc_rs::rsa::KeySize::Rsa4096,
                 };
-                let kp = aws_lc_rs::rsa::KeyPair::generate(size).map_err(|_| "generating RSA key".to_string())?;
+                let kp = aws_lc_rs::rsa::KeyPair::generate(size)
+                    .map_err(|_| "generating RSA key".to_string())?;
                 let pkcs8: Pkcs8V1Der = kp.as_der().map_err(|_| "encoding RSA key".to_string())?;
                 let (_, pkcs1) = pkcs8_unwrap(pkcs8.as_ref())?;
                 (RSA_PRIVATE_KEY, pkcs1)
@@ -150,14 +173,20 @@ impl Key {
         };
         let pair = KeyPair::from_der_and_sign_algo(&key_der, signature_algorithm(alg))
             .map_err(|e| format!("{} key rejected: {e}", alg.as_str()))?;
-        Ok(Key { alg, pem: der::pem_encode(label, &der), pair })
+        Ok(Key {
+            alg,
+            pem: der::pem_encode(label, &der),
+            pair,
+        })
     }
 
     /// Parses a PEM private key in PKCS#1, SEC1 or PKCS#8 form and normalises it to kubeadm's form.
     pub fn from_pem(text: &str) -> Result<Key, String> {
         let (label, der) = der::pem_decode_one(text)?;
         match label.as_str() {
-            RSA_PRIVATE_KEY => Key::from_der(rsa_algorithm(pkcs1_bits(&der)?)?, RSA_PRIVATE_KEY, der),
+            RSA_PRIVATE_KEY => {
+                Key::from_der(rsa_algorithm(pkcs1_bits(&der)?)?, RSA_PRIVATE_KEY, der)
+            }
             EC_PRIVATE_KEY => {
                 let alg = sec1_algorithm(&der)?;
                 Key::from_der(alg, EC_PRIVATE_KEY, canonical_sec1(alg, &der)?)
@@ -202,7 +231,9 @@ impl Key {
 pub fn public_pem_raw(text: &str) -> Result<Vec<u8>, String> {
     let (label, der) = der::pem_decode_one(text)?;
     if label != PUBLIC_KEY {
-        return Err(format!("expected a \"PUBLIC KEY\" PEM block, found \"{label}\""));
+        return Err(format!(
+            "expected a \"PUBLIC KEY\" PEM block, found \"{label}\""
+        ));
     }
     let (spki, _) = der::expect(&der, der::TAG_SEQUENCE)?;
     let (_alg, rest) = der::expect(spki, der::TAG_SEQUENCE)?;
@@ -219,9 +250,17 @@ mod tests {
 
     #[test]
     fn generate_and_reparse_every_algorithm() {
-        for alg in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP384, KeyAlgorithm::Rsa2048] {
+        for alg in [
+            KeyAlgorithm::EcdsaP256,
+            KeyAlgorithm::EcdsaP384,
+            KeyAlgorithm::Rsa2048,
+        ] {
             let k = Key::generate(alg).unwrap();
-            let want = if is_rsa(alg) { "-----BEGIN RSA PRIVATE KEY-----" } else { "-----BEGIN EC PRIVATE KEY-----" };
+            let want = if is_rsa(alg) {
+                "-----BEGIN RSA PRIVATE KEY-----"
+            } else {
+                "-----BEGIN EC PRIVATE KEY-----"
+            };
             assert!(k.pem().starts_with(want), "{}", alg.as_str());
             let back = Key::from_pem(k.pem()).unwrap();
             assert_eq!(back.algorithm(), alg);

@@ -84,8 +84,11 @@ impl NodeFile {
 
 impl fmt::Debug for NodeFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let content =
-            if self.is_secret() { "[secret elided]".to_string() } else { format!("{} bytes", self.bytes.len()) };
+        let content = if self.is_secret() {
+            "[secret elided]".to_string()
+        } else {
+            format!("{} bytes", self.bytes.len())
+        };
         f.debug_struct("NodeFile")
             .field("path", &self.path)
             .field("mode", &format_args!("{:o}", self.mode))
@@ -99,7 +102,8 @@ impl fmt::Debug for NodeFile {
 fn yaml_scalar(s: &str) -> String {
     let plain = !s.is_empty()
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
         && !s.contains(": ")
         && !s.ends_with(':')
         && !matches!(
@@ -107,12 +111,21 @@ fn yaml_scalar(s: &str) -> String {
             "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n"
         )
         && s.parse::<f64>().is_err();
-    if plain { s.to_string() } else { serde_json::to_string(s).expect("string serializes") }
+    if plain {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).expect("string serializes")
+    }
 }
 
 /// A kubeconfig with the CA, client certificate and key embedded, in kubeadm's layout (keys sorted
 /// as client-go writes them). The same inputs give the same bytes.
-pub fn render_kubeconfig(k: &KubeconfigSpec, ca_pem: &str, cert_pem: &str, key_pem: &str) -> String {
+pub fn render_kubeconfig(
+    k: &KubeconfigSpec,
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> String {
     let cluster = yaml_scalar(&k.cluster_name);
     let user = yaml_scalar(&k.user);
     let context = yaml_scalar(&k.context);
@@ -162,7 +175,10 @@ impl PkiMaterial {
             .filter_map(|k| {
                 let ca = certs.get(&k.ca)?;
                 let c = certs.get(&k.cert)?;
-                Some((k.id.clone(), render_kubeconfig(k, &ca.cert_pem, &c.cert_pem, &c.key_pem)))
+                Some((
+                    k.id.clone(),
+                    render_kubeconfig(k, &ca.cert_pem, &c.cert_pem, &c.key_pem),
+                ))
             })
             .collect();
         PkiMaterial {
@@ -215,21 +231,40 @@ impl PkiMaterial {
     pub fn bytes(&self, source: &PkiSource) -> Result<Vec<u8>, PkiError> {
         let missing = |what: String| PkiError::Missing { what };
         let s = match source {
-            PkiSource::Cert(id) => self.cert_pem(id).ok_or_else(|| missing(format!("certificate {id}")))?,
-            PkiSource::Key(id) => self.key_pem(id).ok_or_else(|| missing(format!("key {id}")))?,
-            PkiSource::SaKey => self.sa_key_pem().ok_or_else(|| missing("service-account key".into()))?,
-            PkiSource::SaPub => self.sa_pub_pem().ok_or_else(|| missing("service-account public key".into()))?,
-            PkiSource::Kubeconfig(id) => self.kubeconfig(id).ok_or_else(|| missing(format!("kubeconfig {id}")))?,
+            PkiSource::Cert(id) => self
+                .cert_pem(id)
+                .ok_or_else(|| missing(format!("certificate {id}")))?,
+            PkiSource::Key(id) => self
+                .key_pem(id)
+                .ok_or_else(|| missing(format!("key {id}")))?,
+            PkiSource::SaKey => self
+                .sa_key_pem()
+                .ok_or_else(|| missing("service-account key".into()))?,
+            PkiSource::SaPub => self
+                .sa_pub_pem()
+                .ok_or_else(|| missing("service-account public key".into()))?,
+            PkiSource::Kubeconfig(id) => self
+                .kubeconfig(id)
+                .ok_or_else(|| missing(format!("kubeconfig {id}")))?,
         };
         Ok(s.as_bytes().to_vec())
     }
 
     /// Every PKI file one node gets (spec::node_files), with content, sorted by path.
     pub fn node_bundle(&self, cluster: &Cluster, node: &str) -> Result<Vec<NodeFile>, PkiError> {
-        let n = cluster.node(node).ok_or_else(|| PkiError::Usage(format!("no node named `{node}` in the profile")))?;
+        let n = cluster
+            .node(node)
+            .ok_or_else(|| PkiError::Usage(format!("no node named `{node}` in the profile")))?;
         spec::node_files(cluster, n)
             .into_iter()
-            .map(|PkiFile { path, source, mode }| Ok(NodeFile { bytes: self.bytes(&source)?, path, mode, source }))
+            .map(|PkiFile { path, source, mode }| {
+                Ok(NodeFile {
+                    bytes: self.bytes(&source)?,
+                    path,
+                    mode,
+                    source,
+                })
+            })
             .collect()
     }
 }
@@ -240,9 +275,15 @@ mod tests {
 
     #[test]
     fn scalars() {
-        assert_eq!(yaml_scalar("system:node:k8s-node-1"), "system:node:k8s-node-1");
+        assert_eq!(
+            yaml_scalar("system:node:k8s-node-1"),
+            "system:node:k8s-node-1"
+        );
         assert_eq!(yaml_scalar("system:node:a@prod"), "system:node:a@prod");
-        assert_eq!(yaml_scalar("https://10.0.0.1:6443"), "https://10.0.0.1:6443");
+        assert_eq!(
+            yaml_scalar("https://10.0.0.1:6443"),
+            "https://10.0.0.1:6443"
+        );
         assert_eq!(yaml_scalar("https://[::1]:6443"), "\"https://[::1]:6443\"");
         assert_eq!(yaml_scalar("yes"), "\"yes\"");
         assert_eq!(yaml_scalar("1e3"), "\"1e3\"");

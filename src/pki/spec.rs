@@ -148,7 +148,10 @@ pub enum PkiSource {
 impl PkiSource {
     /// Private material: delivered only through user-data, mode 0600, never in a layer.
     pub fn is_secret(&self) -> bool {
-        matches!(self, PkiSource::Key(_) | PkiSource::SaKey | PkiSource::Kubeconfig(_))
+        matches!(
+            self,
+            PkiSource::Key(_) | PkiSource::SaKey | PkiSource::Kubeconfig(_)
+        )
     }
 }
 
@@ -166,7 +169,10 @@ pub fn node_id(kind: CertKind, node: &str) -> String {
 }
 
 fn loopbacks() -> Vec<IpAddr> {
-    vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]
+    vec![
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    ]
 }
 
 struct Builder<'a> {
@@ -188,7 +194,9 @@ impl Builder<'_> {
         usage: Usage,
     ) {
         self.out.push(CertSpec {
-            id: node.map(|n| node_id(kind, n)).unwrap_or_else(|| kind.as_str().to_string()),
+            id: node
+                .map(|n| node_id(kind, n))
+                .unwrap_or_else(|| kind.as_str().to_string()),
             kind,
             signer: Some(signer.to_string()),
             common_name: cn,
@@ -229,7 +237,16 @@ pub fn cert_specs(c: &Cluster) -> Vec<CertSpec> {
         let name = n.name.as_str();
         if n.role == Role::ControlPlane {
             let s = Some(name);
-            b.leaf(CertKind::Apiserver, s, CA, "kube-apiserver".into(), &[], sans.dns.clone(), sans.ips.clone(), Usage::Server);
+            b.leaf(
+                CertKind::Apiserver,
+                s,
+                CA,
+                "kube-apiserver".into(),
+                &[],
+                sans.dns.clone(),
+                sans.ips.clone(),
+                Usage::Server,
+            );
             b.leaf(
                 CertKind::ApiserverKubeletClient,
                 s,
@@ -240,22 +257,94 @@ pub fn cert_specs(c: &Cluster) -> Vec<CertSpec> {
                 vec![],
                 Usage::Client,
             );
-            b.leaf(CertKind::ApiserverEtcdClient, s, ETCD_CA, "kube-apiserver-etcd-client".into(), &[], vec![], vec![], Usage::Client);
-            b.leaf(CertKind::FrontProxyClient, s, FRONT_PROXY_CA, "front-proxy-client".into(), &[], vec![], vec![], Usage::Client);
-            b.leaf(CertKind::Admin, s, CA, "kubernetes-admin".into(), &["kubeadm:cluster-admins"], vec![], vec![], Usage::Client);
+            b.leaf(
+                CertKind::ApiserverEtcdClient,
+                s,
+                ETCD_CA,
+                "kube-apiserver-etcd-client".into(),
+                &[],
+                vec![],
+                vec![],
+                Usage::Client,
+            );
+            b.leaf(
+                CertKind::FrontProxyClient,
+                s,
+                FRONT_PROXY_CA,
+                "front-proxy-client".into(),
+                &[],
+                vec![],
+                vec![],
+                Usage::Client,
+            );
+            b.leaf(
+                CertKind::Admin,
+                s,
+                CA,
+                "kubernetes-admin".into(),
+                &["kubeadm:cluster-admins"],
+                vec![],
+                vec![],
+                Usage::Client,
+            );
             if n.is_bootstrap {
-                b.leaf(CertKind::SuperAdmin, s, CA, "kubernetes-super-admin".into(), &["system:masters"], vec![], vec![], Usage::Client);
+                b.leaf(
+                    CertKind::SuperAdmin,
+                    s,
+                    CA,
+                    "kubernetes-super-admin".into(),
+                    &["system:masters"],
+                    vec![],
+                    vec![],
+                    Usage::Client,
+                );
             }
-            b.leaf(CertKind::ControllerManager, s, CA, "system:kube-controller-manager".into(), &[], vec![], vec![], Usage::Client);
-            b.leaf(CertKind::Scheduler, s, CA, "system:kube-scheduler".into(), &[], vec![], vec![], Usage::Client);
+            b.leaf(
+                CertKind::ControllerManager,
+                s,
+                CA,
+                "system:kube-controller-manager".into(),
+                &[],
+                vec![],
+                vec![],
+                Usage::Client,
+            );
+            b.leaf(
+                CertKind::Scheduler,
+                s,
+                CA,
+                "system:kube-scheduler".into(),
+                &[],
+                vec![],
+                vec![],
+                Usage::Client,
+            );
         }
         if n.etcd_member {
             let mut ips = vec![n.address];
             ips.extend(loopbacks());
             let dns = vec![name.to_string(), "localhost".to_string()];
             let s = Some(name);
-            b.leaf(CertKind::EtcdServer, s, ETCD_CA, name.into(), &[], dns.clone(), ips.clone(), Usage::ServerClient);
-            b.leaf(CertKind::EtcdPeer, s, ETCD_CA, name.into(), &[], dns, ips, Usage::ServerClient);
+            b.leaf(
+                CertKind::EtcdServer,
+                s,
+                ETCD_CA,
+                name.into(),
+                &[],
+                dns.clone(),
+                ips.clone(),
+                Usage::ServerClient,
+            );
+            b.leaf(
+                CertKind::EtcdPeer,
+                s,
+                ETCD_CA,
+                name.into(),
+                &[],
+                dns,
+                ips,
+                Usage::ServerClient,
+            );
             b.leaf(
                 CertKind::EtcdHealthcheckClient,
                 s,
@@ -270,9 +359,36 @@ pub fn cert_specs(c: &Cluster) -> Vec<CertSpec> {
         if n.runs_kubelet {
             let s = Some(name);
             let cn = format!("system:node:{name}");
-            b.leaf(CertKind::KubeletClient, s, CA, cn.clone(), &["system:nodes"], vec![], vec![], Usage::Client);
-            b.leaf(CertKind::KubeletServing, s, CA, cn, &["system:nodes"], vec![name.to_string()], vec![n.address], Usage::Server);
-            b.leaf(CertKind::KubeProxy, s, CA, "system:kube-proxy".into(), &[], vec![], vec![], Usage::Client);
+            b.leaf(
+                CertKind::KubeletClient,
+                s,
+                CA,
+                cn.clone(),
+                &["system:nodes"],
+                vec![],
+                vec![],
+                Usage::Client,
+            );
+            b.leaf(
+                CertKind::KubeletServing,
+                s,
+                CA,
+                cn,
+                &["system:nodes"],
+                vec![name.to_string()],
+                vec![n.address],
+                Usage::Server,
+            );
+            b.leaf(
+                CertKind::KubeProxy,
+                s,
+                CA,
+                "system:kube-proxy".into(),
+                &[],
+                vec![],
+                vec![],
+                Usage::Client,
+            );
         }
     }
     b.out
@@ -306,8 +422,16 @@ pub fn kubeconfig_specs(c: &Cluster, certs: &[CertSpec]) -> Vec<KubeconfigSpec> 
 }
 
 fn pair(out: &mut Vec<PkiFile>, base: &str, id: &str) {
-    out.push(PkiFile { path: format!("{base}.crt"), source: PkiSource::Cert(id.to_string()), mode: 0o644 });
-    out.push(PkiFile { path: format!("{base}.key"), source: PkiSource::Key(id.to_string()), mode: 0o600 });
+    out.push(PkiFile {
+        path: format!("{base}.crt"),
+        source: PkiSource::Cert(id.to_string()),
+        mode: 0o644,
+    });
+    out.push(PkiFile {
+        path: format!("{base}.key"),
+        source: PkiSource::Key(id.to_string()),
+        mode: 0o600,
+    });
 }
 
 /// The PKI files one node gets, sorted by path. Private keys appear only where the role needs them.
@@ -315,27 +439,79 @@ pub fn node_files(c: &Cluster, n: &NodeModel) -> Vec<PkiFile> {
     let mut out = Vec::new();
     let name = n.name.as_str();
     let cert = |out: &mut Vec<PkiFile>, path: String, id: &str| {
-        out.push(PkiFile { path, source: PkiSource::Cert(id.to_string()), mode: 0o644 })
+        out.push(PkiFile {
+            path,
+            source: PkiSource::Cert(id.to_string()),
+            mode: 0o644,
+        })
     };
     let kubeconfig = |out: &mut Vec<PkiFile>, path: String, id: String| {
-        out.push(PkiFile { path, source: PkiSource::Kubeconfig(id), mode: 0o600 })
+        out.push(PkiFile {
+            path,
+            source: PkiSource::Kubeconfig(id),
+            mode: 0o600,
+        })
     };
     if n.runs_kubelet {
         cert(&mut out, format!("{PKI_DIR}/ca.crt"), CA);
-        kubeconfig(&mut out, format!("{KUBECONFIG_DIR}/kubelet.conf"), node_id(CertKind::KubeletClient, name));
-        pair(&mut out, &format!("{KUBELET_PKI_DIR}/kubelet"), &node_id(CertKind::KubeletServing, name));
-        kubeconfig(&mut out, KUBE_PROXY_KUBECONFIG.to_string(), node_id(CertKind::KubeProxy, name));
+        kubeconfig(
+            &mut out,
+            format!("{KUBECONFIG_DIR}/kubelet.conf"),
+            node_id(CertKind::KubeletClient, name),
+        );
+        pair(
+            &mut out,
+            &format!("{KUBELET_PKI_DIR}/kubelet"),
+            &node_id(CertKind::KubeletServing, name),
+        );
+        kubeconfig(
+            &mut out,
+            KUBE_PROXY_KUBECONFIG.to_string(),
+            node_id(CertKind::KubeProxy, name),
+        );
     }
     if n.role == Role::ControlPlane {
         // kube-controller-manager signs kubelet CSRs and service-account tokens with these.
-        out.push(PkiFile { path: format!("{PKI_DIR}/ca.key"), source: PkiSource::Key(CA.into()), mode: 0o600 });
-        out.push(PkiFile { path: format!("{PKI_DIR}/sa.key"), source: PkiSource::SaKey, mode: 0o600 });
-        out.push(PkiFile { path: format!("{PKI_DIR}/sa.pub"), source: PkiSource::SaPub, mode: 0o644 });
-        pair(&mut out, &format!("{PKI_DIR}/apiserver"), &node_id(CertKind::Apiserver, name));
-        pair(&mut out, &format!("{PKI_DIR}/apiserver-kubelet-client"), &node_id(CertKind::ApiserverKubeletClient, name));
-        pair(&mut out, &format!("{PKI_DIR}/apiserver-etcd-client"), &node_id(CertKind::ApiserverEtcdClient, name));
-        pair(&mut out, &format!("{PKI_DIR}/front-proxy-client"), &node_id(CertKind::FrontProxyClient, name));
-        cert(&mut out, format!("{PKI_DIR}/front-proxy-ca.crt"), FRONT_PROXY_CA);
+        out.push(PkiFile {
+            path: format!("{PKI_DIR}/ca.key"),
+            source: PkiSource::Key(CA.into()),
+            mode: 0o600,
+        });
+        out.push(PkiFile {
+            path: format!("{PKI_DIR}/sa.key"),
+            source: PkiSource::SaKey,
+            mode: 0o600,
+        });
+        out.push(PkiFile {
+            path: format!("{PKI_DIR}/sa.pub"),
+            source: PkiSource::SaPub,
+            mode: 0o644,
+        });
+        pair(
+            &mut out,
+            &format!("{PKI_DIR}/apiserver"),
+            &node_id(CertKind::Apiserver, name),
+        );
+        pair(
+            &mut out,
+            &format!("{PKI_DIR}/apiserver-kubelet-client"),
+            &node_id(CertKind::ApiserverKubeletClient, name),
+        );
+        pair(
+            &mut out,
+            &format!("{PKI_DIR}/apiserver-etcd-client"),
+            &node_id(CertKind::ApiserverEtcdClient, name),
+        );
+        pair(
+            &mut out,
+            &format!("{PKI_DIR}/front-proxy-client"),
+            &node_id(CertKind::FrontProxyClient, name),
+        );
+        cert(
+            &mut out,
+            format!("{PKI_DIR}/front-proxy-ca.crt"),
+            FRONT_PROXY_CA,
+        );
         if c.pki.front_proxy_ca_key_on_control_plane {
             out.push(PkiFile {
                 path: format!("{PKI_DIR}/front-proxy-ca.key"),
@@ -345,20 +521,52 @@ pub fn node_files(c: &Cluster, n: &NodeModel) -> Vec<PkiFile> {
         }
         cert(&mut out, format!("{PKI_DIR}/etcd/ca.crt"), ETCD_CA);
         if c.pki.etcd_ca_key_on_control_plane {
-            out.push(PkiFile { path: format!("{PKI_DIR}/etcd/ca.key"), source: PkiSource::Key(ETCD_CA.into()), mode: 0o600 });
+            out.push(PkiFile {
+                path: format!("{PKI_DIR}/etcd/ca.key"),
+                source: PkiSource::Key(ETCD_CA.into()),
+                mode: 0o600,
+            });
         }
-        kubeconfig(&mut out, format!("{KUBECONFIG_DIR}/admin.conf"), node_id(CertKind::Admin, name));
+        kubeconfig(
+            &mut out,
+            format!("{KUBECONFIG_DIR}/admin.conf"),
+            node_id(CertKind::Admin, name),
+        );
         if n.is_bootstrap {
-            kubeconfig(&mut out, format!("{KUBECONFIG_DIR}/super-admin.conf"), node_id(CertKind::SuperAdmin, name));
+            kubeconfig(
+                &mut out,
+                format!("{KUBECONFIG_DIR}/super-admin.conf"),
+                node_id(CertKind::SuperAdmin, name),
+            );
         }
-        kubeconfig(&mut out, format!("{KUBECONFIG_DIR}/controller-manager.conf"), node_id(CertKind::ControllerManager, name));
-        kubeconfig(&mut out, format!("{KUBECONFIG_DIR}/scheduler.conf"), node_id(CertKind::Scheduler, name));
+        kubeconfig(
+            &mut out,
+            format!("{KUBECONFIG_DIR}/controller-manager.conf"),
+            node_id(CertKind::ControllerManager, name),
+        );
+        kubeconfig(
+            &mut out,
+            format!("{KUBECONFIG_DIR}/scheduler.conf"),
+            node_id(CertKind::Scheduler, name),
+        );
     }
     if n.etcd_member {
         cert(&mut out, format!("{PKI_DIR}/etcd/ca.crt"), ETCD_CA);
-        pair(&mut out, &format!("{PKI_DIR}/etcd/server"), &node_id(CertKind::EtcdServer, name));
-        pair(&mut out, &format!("{PKI_DIR}/etcd/peer"), &node_id(CertKind::EtcdPeer, name));
-        pair(&mut out, &format!("{PKI_DIR}/etcd/healthcheck-client"), &node_id(CertKind::EtcdHealthcheckClient, name));
+        pair(
+            &mut out,
+            &format!("{PKI_DIR}/etcd/server"),
+            &node_id(CertKind::EtcdServer, name),
+        );
+        pair(
+            &mut out,
+            &format!("{PKI_DIR}/etcd/peer"),
+            &node_id(CertKind::EtcdPeer, name),
+        );
+        pair(
+            &mut out,
+            &format!("{PKI_DIR}/etcd/healthcheck-client"),
+            &node_id(CertKind::EtcdHealthcheckClient, name),
+        );
     }
     out.sort();
     out.dedup();

@@ -95,7 +95,11 @@ pub struct StateDoc {
 
 impl Default for StateDoc {
     fn default() -> Self {
-        StateDoc { format: FORMAT, certs: BTreeMap::new(), service_account: None }
+        StateDoc {
+            format: FORMAT,
+            certs: BTreeMap::new(),
+            service_account: None,
+        }
     }
 }
 
@@ -111,10 +115,17 @@ impl StateDoc {
         struct Probe {
             format: u32,
         }
-        let corrupt = |e: serde_json::Error| PkiError::CorruptState { path: path.to_path_buf(), reason: e.to_string() };
+        let corrupt = |e: serde_json::Error| PkiError::CorruptState {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
         let probe: Probe = serde_json::from_slice(bytes).map_err(corrupt)?;
         if probe.format > FORMAT {
-            return Err(PkiError::NewerFormat { path: path.to_path_buf(), found: probe.format, supported: FORMAT });
+            return Err(PkiError::NewerFormat {
+                path: path.to_path_buf(),
+                found: probe.format,
+                supported: FORMAT,
+            });
         }
         serde_json::from_slice(bytes).map_err(corrupt)
     }
@@ -151,7 +162,10 @@ fn mkdir_private(path: &Path) -> Result<bool, PkiError> {
                 return Err(PkiError::Io {
                     action: "creating directory",
                     path: path.to_path_buf(),
-                    source: std::io::Error::new(ErrorKind::AlreadyExists, "exists and is not a directory"),
+                    source: std::io::Error::new(
+                        ErrorKind::AlreadyExists,
+                        "exists and is not a directory",
+                    ),
                 });
             }
             if meta.permissions().mode() & 0o077 != 0 {
@@ -160,17 +174,26 @@ fn mkdir_private(path: &Path) -> Result<bool, PkiError> {
             }
             Ok(false)
         }
-        Err(e) => Err(PkiError::Io { action: "creating directory", path: path.to_path_buf(), source: e }),
+        Err(e) => Err(PkiError::Io {
+            action: "creating directory",
+            path: path.to_path_buf(),
+            source: e,
+        }),
     }
 }
 
 fn fsync_dir(path: &Path) -> Result<(), PkiError> {
-    File::open(path).and_then(|d| d.sync_all()).map_err(PkiError::io("syncing directory", path))
+    File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(PkiError::io("syncing directory", path))
 }
 
 impl StateDir {
     pub fn new(root: &Path) -> StateDir {
-        StateDir { root: root.to_path_buf(), dir: root.join(PKI_DIR) }
+        StateDir {
+            root: root.to_path_buf(),
+            dir: root.join(PKI_DIR),
+        }
     }
 
     pub fn state_file(&self) -> PathBuf {
@@ -245,7 +268,8 @@ impl StateDir {
             let entry = entry.map_err(PkiError::io("listing", &self.dir))?;
             if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
                 let p = entry.path();
-                fs::remove_file(&p).map_err(PkiError::io("removing leftover temporary file", &p))?;
+                fs::remove_file(&p)
+                    .map_err(PkiError::io("removing leftover temporary file", &p))?;
                 removed.push(p);
             }
         }
@@ -264,7 +288,10 @@ impl StateDir {
 
     pub fn read(&self) -> Result<Option<(StateDoc, Vec<u8>)>, PkiError> {
         match self.read_bytes()? {
-            Some(bytes) => Ok(Some((StateDoc::from_bytes(&self.state_file(), &bytes)?, bytes))),
+            Some(bytes) => Ok(Some((
+                StateDoc::from_bytes(&self.state_file(), &bytes)?,
+                bytes,
+            ))),
             None => Ok(None),
         }
     }
@@ -272,7 +299,9 @@ impl StateDir {
     /// Replaces the state document atomically: temp file, fsync, rename, fsync of the directory.
     pub fn write(&self, bytes: &[u8]) -> Result<(), PkiError> {
         let path = self.state_file();
-        let tmp = self.dir.join(format!("{TEMP_PREFIX}{}", std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!("{TEMP_PREFIX}{}", std::process::id()));
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)

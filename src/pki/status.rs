@@ -135,7 +135,11 @@ fn parse_row(id: &str, rec: &CertRecord, now: OffsetDateTime) -> StatusRow {
 }
 
 /// The status of every certificate of the profile and of the state. Reads only.
-pub fn status(cluster: &Cluster, state_dir: &Path, now: OffsetDateTime) -> Result<StatusReport, PkiError> {
+pub fn status(
+    cluster: &Cluster,
+    state_dir: &Path,
+    now: OffsetDateTime,
+) -> Result<StatusReport, PkiError> {
     let now = truncate(now);
     let sd = StateDir::new(state_dir);
     let _lock = sd.lock_shared()?;
@@ -165,9 +169,16 @@ pub fn status(cluster: &Cluster, state_dir: &Path, now: OffsetDateTime) -> Resul
             rows.push(row);
             continue;
         }
-        let diff = if rec.origin == Origin::Imported { vec![] } else { spec_diff(&rec.spec, s) };
+        let diff = if rec.origin == Origin::Imported {
+            vec![]
+        } else {
+            spec_diff(&rec.spec, s)
+        };
         let signer_changed = s.signer.as_ref().is_some_and(|sig| {
-            doc.certs.get(sig).map(|ca| Some(&ca.serial) != rec.signer_serial.as_ref()).unwrap_or(true)
+            doc.certs
+                .get(sig)
+                .map(|ca| Some(&ca.serial) != rec.signer_serial.as_ref())
+                .unwrap_or(true)
         });
         if !diff.is_empty() || signer_changed {
             row.state = CertState::Outdated;
@@ -176,7 +187,10 @@ pub fn status(cluster: &Cluster, state_dir: &Path, now: OffsetDateTime) -> Resul
                 row.notes.push("signed by a replaced CA".into());
             }
             row.notes.push(if s.signer.is_none() {
-                format!("kept until replaced with `kimage pki renew {} --replace-ca`", s.id)
+                format!(
+                    "kept until replaced with `kimage pki renew {} --replace-ca`",
+                    s.id
+                )
             } else {
                 "run `kimage pki`".into()
             });
@@ -190,7 +204,11 @@ pub fn status(cluster: &Cluster, state_dir: &Path, now: OffsetDateTime) -> Resul
         rows.push(row);
     }
     let wanted: BTreeSet<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-    for (id, rec) in doc.certs.iter().filter(|(id, _)| !wanted.contains(id.as_str())) {
+    for (id, rec) in doc
+        .certs
+        .iter()
+        .filter(|(id, _)| !wanted.contains(id.as_str()))
+    {
         let mut row = parse_row(id, rec, now);
         row.state = CertState::NotInProfile;
         row.notes.push("`kimage pki` drops it".into());
@@ -200,27 +218,56 @@ pub fn status(cluster: &Cluster, state_dir: &Path, now: OffsetDateTime) -> Resul
         .iter()
         .filter(|r| r.state != CertState::Ok)
         .map(|r| {
-            let left = r.days_left.map(|d| format!(" ({d} days left)")).unwrap_or_default();
-            format!("{} is {}{left}: {}", r.id, r.state.as_str(), r.notes.join("; "))
+            let left = r
+                .days_left
+                .map(|d| format!(" ({d} days left)"))
+                .unwrap_or_default();
+            format!(
+                "{} is {}{left}: {}",
+                r.id,
+                r.state.as_str(),
+                r.notes.join("; ")
+            )
         })
         .collect();
-    Ok(StatusReport { state_file: sd.state_file(), rows, warnings })
+    Ok(StatusReport {
+        state_file: sd.state_file(),
+        rows,
+        warnings,
+    })
 }
 
 impl StatusReport {
     /// A table: id, subject, issuer, not-after, days left, state, SANs; then the warnings.
     pub fn render_text(&self) -> String {
-        let header = ["ID", "SUBJECT", "ISSUER", "NOT AFTER", "DAYS", "STATE", "SANS"];
+        let header = [
+            "ID",
+            "SUBJECT",
+            "ISSUER",
+            "NOT AFTER",
+            "DAYS",
+            "STATE",
+            "SANS",
+        ];
         let mut table: Vec<[String; 7]> = vec![header.map(String::from)];
         for r in &self.rows {
-            let sans: Vec<String> =
-                r.dns_names.iter().cloned().chain(r.ip_addresses.iter().map(|i| i.to_string())).collect();
+            let sans: Vec<String> = r
+                .dns_names
+                .iter()
+                .cloned()
+                .chain(r.ip_addresses.iter().map(|i| i.to_string()))
+                .collect();
             table.push([
                 r.id.clone(),
                 r.subject.clone(),
                 r.issuer.clone(),
-                r.not_after.as_deref().map(|s| s.get(..10).unwrap_or(s).to_string()).unwrap_or_else(|| "-".into()),
-                r.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+                r.not_after
+                    .as_deref()
+                    .map(|s| s.get(..10).unwrap_or(s).to_string())
+                    .unwrap_or_else(|| "-".into()),
+                r.days_left
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 r.state.as_str().to_string(),
                 sans.join(","),
             ]);

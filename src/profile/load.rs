@@ -11,8 +11,9 @@ use super::{Profile, yaml};
 use crate::diag::{Diagnostic, Diagnostics};
 
 /// The JSON schema of `Profile`, derived from the typed structs once.
-pub static SCHEMA: LazyLock<serde_json::Value> =
-    LazyLock::new(|| serde_json::to_value(schemars::schema_for!(Profile)).expect("schema serializes"));
+pub static SCHEMA: LazyLock<serde_json::Value> = LazyLock::new(|| {
+    serde_json::to_value(schemars::schema_for!(Profile)).expect("schema serializes")
+});
 
 /// Where each field of the profile was written, for diagnostics found after loading.
 #[derive(Debug, Clone, Default)]
@@ -23,15 +24,18 @@ pub struct SourceMap {
 }
 
 impl SourceMap {
-    /// The location of `path` (e.g. `nodes[2].address`), or of its nearest parent that was written.
+    /// The location of `path` (e.g. `nodes[2].address`), or of its nearest parent that was written
+    /// (the whole profile's start when nothing on the path was).
     pub fn locate(&self, path: &str) -> Option<Location> {
         let mut p = path.to_string();
         loop {
             if let Some(l) = self.index.get(&p) {
                 return Some(*l);
             }
-            let cut = p.rfind(['.', '['])?;
-            p.truncate(cut);
+            match p.rfind(['.', '[']) {
+                Some(cut) => p.truncate(cut),
+                None => return self.index.get("").copied(),
+            }
         }
     }
 
@@ -63,14 +67,23 @@ impl LoadedProfile {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("reading profile {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("profile {file} is invalid")]
-    Invalid { file: String, diagnostics: Diagnostics },
+    Invalid {
+        file: String,
+        diagnostics: Diagnostics,
+    },
 }
 
 /// Loads a profile from disk.
 pub fn load_file(path: &Path) -> Result<LoadedProfile, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut loaded = load_str(&text, &path.display().to_string())?;
     loaded.path = Some(path.to_path_buf());
     Ok(loaded)
@@ -81,12 +94,19 @@ pub fn load_str(text: &str, file: &str) -> Result<LoadedProfile, LoadError> {
     let invalid = |diags: Vec<Diagnostic>| {
         let mut diagnostics = Diagnostics(diags);
         diagnostics.sort();
-        LoadError::Invalid { file: file.to_string(), diagnostics }
+        LoadError::Invalid {
+            file: file.to_string(),
+            diagnostics,
+        }
     };
     let root = yaml::parse(text).map_err(|e| {
         invalid(vec![
-            Diagnostic::error("", format!("is not valid YAML: {}", e.message), "fix the YAML syntax at this position")
-                .at(Some(e.loc)),
+            Diagnostic::error(
+                "",
+                format!("is not valid YAML: {}", e.message),
+                "fix the YAML syntax at this position",
+            )
+            .at(Some(e.loc)),
         ])
     })?;
     let mut walker = Walker::new(&SCHEMA);
@@ -96,8 +116,20 @@ pub fn load_str(text: &str, file: &str) -> Result<LoadedProfile, LoadError> {
     }
     let profile: Profile = serde_yaml_ng::from_str(text).map_err(|e| {
         // The walk should have caught everything; this keeps any gap honest instead of panicking.
-        let loc = e.location().map(|l| Location { line: l.line(), column: l.column() });
-        invalid(vec![Diagnostic::error("", e.to_string(), "fix the value at this position").at(loc)])
+        let loc = e.location().map(|l| Location {
+            line: l.line(),
+            column: l.column(),
+        });
+        invalid(vec![
+            Diagnostic::error("", e.to_string(), "fix the value at this position").at(loc),
+        ])
     })?;
-    Ok(LoadedProfile { profile, source: SourceMap { file: file.to_string(), index: yaml::index(&root) }, path: None })
+    Ok(LoadedProfile {
+        profile,
+        source: SourceMap {
+            file: file.to_string(),
+            index: yaml::index(&root),
+        },
+        path: None,
+    })
 }

@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use schema::suggest;
 pub use load::{LoadError, LoadedProfile, Location, SCHEMA, SourceMap, load_file, load_str};
+pub use schema::suggest;
 pub use types::{
-    Address, Cidr, ClusterName, DnsDomain, Duration, Endpoint, Host, MacAddr, NodeName, PortRange, San, Url, Version,
+    Address, Cidr, ClusterName, DnsDomain, Duration, Endpoint, Host, MacAddr, NodeName, PortRange,
+    San, Url, Version,
 };
 
 pub const API_VERSION: &str = "kimage/v1alpha1";
@@ -116,7 +117,9 @@ impl Default for Kubernetes {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ProxyMode {
     #[default]
@@ -135,7 +138,9 @@ impl ProxyMode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Cni {
     #[default]
@@ -178,7 +183,9 @@ pub struct LoadBalancer {
     pub advert_interval: u8,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LoadBalancerKind {
     Haproxy,
@@ -226,7 +233,9 @@ impl Default for Etcd {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EtcdTopology {
     #[default]
@@ -308,7 +317,20 @@ impl Default for Pki {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Deserialize,
+    Serialize,
+    JsonSchema,
+)]
 pub enum KeyAlgorithm {
     #[default]
     #[serde(rename = "ecdsa-p256")]
@@ -353,9 +375,107 @@ pub struct Binaries {
     /// built-in catalog has no digest for cfssl: `kimage lock` resolves it online.
     #[serde(default)]
     pub cfssl: Option<Version>,
+    /// Programs kimage does not deliver because the image already has them (or, in tests, because they
+    /// cannot be had). Their units and configuration are still rendered; `kimage plan` and `build` list
+    /// them as excluded.
+    #[serde(default)]
+    pub exclude: Vec<Binary>,
+    /// `files`: each Kubernetes binary is its own download (sha256 published beside it); `tarballs`: the
+    /// binaries come out of the kubernetes-server and kubernetes-node tarballs, whose SHA512 the release
+    /// CHANGELOG publishes.
+    #[serde(default)]
+    pub kubernetes_from: KubernetesFrom,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Deserialize,
+    Serialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum KubernetesFrom {
+    #[default]
+    Files,
+    Tarballs,
+}
+
+impl KubernetesFrom {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KubernetesFrom::Files => "files",
+            KubernetesFrom::Tarballs => "tarballs",
+        }
+    }
+}
+
+/// A program a node runs, from an upstream release.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Binary {
+    KubeApiserver,
+    KubeControllerManager,
+    KubeScheduler,
+    Kubelet,
+    KubeProxy,
+    Kubectl,
+    Etcd,
+    Etcdctl,
+    Etcdutl,
+    Containerd,
+    Runc,
+    Crictl,
+    CniPlugins,
+    Cfssl,
+    Cfssljson,
+}
+
+impl Binary {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Binary::KubeApiserver => "kube-apiserver",
+            Binary::KubeControllerManager => "kube-controller-manager",
+            Binary::KubeScheduler => "kube-scheduler",
+            Binary::Kubelet => "kubelet",
+            Binary::KubeProxy => "kube-proxy",
+            Binary::Kubectl => "kubectl",
+            Binary::Etcd => "etcd",
+            Binary::Etcdctl => "etcdctl",
+            Binary::Etcdutl => "etcdutl",
+            Binary::Containerd => "containerd",
+            Binary::Runc => "runc",
+            Binary::Crictl => "crictl",
+            Binary::CniPlugins => "cni-plugins",
+            Binary::Cfssl => "cfssl",
+            Binary::Cfssljson => "cfssljson",
+        }
+    }
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Deserialize,
+    Serialize,
+    JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
     #[default]
@@ -372,7 +492,9 @@ impl Arch {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum BinarySource {
     #[default]
@@ -391,7 +513,9 @@ pub struct Layers {
     pub base_url: Option<Url>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LayersFrom {
     #[default]
@@ -456,7 +580,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { nofile: defaults::nofile(), nproc: defaults::nproc(), memlock: defaults::memlock() }
+        Limits {
+            nofile: defaults::nofile(),
+            nproc: defaults::nproc(),
+            memlock: defaults::memlock(),
+        }
     }
 }
 
@@ -519,7 +647,9 @@ pub struct Node {
     pub mac: Option<MacAddr>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     ControlPlane,
@@ -542,13 +672,18 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Taint {
+    /// Taint key, e.g. `dedicated` or `node-role.kubernetes.io/control-plane`.
     pub key: String,
+    /// Taint value; leave out for a key-only taint.
     #[serde(default)]
     pub value: Option<String>,
+    /// What happens to pods that do not tolerate the taint.
     pub effect: TaintEffect,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 pub enum TaintEffect {
     NoSchedule,
     PreferNoSchedule,

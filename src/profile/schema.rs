@@ -28,10 +28,15 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     let lower = word.to_ascii_lowercase();
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
-        if c.to_ascii_lowercase() == lower || c.replace(['-', '_'], "") == lower.replace(['-', '_'], "") {
+        if c.to_ascii_lowercase() == lower
+            || c.replace(['-', '_'], "") == lower.replace(['-', '_'], "")
+        {
             return Some(c);
         }
-        if let Some((_, to)) = SYNONYMS.iter().find(|(from, to)| *from == lower && *to == c) {
+        if let Some((_, to)) = SYNONYMS
+            .iter()
+            .find(|(from, to)| *from == lower && *to == c)
+        {
             return Some(to);
         }
         let score = strsim::jaro_winkler(&lower, &c.to_ascii_lowercase());
@@ -48,12 +53,19 @@ pub struct Walker<'s> {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 impl<'s> Walker<'s> {
     pub fn new(root: &'s J) -> Self {
-        Walker { root, diags: Vec::new() }
+        Walker {
+            root,
+            diags: Vec::new(),
+        }
     }
 
     fn resolve(&self, schema: &'s J) -> &'s J {
@@ -79,7 +91,10 @@ impl<'s> Walker<'s> {
     pub fn walk(&mut self, schema: &'s J, node: &Node, path: &str) {
         let schema = self.resolve(schema);
         if let Some(alts) = schema.get("anyOf").and_then(J::as_array) {
-            let non_null: Vec<&J> = alts.iter().filter(|a| a.get("type").and_then(J::as_str) != Some("null")).collect();
+            let non_null: Vec<&J> = alts
+                .iter()
+                .filter(|a| a.get("type").and_then(J::as_str) != Some("null"))
+                .collect();
             if node.is_null() && non_null.len() < alts.len() {
                 return;
             }
@@ -92,14 +107,26 @@ impl<'s> Walker<'s> {
             Some(J::String(t)) => (t.as_str(), false),
             Some(J::Array(ts)) => {
                 let nullable = ts.iter().any(|t| t == "null");
-                (ts.iter().filter_map(J::as_str).find(|t| *t != "null").unwrap_or("null"), nullable)
+                (
+                    ts.iter()
+                        .filter_map(J::as_str)
+                        .find(|t| *t != "null")
+                        .unwrap_or("null"),
+                    nullable,
+                )
             }
             _ => return,
         };
         if node.is_null() {
             if !nullable {
                 let what = expected_name(ty);
-                self.push(node, path, format!("is empty; expected {what}"), "give a value or remove the field".into(), false);
+                self.push(
+                    node,
+                    path,
+                    format!("is empty; expected {what}"),
+                    "give a value or remove the field".into(),
+                    false,
+                );
             }
             return;
         }
@@ -120,25 +147,53 @@ impl<'s> Walker<'s> {
                 _ => self.wrong_kind(node, path, "a string"),
             },
             "integer" => match &node.value {
-                Value::Scalar { text, quoted: false } => match text.parse::<i128>() {
+                Value::Scalar {
+                    text,
+                    quoted: false,
+                } => match text.parse::<i128>() {
                     Ok(n) => {
                         let min = schema.get("minimum").and_then(J::as_i64).map(i128::from);
                         let max = schema.get("maximum").and_then(J::as_i64).map(i128::from);
                         if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
-                            let range = format!("{}..={}", min.unwrap_or(i128::MIN), max.unwrap_or(i128::MAX));
-                            self.push(node, path, format!("is out of range {range}"), format!("use a number in {range}"), true);
+                            let range = format!(
+                                "{}..={}",
+                                min.unwrap_or(i128::MIN),
+                                max.unwrap_or(i128::MAX)
+                            );
+                            self.push(
+                                node,
+                                path,
+                                format!("is out of range {range}"),
+                                format!("use a number in {range}"),
+                                true,
+                            );
                         }
                     }
-                    Err(_) => self.push(node, path, "is not a whole number".into(), "write a number such as 100".into(), true),
+                    Err(_) => self.push(
+                        node,
+                        path,
+                        "is not a whole number".into(),
+                        "write a number such as 100".into(),
+                        true,
+                    ),
                 },
                 _ => self.wrong_kind(node, path, "a whole number"),
             },
             "boolean" => match &node.value {
-                Value::Scalar { text, quoted: false }
-                    if matches!(text.as_str(), "true" | "false" | "True" | "False" | "TRUE" | "FALSE") => {}
-                Value::Scalar { .. } => {
-                    self.push(node, path, "is not a boolean".into(), "write `true` or `false`".into(), true)
-                }
+                Value::Scalar {
+                    text,
+                    quoted: false,
+                } if matches!(
+                    text.as_str(),
+                    "true" | "false" | "True" | "False" | "TRUE" | "FALSE"
+                ) => {}
+                Value::Scalar { .. } => self.push(
+                    node,
+                    path,
+                    "is not a boolean".into(),
+                    "write `true` or `false`".into(),
+                    true,
+                ),
                 _ => self.wrong_kind(node, path, "`true` or `false`"),
             },
             _ => {}
@@ -147,7 +202,13 @@ impl<'s> Walker<'s> {
 
     fn wrong_kind(&mut self, node: &Node, path: &str, expected: &str) {
         let found = node.kind_name();
-        self.push(node, path, format!("expected {expected}, found {found}"), format!("write {expected} here"), false);
+        self.push(
+            node,
+            path,
+            format!("expected {expected}, found {found}"),
+            format!("write {expected} here"),
+            false,
+        );
     }
 
     fn check_string(&mut self, schema: &J, node: &Node, text: &str, path: &str) {
@@ -176,20 +237,35 @@ impl<'s> Walker<'s> {
             return self.wrong_kind(node, path, "a mapping");
         };
         static EMPTY: std::sync::LazyLock<Map<String, J>> = std::sync::LazyLock::new(Map::new);
-        let props: &'s Map<String, J> = schema.get("properties").and_then(J::as_object).unwrap_or(&EMPTY);
+        let props: &'s Map<String, J> = schema
+            .get("properties")
+            .and_then(J::as_object)
+            .unwrap_or(&EMPTY);
         let additional = schema.get("additionalProperties");
         let mut seen: Vec<&str> = Vec::new();
         for (k, v) in entries {
             let key = match &k.value {
                 Value::Scalar { text, .. } => text.as_str(),
                 _ => {
-                    self.push(k, path, "has a key that is not a plain name".into(), "use plain field names as keys".into(), false);
+                    self.push(
+                        k,
+                        path,
+                        "has a key that is not a plain name".into(),
+                        "use plain field names as keys".into(),
+                        false,
+                    );
                     continue;
                 }
             };
             let child = join(path, key);
             if seen.contains(&key) {
-                self.push(k, &child, "is given twice".into(), "keep one of the two entries".into(), false);
+                self.push(
+                    k,
+                    &child,
+                    "is given twice".into(),
+                    "keep one of the two entries".into(),
+                    false,
+                );
                 continue;
             }
             seen.push(key);
@@ -204,8 +280,18 @@ impl<'s> Walker<'s> {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("remove it; known fields here: {}", names.join(", ")),
                 };
-                let where_ = if path.is_empty() { "the profile".to_string() } else { format!("`{path}`") };
-                self.push(k, &child, format!("unknown field `{key}` in {where_}"), fix, false);
+                let where_ = if path.is_empty() {
+                    "the profile".to_string()
+                } else {
+                    format!("`{path}`")
+                };
+                self.push(
+                    k,
+                    &child,
+                    format!("unknown field `{key}` in {where_}"),
+                    fix,
+                    false,
+                );
             }
         }
         if let Some(req) = schema.get("required").and_then(J::as_array) {
@@ -215,10 +301,26 @@ impl<'s> Walker<'s> {
                         .get(r)
                         .and_then(|p| p.get("description"))
                         .and_then(J::as_str)
-                        .map(|d| d.lines().next().unwrap_or(d).trim_end_matches('.').to_string())
+                        .map(|d| {
+                            d.lines()
+                                .next()
+                                .unwrap_or(d)
+                                .trim_end_matches('.')
+                                .to_string()
+                        })
                         .unwrap_or_default();
-                    let fix = if what.is_empty() { format!("add `{r}:`") } else { format!("add `{r}:` ({what})") };
-                    self.push(node, &join(path, r), format!("missing required field `{r}`"), fix, false);
+                    let fix = if what.is_empty() {
+                        format!("add `{r}:`")
+                    } else {
+                        format!("add `{r}:` ({what})")
+                    };
+                    self.push(
+                        node,
+                        &join(path, r),
+                        format!("missing required field `{r}`"),
+                        fix,
+                        false,
+                    );
                 }
             }
         }
@@ -242,9 +344,18 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(suggest("adress", ["address", "name", "role"]), Some("address"));
-        assert_eq!(suggest("master", ["control-plane", "worker"]), Some("control-plane"));
-        assert_eq!(suggest("serviceCidr", ["serviceCIDR", "podCIDR"]), Some("serviceCIDR"));
+        assert_eq!(
+            suggest("adress", ["address", "name", "role"]),
+            Some("address")
+        );
+        assert_eq!(
+            suggest("master", ["control-plane", "worker"]),
+            Some("control-plane")
+        );
+        assert_eq!(
+            suggest("serviceCidr", ["serviceCIDR", "podCIDR"]),
+            Some("serviceCIDR")
+        );
         assert_eq!(suggest("zzz", ["address", "name"]), None);
     }
 }

@@ -26,7 +26,10 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Problem { message: message.into(), fix: fix.into() }
+        Problem {
+            message: message.into(),
+            fix: fix.into(),
+        }
     }
 }
 
@@ -88,7 +91,8 @@ macro_rules! string_newtype_impls {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -116,7 +120,13 @@ impl Checked for NodeName {
         let suggestion: String = s
             .to_ascii_lowercase()
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect::<String>()
             .trim_matches(|c| c == '-' || c == '.')
             .to_string();
@@ -186,7 +196,10 @@ impl Checked for DnsDomain {
         if is_dns_subdomain(s) {
             Ok(DnsDomain(s.to_string()))
         } else {
-            Err(Problem::new("is not a valid DNS domain", "use lowercase labels separated by dots, e.g. `cluster.local`"))
+            Err(Problem::new(
+                "is not a valid DNS domain",
+                "use lowercase labels separated by dots, e.g. `cluster.local`",
+            ))
         }
     }
 }
@@ -210,7 +223,9 @@ impl Checked for Address {
         }
         let fix = if let Some((ip, _)) = s.split_once('/') {
             if ip.parse::<IpAddr>().is_ok() {
-                format!("write the address without a prefix length: `{ip}` (the prefix goes in network.prefixLength)")
+                format!(
+                    "write the address without a prefix length: `{ip}` (the prefix goes in network.prefixLength)"
+                )
             } else {
                 "write an IPv4 or IPv6 address such as 192.168.31.71".to_string()
             }
@@ -241,7 +256,10 @@ impl Checked for Cidr {
                 "has host bits set after the prefix",
                 format!("use the network address `{}`", net.trunc()),
             )),
-            Err(_) => Err(Problem::new("is not a CIDR", "write a network such as 10.96.0.0/12")),
+            Err(_) => Err(Problem::new(
+                "is not a CIDR",
+                "write a network such as 10.96.0.0/12",
+            )),
         }
     }
 }
@@ -280,7 +298,10 @@ impl Checked for Version {
                 } else {
                     "write a semantic version such as v1.35.0".to_string()
                 };
-                Err(Problem::new("is not a semantic version (vMAJOR.MINOR.PATCH)", fix))
+                Err(Problem::new(
+                    "is not a semantic version (vMAJOR.MINOR.PATCH)",
+                    fix,
+                ))
             }
         }
     }
@@ -414,7 +435,12 @@ impl Duration {
 impl Checked for Duration {
     const FORMAT: &'static str = "duration";
     fn check(s: &str) -> Result<Self, Problem> {
-        let bad = || Problem::new("is not a duration", "write a number with a unit s, m, h, d or y, e.g. `8760h` or `10y`");
+        let bad = || {
+            Problem::new(
+                "is not a duration",
+                "write a number with a unit s, m, h, d or y, e.g. `8760h` or `10y`",
+            )
+        };
         let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
         let (num, unit) = s.split_at(split);
         let n: u64 = num.parse().map_err(|_| bad())?;
@@ -427,18 +453,23 @@ impl Checked for Duration {
             _ => return Err(bad()),
         };
         if n == 0 {
-            return Err(Problem::new("must be longer than zero", "write e.g. `8760h`"));
+            return Err(Problem::new(
+                "must be longer than zero",
+                "write e.g. `8760h`",
+            ));
         }
-        n.checked_mul(mult).map(|seconds| Duration { seconds }).ok_or_else(bad)
+        n.checked_mul(mult)
+            .map(|seconds| Duration { seconds })
+            .ok_or_else(bad)
     }
 }
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.seconds;
-        if s % 3600 == 0 {
+        if s.is_multiple_of(3600) {
             write!(f, "{}h", s / 3600)
-        } else if s % 60 == 0 {
+        } else if s.is_multiple_of(60) {
             write!(f, "{}m", s / 60)
         } else {
             write!(f, "{s}s")
@@ -471,7 +502,10 @@ impl Checked for Url {
         if ok {
             Ok(Url(s.to_string()))
         } else {
-            Err(Problem::new("is not an http://, https:// or file:// URL", "write a URL such as http://10.0.0.1:8080/releases"))
+            Err(Problem::new(
+                "is not an http://, https:// or file:// URL",
+                "write a URL such as http://10.0.0.1:8080/releases",
+            ))
         }
     }
 }
@@ -519,10 +553,17 @@ impl Checked for MacAddr {
     const FORMAT: &'static str = "mac-address";
     fn check(s: &str) -> Result<Self, Problem> {
         let parts: Vec<&str> = s.split(':').collect();
-        if parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit())) {
+        if parts.len() == 6
+            && parts
+                .iter()
+                .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+        {
             Ok(MacAddr(s.to_ascii_lowercase()))
         } else {
-            Err(Problem::new("is not a MAC address", "write six hex pairs separated by colons, e.g. 52:54:00:12:34:56"))
+            Err(Problem::new(
+                "is not a MAC address",
+                "write six hex pairs separated by colons, e.g. 52:54:00:12:34:56",
+            ))
         }
     }
 }
@@ -543,7 +584,10 @@ mod tests {
         assert_eq!(Version::check("v1.35.0").unwrap().to_string(), "v1.35.0");
         assert_eq!(Version::check("1.35.0").unwrap().to_string(), "v1.35.0");
         let p = Version::check("v1.35").unwrap_err();
-        assert_eq!(p.fix, "give the full version including the patch release, e.g. `v1.35.0`");
+        assert_eq!(
+            p.fix,
+            "give the full version including the patch release, e.g. `v1.35.0`"
+        );
     }
 
     #[test]
@@ -554,9 +598,18 @@ mod tests {
 
     #[test]
     fn endpoint_forms() {
-        assert_eq!(Endpoint::check("10.0.0.1:6443").unwrap().url(), "https://10.0.0.1:6443");
-        assert_eq!(Endpoint::check("[fd00::1]:6443").unwrap().url(), "https://[fd00::1]:6443");
-        assert_eq!(Endpoint::check("api.example.com:443").unwrap().url(), "https://api.example.com:443");
+        assert_eq!(
+            Endpoint::check("10.0.0.1:6443").unwrap().url(),
+            "https://10.0.0.1:6443"
+        );
+        assert_eq!(
+            Endpoint::check("[fd00::1]:6443").unwrap().url(),
+            "https://[fd00::1]:6443"
+        );
+        assert_eq!(
+            Endpoint::check("api.example.com:443").unwrap().url(),
+            "https://api.example.com:443"
+        );
         assert!(Endpoint::check("10.0.0.1").is_err());
         assert!(Endpoint::check("10.0.0.1:0").is_err());
     }

@@ -16,7 +16,10 @@ pub struct Location {
 #[derive(Debug, Clone)]
 pub enum Value {
     /// A scalar and whether it was quoted (quoted scalars are always strings).
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Map(Vec<(Node, Node)>),
     Seq(Vec<Node>),
 }
@@ -61,12 +64,24 @@ pub struct SyntaxError {
 
 fn loc(m: Marker) -> Location {
     // yaml-rust2 counts lines from 1 and columns from 0.
-    Location { line: m.line(), column: m.col() + 1 }
+    Location {
+        line: m.line(),
+        column: m.col() + 1,
+    }
 }
 
 enum Frame {
-    Map { loc: Location, entries: Vec<(Node, Node)>, key: Option<Node>, anchor: usize },
-    Seq { loc: Location, items: Vec<Node>, anchor: usize },
+    Map {
+        loc: Location,
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+        anchor: usize,
+    },
+    Seq {
+        loc: Location,
+        items: Vec<Node>,
+        anchor: usize,
+    },
 }
 
 #[derive(Default)]
@@ -99,20 +114,53 @@ impl MarkedEventReceiver for Builder {
         match ev {
             Event::Scalar(text, style, anchor, _tag) => {
                 let quoted = !matches!(style, TScalarStyle::Plain);
-                self.push_value(Node { value: Value::Scalar { text, quoted }, loc: here }, anchor);
+                self.push_value(
+                    Node {
+                        value: Value::Scalar { text, quoted },
+                        loc: here,
+                    },
+                    anchor,
+                );
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { loc: here, items: Vec::new(), anchor }),
-            Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map { loc: here, entries: Vec::new(), key: None, anchor })
-            }
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
+                loc: here,
+                items: Vec::new(),
+                anchor,
+            }),
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
+                loc: here,
+                entries: Vec::new(),
+                key: None,
+                anchor,
+            }),
             Event::SequenceEnd => {
                 if let Some(Frame::Seq { loc, items, anchor }) = self.stack.pop() {
-                    self.push_value(Node { value: Value::Seq(items), loc }, anchor);
+                    self.push_value(
+                        Node {
+                            value: Value::Seq(items),
+                            loc,
+                        },
+                        anchor,
+                    );
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map { loc, entries, anchor, .. }) = self.stack.pop() {
-                    self.push_value(Node { value: Value::Map(entries), loc }, anchor);
+                if let Some(Frame::Map {
+                    loc,
+                    entries,
+                    anchor,
+                    ..
+                }) = self.stack.pop()
+                {
+                    // The parser marks a block mapping after its first key; point at that key instead.
+                    let loc = entries.first().map(|(k, _)| k.loc.min(loc)).unwrap_or(loc);
+                    self.push_value(
+                        Node {
+                            value: Value::Map(entries),
+                            loc,
+                        },
+                        anchor,
+                    );
                 }
             }
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
@@ -121,11 +169,18 @@ impl MarkedEventReceiver for Builder {
                     self.push_value(node, 0);
                 }
                 None if self.error.is_none() => {
-                    self.error = Some(SyntaxError { message: "alias to an unknown anchor".into(), loc: here })
+                    self.error = Some(SyntaxError {
+                        message: "alias to an unknown anchor".into(),
+                        loc: here,
+                    })
                 }
                 None => {}
             },
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
         }
     }
 }
@@ -135,16 +190,23 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut b = Builder::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut b, true) {
-        return Err(SyntaxError { message: e.info().to_string(), loc: loc(*e.marker()) });
+        return Err(SyntaxError {
+            message: e.info().to_string(),
+            loc: loc(*e.marker()),
+        });
     }
     if let Some(e) = b.error {
         return Err(e);
     }
     match b.docs.len() {
-        0 => Err(SyntaxError { message: "the profile is empty".into(), loc: Location { line: 1, column: 1 } }),
+        0 => Err(SyntaxError {
+            message: "the profile is empty".into(),
+            loc: Location { line: 1, column: 1 },
+        }),
         1 => Ok(b.docs.pop().expect("one document")),
         _ => Err(SyntaxError {
-            message: "the profile holds more than one YAML document; keep one cluster per file".into(),
+            message: "the profile holds more than one YAML document; keep one cluster per file"
+                .into(),
             loc: b.docs[1].loc,
         }),
     }
@@ -158,7 +220,11 @@ pub fn index(root: &Node) -> BTreeMap<String, Location> {
             Value::Map(entries) => {
                 for (k, v) in entries {
                     let key = k.describe();
-                    let p = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    let p = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
                     out.insert(format!("{p}#key"), k.loc);
                     walk(v, &p, out);
                 }

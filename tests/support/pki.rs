@@ -19,14 +19,17 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn cluster(yaml: &str) -> Cluster {
-    let loaded =
-        kimage::profile::load_str(yaml, "test.yaml").unwrap_or_else(|e| panic!("profile does not load: {e:?}"));
+    let loaded = kimage::profile::load_str(yaml, "test.yaml")
+        .unwrap_or_else(|e| panic!("profile does not load: {e:?}"));
     Cluster::resolve(&loaded.profile)
 }
 
 /// Inserts `pki:` settings into a profile that has none.
 pub fn with_pki(yaml: &str, pki_block: &str) -> String {
-    assert!(!yaml.contains("\npki:"), "profile already has a pki section");
+    assert!(
+        !yaml.contains("\npki:"),
+        "profile already has a pki section"
+    );
     yaml.replacen("\nnodes:", &format!("\npki:\n{pki_block}\nnodes:"), 1)
 }
 
@@ -59,7 +62,10 @@ pub fn ensure(c: &Cluster, dir: &Path) -> (PkiMaterial, EnsureReport) {
 }
 
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("kimage-pki-test-").tempdir().expect("temp dir")
+    tempfile::Builder::new()
+        .prefix("kimage-pki-test-")
+        .tempdir()
+        .expect("temp dir")
 }
 
 /// Writes a string to `dir/name` and returns the path.
@@ -74,7 +80,11 @@ pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
 
 /// Writes a certificate's PEM (and key, and its CA's PEM) under `dir` as `<id>.crt`, `<id>.key`.
 pub fn write_pair(m: &PkiMaterial, id: &str, dir: &Path) -> (PathBuf, PathBuf) {
-    let cert = write(dir, &format!("{id}.crt"), m.cert_pem(id).unwrap_or_else(|| panic!("no cert {id}")));
+    let cert = write(
+        dir,
+        &format!("{id}.crt"),
+        m.cert_pem(id).unwrap_or_else(|| panic!("no cert {id}")),
+    );
     let key = write(dir, &format!("{id}.key"), m.key_pem(id).unwrap());
     (cert, key)
 }
@@ -92,16 +102,25 @@ pub fn write_node(m: &PkiMaterial, c: &Cluster, node: &str, root: &Path) {
 
 /// A Debian tool the test needs; a clear failure (not a silent pass) when it is missing.
 pub fn require(tool: &str) -> PathBuf {
-    let out = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .unwrap();
     if !out.status.success() {
-        panic!("this test needs `{tool}` (Debian package providing it must be installed; CI installs it)");
+        panic!(
+            "this test needs `{tool}` (Debian package providing it must be installed; CI installs it)"
+        );
     }
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 pub fn openssl(args: &[&str]) -> Output {
     require("openssl");
-    Command::new("openssl").args(args).output().expect("running openssl")
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("running openssl")
 }
 
 pub fn openssl_ok(args: &[&str]) -> String {
@@ -122,12 +141,21 @@ pub fn kubectls() -> Vec<PathBuf> {
     if let Ok(dir) = std::fs::read_dir("/usr/lib/google-cloud-sdk/bin") {
         let mut v: Vec<PathBuf> = dir
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("kubectl.1."))
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("kubectl.1.")
+            })
             .collect();
         v.sort();
         out.extend(v);
     }
-    let path = Command::new("sh").arg("-c").arg("command -v kubectl").output().unwrap();
+    let path = Command::new("sh")
+        .arg("-c")
+        .arg("command -v kubectl")
+        .output()
+        .unwrap();
     if path.status.success() {
         out.push(PathBuf::from(String::from_utf8_lossy(&path.stdout).trim()));
     }
@@ -141,7 +169,11 @@ pub fn kubectl() -> PathBuf {
 
 /// A free loopback port (bound and released; the tool that uses it binds right after).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `openssl s_server -www` (killed on drop), requiring a client certificate from `client_ca`.
@@ -207,19 +239,36 @@ pub fn s_client(port: u16, cert: &Path, key: &Path, ca: &Path, verify: &[&str]) 
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting openssl s_client");
-    child.stdin.take().unwrap().write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ok = text.contains("HTTP/1.0 200 ok") && text.contains("Verify return code: 0 (ok)");
     (ok, text)
 }
 
 /// Parses the one certificate of a PEM with x509-parser, owning the DER.
 pub fn der_of(pem: &str) -> Vec<u8> {
-    let start = pem.find("-----BEGIN CERTIFICATE-----").expect("certificate PEM");
-    let body: String = pem[start..].lines().skip(1).take_while(|l| !l.starts_with("-----END")).collect();
+    let start = pem
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("certificate PEM");
+    let body: String = pem[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(body).expect("base64")
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("base64")
 }
 
 /// The state file's bytes.

@@ -1,0 +1,598 @@
+//! Assembling each node's artifacts: layers (binaries, configuration per role, per node), the inline
+//! secrets, user-data, meta-data and network-config. `assemble` computes everything in memory (large
+//! binaries stay on disk as paths); `write` puts it into the output directory; `unpack` materializes one
+//! node. Nothing is written before every node has been assembled without error.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::layers::{Content, Entry, EntryKind, LayerBuilder};
+use crate::model::{Cluster, NodeModel};
+use crate::pki::PkiMaterial;
+use crate::pki::spec::{self, PkiSource};
+use crate::profile::{BinarySource, LayersFrom};
+use crate::release;
+use crate::render::{self, Scope, StartAction};
+use crate::userdata::{self, BootInputs, LayerRef};
+
+/// Where node-side bookkeeping lives.
+pub const NODE_ENV_PATH: &str = "/etc/kimage/node.env";
+pub const REPORT_SCRIPT_PATH: &str = "/usr/local/lib/kimage/kimage-report";
+pub const REPORT_UNIT_PATH: &str = "/etc/systemd/system/kimage-report.service";
+
+const REPORT_SCRIPT: &str = include_str!("../../image-layers/boot/kimage-report.sh");
+const REPORT_UNIT: &str = include_str!("../../image-layers/boot/kimage-report.service");
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Install(Box<release::install::InstallError>),
+    #[error(transparent)]
+    Stale(#[from] release::StaleLock),
+    #[error("building layer {name}: {source}")]
+    Layer {
+        name: String,
+        source: crate::layers::LayerError,
+    },
+    #[error("writing seed for node {node}: {source}")]
+    Seed {
+        node: String,
+        source: crate::seed::SeedError,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<release::install::InstallError> for BuildError {
+    fn from(e: release::install::InstallError) -> Self {
+        BuildError::Install(Box::new(e))
+    }
+}
+
+/// What a layer is for; decides its name and where it is extracted in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LayerKind {
+    Binaries,
+    Config,
+    Node,
+}
+
+/// One layer's content before compression.
+#[derive(Debug, Clone)]
+pub struct PlannedLayer {
+    pub kind: LayerKind,
+    /// `binaries-<roles>`, `config-<role>`, `node-<name>`.
+    pub name: String,
+    pub entries: Vec<Entry>,
+}
+
+impl PlannedLayer {
+    pub fn builder(&self, mtime: u64) -> LayerBuilder {
+        let mut b = LayerBuilder::new(mtime);
+        for e in &self.entries {
+            b.entry(e.clone());
+        }
+        b
+    }
+
+    /// A key for "same content": paths, modes, owners and the bytes (or the file they stream from,
+    /// whose content the release cache verified).
+    fn content_key(&self) -> Vec<u8> {
+        let mut key = Vec::new();
+        for e in &self.entries {
+            key.extend_from_slice(e.path.as_bytes());
+            key.extend_from_slice(format!("\0{:o}\0{}\0{}\0", e.mode, e.uid, e.gid).as_bytes());
+            match &e.kind {
+                EntryKind::File(Content::Bytes(b)) => {
+                    key.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                    key.extend_from_slice(b)
+                }
+                EntryKind::File(Content::Path(p)) => {
+                    key.extend_from_slice(b"path\0");
+                    key.extend_from_slice(p.as_os_str().as_encoded_bytes())
+                }
+                EntryKind::Directory => key.extend_from_slice(b"dir"),
+                EntryKind::Symlink(t) => key.extend_from_slice(t.as_bytes()),
+            }
+            key.push(b'\n');
+        }
+        key
+    }
+}
+
+/// Everything one node gets.
+#[derive(Debug, Clone)]
+pub struct NodeArtifacts {
+    pub name: String,
+    pub role: String,
+    pub address: String,
+    /// Indices into `Assembly::layers`, in extraction order.
+    pub layers: Vec<usize>,
+    /// Private files (keys, kubeconfigs), delivered inline in the user-data as one tar.
+    pub secrets: Vec<Entry>,
+    pub start: Vec<render::StartStep>,
+    /// Binaries the image must provide (`binaries.exclude`).
+    pub excluded: Vec<String>,
+}
+
+/// The whole build, in memory.
+#[derive(Debug, Clone)]
+pub struct Assembly {
+    pub mtime: u64,
+    /// Unique layers (shared between nodes with the same content).
+    pub layers: Vec<PlannedLayer>,
+    pub nodes: Vec<NodeArtifacts>,
+}
+
+fn file_entry(path: &str, mode: u32, uid: u32, gid: u32, content: impl Into<Content>) -> Entry {
+    Entry::file(path, mode, content).owner(u64::from(uid), u64::from(gid))
+}
+
+/// The files of one node, split by layer kind.
+struct NodeFiles {
+    binaries: Vec<Entry>,
+    config: Vec<Entry>,
+    node: Vec<Entry>,
+    secrets: Vec<Entry>,
+}
+
+/// Shell-quoted `KEY='value'` lines for files the node's scripts source.
+fn env_line(key: &str, value: &str) -> String {
+    format!("{key}='{}'\n", value.replace('\'', "'\\''"))
+}
+
+fn start_spec(steps: &[render::StartStep]) -> String {
+    steps
+        .iter()
+        .map(|s| {
+            let a = match s.action {
+                StartAction::Restart => "restart",
+                StartAction::TryRestart => "try-restart",
+                StartAction::EnableNow => "enable-now",
+            };
+            format!("{a}:{}", s.unit)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn node_files(
+    c: &Cluster,
+    n: &NodeModel,
+    pki: &PkiMaterial,
+    installs: Option<&Vec<release::InstallFile>>,
+    boot: Option<&release::BootManifest>,
+    start: &[render::StartStep],
+) -> Result<NodeFiles, BuildError> {
+    let mut f = NodeFiles {
+        binaries: Vec::new(),
+        config: Vec::new(),
+        node: Vec::new(),
+        secrets: Vec::new(),
+    };
+    for r in render::render_node(c, n)? {
+        let e = file_entry(&r.path, r.mode, r.uid, r.gid, r.content);
+        match r.scope {
+            Scope::Shared => f.config.push(e),
+            Scope::Node => f.node.push(e),
+        }
+    }
+    for p in spec::node_files(c, n) {
+        let bytes = pki.bytes(&p.source)?;
+        let e = Entry::file(p.path.as_str(), p.mode, bytes);
+        match &p.source {
+            s if s.is_secret() => f.secrets.push(e),
+            // The CAs and sa.pub are the same on every node; per-node certificates are not.
+            PkiSource::Cert(id) if !id.contains('@') => f.config.push(e),
+            PkiSource::SaPub => f.config.push(e),
+            _ => f.node.push(e),
+        }
+    }
+    if let Some(files) = installs {
+        for i in files {
+            f.binaries.push(Entry::file(
+                i.install.as_str(),
+                i.mode,
+                Content::Path(i.source.clone()),
+            ));
+        }
+    }
+    if let Some(m) = boot {
+        f.config.push(Entry::file(
+            release::boot::FETCH_SCRIPT_PATH,
+            0o755,
+            release::boot::FETCH_SCRIPT,
+        ));
+        f.node.push(Entry::file(
+            release::boot::FETCH_MANIFEST_PATH,
+            0o644,
+            m.to_json(),
+        ));
+    }
+    // What the console report needs to know about this node.
+    f.config
+        .push(Entry::file(REPORT_SCRIPT_PATH, 0o755, REPORT_SCRIPT));
+    f.config
+        .push(Entry::file(REPORT_UNIT_PATH, 0o644, REPORT_UNIT));
+    let units: Vec<&str> = start
+        .iter()
+        .filter(|s| s.action == StartAction::EnableNow)
+        .map(|s| s.unit.as_str())
+        .collect();
+    let env = env_line("KIMAGE_NODE", n.name.as_str())
+        + &env_line("KIMAGE_ROLE", n.role.as_str())
+        + &env_line("KIMAGE_CLUSTER", &c.name)
+        + &env_line("KIMAGE_UNITS", &units.join(" "));
+    f.node.push(Entry::file(NODE_ENV_PATH, 0o644, env));
+    Ok(f)
+}
+
+/// Computes every selected node's artifacts. `installs` are the release files per node (embedded
+/// binaries), `boot` the boot-time fetch manifests (fetch-at-boot); either may be empty.
+pub fn assemble(
+    c: &Cluster,
+    selected: &[&NodeModel],
+    pki: &PkiMaterial,
+    installs: &BTreeMap<String, Vec<release::InstallFile>>,
+    boot: &BTreeMap<String, release::BootManifest>,
+    mtime: u64,
+) -> Result<Assembly, BuildError> {
+    let mut layers: Vec<PlannedLayer> = Vec::new();
+    let mut by_key: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    let mut nodes = Vec::new();
+    let mut add = |layers: &mut Vec<PlannedLayer>, l: PlannedLayer| -> usize {
+        let key = l.content_key();
+        *by_key.entry(key).or_insert_with(|| {
+            layers.push(l);
+            layers.len() - 1
+        })
+    };
+    for n in selected {
+        let mut start = render::start_plan(c, n)?;
+        // The console report runs last, once cloud-init has finished.
+        start.push(render::StartStep {
+            unit: "kimage-report.service".into(),
+            action: StartAction::EnableNow,
+        });
+        let name = n.name.as_str();
+        let fetching = c.binaries.source == BinarySource::FetchAtBoot;
+        let f = node_files(
+            c,
+            n,
+            pki,
+            if fetching { None } else { installs.get(name) },
+            if fetching { boot.get(name) } else { None },
+            &start,
+        )?;
+        let mut idx = Vec::new();
+        if !f.binaries.is_empty() {
+            let names: BTreeSet<&str> = n.binaries.iter().map(|b| b.name()).collect();
+            let label = if n.binaries.contains(&crate::model::Binary::KubeApiserver) {
+                "control-plane"
+            } else if n.binaries.contains(&crate::model::Binary::Kubelet) {
+                "node"
+            } else if names.contains("etcd") {
+                "etcd"
+            } else {
+                "other"
+            };
+            let etcd = if n.etcd_member && label != "etcd" {
+                "-etcd"
+            } else {
+                ""
+            };
+            idx.push(add(
+                &mut layers,
+                PlannedLayer {
+                    kind: LayerKind::Binaries,
+                    name: format!("binaries-{label}{etcd}"),
+                    entries: f.binaries,
+                },
+            ));
+        }
+        idx.push(add(
+            &mut layers,
+            PlannedLayer {
+                kind: LayerKind::Config,
+                name: format!("config-{}", n.role.as_str()),
+                entries: f.config,
+            },
+        ));
+        idx.push(add(
+            &mut layers,
+            PlannedLayer {
+                kind: LayerKind::Node,
+                name: format!("node-{name}"),
+                entries: f.node,
+            },
+        ));
+        nodes.push(NodeArtifacts {
+            name: name.to_string(),
+            role: n.role.as_str().to_string(),
+            address: n.address.to_string(),
+            layers: idx,
+            secrets: f.secrets,
+            start,
+            excluded: n.excluded.iter().map(|b| b.name().to_string()).collect(),
+        });
+    }
+    Ok(Assembly {
+        mtime,
+        layers,
+        nodes,
+    })
+}
+
+/// A layer after compression.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuiltLayer {
+    pub kind: LayerKind,
+    pub name: String,
+    pub sha256: String,
+    pub bytes: u64,
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// The secrets of one node as an uncompressed tar (the user-data compresses it).
+pub fn secrets_tar(a: &Assembly, n: &NodeArtifacts) -> Result<Vec<u8>, BuildError> {
+    if n.secrets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut b = LayerBuilder::new(a.mtime);
+    for e in &n.secrets {
+        b.entry(e.clone());
+    }
+    let mut tar = Vec::new();
+    b.write_tar(&mut tar).map_err(|source| BuildError::Layer {
+        name: format!("secrets-{}", n.name),
+        source,
+    })?;
+    Ok(tar)
+}
+
+/// The three NoCloud documents of one node.
+#[derive(Debug, Clone)]
+pub struct NodeDocs {
+    pub user_data: String,
+    pub meta_data: String,
+    pub network_config: String,
+}
+
+pub fn node_docs(
+    c: &Cluster,
+    a: &Assembly,
+    n: &NodeArtifacts,
+    built: &[BuiltLayer],
+) -> Result<NodeDocs, BuildError> {
+    let model = c
+        .node(&n.name)
+        .expect("assembled nodes come from the model");
+    let refs: Vec<LayerRef> = n
+        .layers
+        .iter()
+        .map(|&i| LayerRef {
+            name: built[i].name.clone(),
+            sha256: built[i].sha256.clone(),
+            bytes: built[i].bytes,
+        })
+        .collect();
+    let secrets = secrets_tar(a, n)?;
+    let start = start_spec(&n.start);
+    let user_data = userdata::user_data(
+        c,
+        model,
+        &BootInputs {
+            layers: &refs,
+            secrets_tar: &secrets,
+            start: &start,
+        },
+    );
+    let ud_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(user_data.as_bytes()));
+    let mut digests: Vec<&str> = vec![ud_sha.as_str()];
+    digests.extend(refs.iter().map(|r| r.sha256.as_str()));
+    let id = userdata::instance_id(model, &digests);
+    Ok(NodeDocs {
+        user_data,
+        meta_data: userdata::meta_data(model, &id),
+        network_config: userdata::network_config(c, model),
+    })
+}
+
+/// Whether the seed carries the node's layers (it always carries the three documents).
+pub fn seed_carries_layers(c: &Cluster) -> bool {
+    c.layers.from == LayersFrom::Seed
+}
+
+/// Writes every unique layer into `dir` (content-addressed; an existing file with the right digest is
+/// kept), in parallel for the small ones and one at a time for large ones (each compresses in parallel).
+pub fn build_layers(a: &Assembly, dir: &Path) -> Result<Vec<BuiltLayer>, BuildError> {
+    use rayon::prelude::*;
+    std::fs::create_dir_all(dir).map_err(|source| BuildError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let one = |l: &PlannedLayer| -> Result<BuiltLayer, BuildError> {
+        let stored =
+            l.builder(a.mtime)
+                .write_into_dir(dir)
+                .map_err(|source| BuildError::Layer {
+                    name: l.name.clone(),
+                    source,
+                })?;
+        Ok(BuiltLayer {
+            kind: l.kind,
+            name: l.name.clone(),
+            sha256: stored.info.sha256,
+            bytes: stored.info.bytes,
+            path: stored.path,
+        })
+    };
+    let (big, small): (Vec<usize>, Vec<usize>) =
+        (0..a.layers.len()).partition(|&i| a.layers[i].kind == LayerKind::Binaries);
+    let mut out: Vec<Option<BuiltLayer>> = vec![None; a.layers.len()];
+    for i in big {
+        out[i] = Some(one(&a.layers[i])?);
+    }
+    let built: Vec<(usize, BuiltLayer)> = small
+        .par_iter()
+        .map(|&i| one(&a.layers[i]).map(|b| (i, b)))
+        .collect::<Result<_, _>>()?;
+    for (i, b) in built {
+        out[i] = Some(b);
+    }
+    Ok(out
+        .into_iter()
+        .map(|b| b.expect("every layer built"))
+        .collect())
+}
+
+/// What a build needs besides the model.
+pub struct Inputs<'a> {
+    pub cluster: &'a Cluster,
+    /// The profile file (kimage.lock lives beside it).
+    pub profile: &'a Path,
+    pub state_dir: PathBuf,
+    /// The nodes to build, in profile order.
+    pub selected: Vec<&'a NodeModel>,
+    /// Download cache (default: `KIMAGE_CACHE` or the user's cache directory).
+    pub cache: Option<PathBuf>,
+    pub now: time::OffsetDateTime,
+}
+
+/// The prepared build and what the PKI stage did.
+pub struct Prepared {
+    pub assembly: Assembly,
+    pub pki: crate::pki::EnsureReport,
+    /// True when kimage.lock did not exist and was resolved for this build.
+    pub locked: Option<PathBuf>,
+}
+
+/// The lock for the cluster: read and checked when it exists, resolved and written (like Cargo.lock)
+/// when it does not. A lock that no longer fits the profile is an error that says to run `kimage lock`.
+fn ensure_lock(inp: &Inputs) -> Result<(release::Lock, Option<PathBuf>), crate::error::Error> {
+    let path = release::command::lock_path(inp.profile);
+    if path.exists() {
+        let lock = release::Lock::read(&path).map_err(release::command::CommandError::from)?;
+        release::check_lock(inp.cluster, &lock).map_err(release::command::CommandError::from)?;
+        return Ok((lock, None));
+    }
+    let opts = release::ResolveOptions {
+        offline: false,
+        mirror: inp.cluster.binaries.mirror.as_ref().map(|m| m.to_string()),
+        previous: None,
+        refresh: false,
+        retry: release::net::RetryPolicy::default(),
+    };
+    let lock =
+        release::resolve_lock(inp.cluster, &opts).map_err(release::command::CommandError::from)?;
+    lock.write(&path)
+        .map_err(release::command::CommandError::from)?;
+    Ok((lock, Some(path)))
+}
+
+/// Runs every stage up to the in-memory assembly: lock, release files or boot manifests, PKI (which
+/// creates or refreshes the state), rendering.
+pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
+    let c = inp.cluster;
+    let needs_binaries = inp.selected.iter().any(|n| !n.binaries.is_empty());
+    let mut installs = BTreeMap::new();
+    let mut boot = BTreeMap::new();
+    let mut locked = None;
+    if needs_binaries {
+        let (lock, written) = ensure_lock(inp)?;
+        locked = written;
+        match c.binaries.source {
+            BinarySource::Embed => {
+                let root = match &inp.cache {
+                    Some(p) => p.clone(),
+                    None => release::default_cache_dir()
+                        .map_err(release::command::CommandError::from)?,
+                };
+                installs = release::node_files(c, &lock, &release::Cache::new(root))
+                    .map_err(BuildError::from)?;
+            }
+            BinarySource::FetchAtBoot => {
+                boot = release::boot_manifests(c, &lock)
+                    .map_err(release::command::CommandError::from)?;
+            }
+        }
+    }
+    let (pki, report) = crate::pki::ensure(c, &inp.state_dir, inp.now)?;
+    // Layer timestamps come from the state (the cluster CA's NotBefore), so rebuilding later gives
+    // the same bytes; SOURCE_DATE_EPOCH overrides.
+    let fallback = pki
+        .cert(crate::pki::spec::CA)
+        .map(|ca| ca.not_before.unix_timestamp().max(0) as u64)
+        .unwrap_or(0);
+    let mtime = crate::layers::resolve_mtime(fallback).map_err(|source| BuildError::Layer {
+        name: "(all)".into(),
+        source,
+    })?;
+    let assembly = assemble(c, &inp.selected, &pki, &installs, &boot, mtime)?;
+    Ok(Prepared {
+        assembly,
+        pki: report,
+        locked,
+    })
+}
+
+/// What the node's user-data writes besides the secrets: its settings file and the apply script, as
+/// (path, mode, content), so `kimage unpack` shows them too.
+pub fn boot_files(
+    c: &Cluster,
+    a: &Assembly,
+    n: &NodeArtifacts,
+) -> Result<Vec<(String, u32, Vec<u8>)>, BuildError> {
+    let model = c
+        .node(&n.name)
+        .expect("assembled nodes come from the model");
+    // The settings name each layer by digest, as the real user-data does (this compresses them once).
+    let refs: Vec<LayerRef> = n
+        .layers
+        .iter()
+        .map(|&i| {
+            let info =
+                a.layers[i]
+                    .builder(a.mtime)
+                    .digest()
+                    .map_err(|source| BuildError::Layer {
+                        name: a.layers[i].name.clone(),
+                        source,
+                    })?;
+            Ok(LayerRef {
+                name: a.layers[i].name.clone(),
+                sha256: info.sha256,
+                bytes: info.bytes,
+            })
+        })
+        .collect::<Result<_, BuildError>>()?;
+    let start = start_spec(&n.start);
+    let env = userdata::boot_env(
+        c,
+        model,
+        &BootInputs {
+            layers: &refs,
+            secrets_tar: &[],
+            start: &start,
+        },
+    );
+    Ok(vec![
+        (userdata::BOOT_ENV_PATH.to_string(), 0o644, env.into_bytes()),
+        (
+            userdata::APPLY_PATH.to_string(),
+            0o755,
+            userdata::APPLY_SCRIPT.as_bytes().to_vec(),
+        ),
+    ])
+}

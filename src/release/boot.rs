@@ -1,0 +1,121 @@
+//! `binaries.source: fetch-at-boot`: instead of carrying the binaries in its layers, a node downloads each
+//! locked artifact at first boot (from the locked URL or the mirror), checks the locked digest and only
+//! then installs it. kimage writes the manifest and the script; the node needs only python3.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{Format, Member};
+use super::digest::Algorithm;
+use super::lock::{Lock, StaleLock, check_lock};
+use super::need::node_needs;
+use super::net::via_mirror;
+use crate::model::{Cluster, NodeModel};
+
+/// The script the node runs (python3: urllib, hashlib, tarfile). Usage:
+/// `python3 kimage-fetch MANIFEST [--root DIR]`.
+pub const FETCH_SCRIPT: &str = include_str!("../../image-layers/boot/kimage-fetch");
+/// Where the user-data should write the script on the node (mode 0755).
+pub const FETCH_SCRIPT_PATH: &str = "/usr/local/lib/kimage/kimage-fetch";
+/// Where the user-data should write the node's manifest (mode 0644).
+pub const FETCH_MANIFEST_PATH: &str = "/etc/kimage/fetch.json";
+/// The command to run on the node before any unit that needs the binaries (e.g. in cloud-init runcmd).
+pub const FETCH_COMMAND: &str = "python3 /usr/local/lib/kimage/kimage-fetch /etc/kimage/fetch.json";
+/// Manifest format version the script understands.
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootManifest {
+    pub version: u32,
+    pub node: String,
+    pub artifacts: Vec<BootArtifact>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootArtifact {
+    /// `name version (arch)`, for messages on the node.
+    pub label: String,
+    /// What the node downloads (the mirror's URL when the profile names one).
+    pub url: String,
+    pub upstream_url: String,
+    pub algorithm: Algorithm,
+    pub digest: String,
+    pub format: Format,
+    pub members: Vec<BootMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootMember {
+    /// Path inside a tarball (`*` / `DIR/*`: every executable file there); absent for single files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub install: String,
+    #[serde(with = "super::catalog::octal_mode")]
+    pub mode: u32,
+}
+
+impl BootManifest {
+    /// Pretty JSON with a final newline; fields and artifacts in a fixed order.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("manifest serializes");
+        s.push('\n');
+        s
+    }
+}
+
+/// The manifest of one node.
+pub fn boot_manifest(
+    cluster: &Cluster,
+    lock: &Lock,
+    node: &NodeModel,
+) -> Result<BootManifest, StaleLock> {
+    check_lock(cluster, lock)?;
+    let mirror = cluster.binaries.mirror.as_ref().map(|m| m.as_str());
+    let artifacts = node_needs(cluster, node)
+        .into_iter()
+        .map(|(key, members)| {
+            let a = lock.artifact(&key).expect("check_lock saw every artifact");
+            let mut members: Vec<Member> = members.into_iter().collect();
+            members.sort_by(|x, y| x.install.cmp(&y.install));
+            BootArtifact {
+                label: a.label(),
+                url: via_mirror(&a.url, mirror),
+                upstream_url: a.url.clone(),
+                algorithm: a.algorithm,
+                digest: a.digest.clone(),
+                format: a.format,
+                members: members
+                    .into_iter()
+                    .map(|m| BootMember {
+                        path: m.path,
+                        install: m.install,
+                        mode: m.mode,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(BootManifest {
+        version: MANIFEST_VERSION,
+        node: node.name.as_str().to_string(),
+        artifacts,
+    })
+}
+
+/// Every node's manifest, by node name.
+pub fn boot_manifests(
+    cluster: &Cluster,
+    lock: &Lock,
+) -> Result<BTreeMap<String, BootManifest>, StaleLock> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            Ok((
+                n.name.as_str().to_string(),
+                boot_manifest(cluster, lock, n)?,
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,7 @@
+//! Helpers shared by integration tests: `mod support;` in a test file. Not every test file uses every
+//! helper, hence the allow.
+#![allow(dead_code)]
+
+pub mod fixtures;
+pub mod http;
+pub mod releases;
