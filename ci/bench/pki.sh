@@ -6,8 +6,7 @@
 # Targets: >= 50x faster than cfssl at ECDSA, >= 2x at RSA-2048.
 #
 # Usage: ci/bench/pki.sh            (RUNS=N to change the number of runs, default 5)
-# KIMAGE_PKI overrides the command under test; until the CLI wires `kimage pki`, it is the
-# examples/pki stand-in (same arguments and handlers): "target/release/examples/pki".
+# KIMAGE overrides the kimage binary under test (default: a release build of this tree).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here="$root/ci/bench"
@@ -15,8 +14,8 @@ runs=${RUNS:-5}
 for tool in hyperfine cfssl cfssljson openssl kubectl; do
   command -v "$tool" >/dev/null || { echo "ci/bench/pki.sh needs $tool" >&2; exit 1; }
 done
-cargo build --quiet --release --example pki --manifest-path "$root/Cargo.toml"
-kimage=${KIMAGE_PKI:-"${CARGO_TARGET_DIR:-$root/target}/release/examples/pki"}
+cargo build --quiet --release --bin kimage --manifest-path "$root/Cargo.toml"
+kimage=${KIMAGE:-"${CARGO_TARGET_DIR:-$root/target}/release/kimage"}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -31,7 +30,7 @@ bench() { # name algo-kimage cfssl-algo cfssl-size
   hyperfine --style basic --runs "$runs" --warmup 1 \
     --export-json "$work/$1.json" \
     --prepare "rm -rf '$work/state-$1'" -n "kimage pki ($1)" \
-      "'$kimage' --profile '$work/$1.yaml' --state '$work/state-$1'" \
+      "'$kimage' pki --profile '$work/$1.yaml' --state '$work/state-$1'" \
     --prepare "rm -rf '$work/cfssl-$1'" -n "cfssl workflow ($1)" \
       "bash '$here/cfssl-seed-pki.sh' '$work/cfssl-$1' $2 $3"
   python3 - "$work/$1.json" <<'PY'
@@ -46,6 +45,6 @@ bench ecdsa ecdsa 256
 bench rsa rsa 2048
 
 # A rerun with an unchanged profile: read, verify every key against its certificate, write nothing.
-"$kimage" --profile "$work/rsa.yaml" --state "$work/state-rerun" >/dev/null
+"$kimage" pki --profile "$work/rsa.yaml" --state "$work/state-rerun" >/dev/null
 hyperfine --style basic --runs "$runs" --warmup 1 -n "kimage pki rerun, unchanged (rsa)" \
-  "'$kimage' --profile '$work/rsa.yaml' --state '$work/state-rerun'"
+  "'$kimage' pki --profile '$work/rsa.yaml' --state '$work/state-rerun'"
