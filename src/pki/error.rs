@@ -33,7 +33,7 @@ pub enum PkiError {
     },
 
     #[error(
-        "{id} in pki state {path} is unusable: {reason}; restore the state from a backup, or replace the CA with `kimage pki renew {id} --replace-ca` (every certificate it signed is re-issued)"
+        "{id} in pki state {path} is unusable: {reason}; restore the state from a backup, or replace it with `kimage pki renew {id} --replace-ca` (everything it signed is re-issued)"
     )]
     CaUnusable {
         id: String,
