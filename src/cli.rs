@@ -55,12 +55,37 @@ pub enum Command {
     Build(BuildArgs),
     /// Write one node's filesystem as it will be once cloud-init has run.
     Unpack(UnpackArgs),
+    /// The running etcd cluster's members (`members`), or remove one (`remove NAME`), with a client
+    /// certificate from the PKI state. Members added to the profile join by themselves when they boot.
+    Etcd(EtcdArgs),
     /// Write the reference docs, man pages and shell completions generated from the code.
     Docs(crate::docs::DocsArgs),
     /// Print the shell completion script for bash, zsh or fish.
     Completions(crate::docs::CompletionsArgs),
     /// Print the man page (roff) of kimage or of one of its commands.
     Man(crate::docs::ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EtcdArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Client URLs to ask (default: every member's in the profile).
+    #[arg(long, value_delimiter = ',')]
+    pub endpoints: Vec<String>,
+    #[command(subcommand)]
+    pub command: EtcdCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EtcdCommand {
+    /// List the members: id, name, role (voting or learner), peer URLs.
+    Members,
+    /// Remove a member (after its node is gone, or before you retire it).
+    Remove {
+        /// The member's name (its node name).
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -231,6 +256,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Build(args) => cmd_build(&cli, args),
+        Command::Etcd(args) => cmd_etcd(&cli, args),
         Command::Unpack(args) => cmd_unpack(&cli, args),
         // Generated from the code alone; the profile is not read.
         Command::Docs(args) => crate::docs::cmd_docs(args),
@@ -348,19 +374,43 @@ fn select_nodes<'a>(
         .collect())
 }
 
+fn state_dir(c: &Checked, state: &StateArgs) -> PathBuf {
+    state
+        .state
+        .clone()
+        .unwrap_or_else(|| crate::pki::default_state_dir(&c.loaded.dir()))
+}
+
+/// The model with what the state remembers (the etcd members the cluster formed with), and the record
+/// to write when this is the cluster's first build.
+fn stateful_cluster(
+    c: &Checked,
+    state_dir: &Path,
+) -> Result<(Cluster, Option<crate::cluster_state::ClusterState>), Error> {
+    let recorded = crate::cluster_state::read(state_dir, &c.cluster.name)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    Ok(match recorded {
+        Some(s) => (
+            c.cluster.clone().with_formed_etcd(&s.etcd_formed_with),
+            None,
+        ),
+        None => (
+            c.cluster.clone(),
+            Some(crate::cluster_state::initial(&c.cluster)),
+        ),
+    })
+}
+
 fn inputs<'a>(
     cli: &'a Cli,
-    c: &'a Checked,
-    state: &StateArgs,
+    cluster: &'a Cluster,
+    state_dir: PathBuf,
     selected: Vec<&'a crate::model::NodeModel>,
 ) -> crate::output::build::Inputs<'a> {
     crate::output::build::Inputs {
-        cluster: &c.cluster,
+        cluster,
         profile: &cli.profile,
-        state_dir: state
-            .state
-            .clone()
-            .unwrap_or_else(|| crate::pki::default_state_dir(&c.loaded.dir())),
+        state_dir,
         selected,
         cache: None,
         now: time::OffsetDateTime::now_utc(),
@@ -380,14 +430,27 @@ fn human_bytes(n: u64) -> String {
 fn cmd_build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
     let c = check_profile(&cli.profile)?;
     print_warnings(&c);
-    let selected = select_nodes(&c.cluster, &args.role, args.all)?;
-    let prepared = crate::output::build::prepare(&inputs(cli, &c, &args.state, selected))?;
+    let state = state_dir(&c, &args.state);
+    let (cluster, first) = stateful_cluster(&c, &state)?;
+    let selected = select_nodes(&cluster, &args.role, args.all)?;
+    let prepared = crate::output::build::prepare(&inputs(cli, &cluster, state.clone(), selected))?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| c.loaded.dir().join("out"));
     let (manifest, report) =
-        crate::output::write_build(&c.cluster, &prepared.assembly, &out, args.all)?;
+        crate::output::write_build(&cluster, &prepared.assembly, &out, args.all)?;
+    if let Some(first) = first {
+        let p = crate::cluster_state::path(&state);
+        crate::output::write_atomic(&p, first.to_json().as_bytes(), 0o600)?;
+    }
+    if !cluster.etcd.joining.is_empty() {
+        let names: Vec<&str> = cluster.etcd.joining.iter().map(|n| n.as_str()).collect();
+        println!(
+            "etcd: {} join the running cluster (as learners, then promoted) when they boot",
+            names.join(", ")
+        );
+    }
     if let Some(lock) = &prepared.locked {
         eprintln!(
             "wrote {} (no lock existed; `kimage lock` refreshes it)",
@@ -463,18 +526,20 @@ fn cmd_build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
 fn cmd_unpack(cli: &Cli, args: &UnpackArgs) -> Result<(), Error> {
     let c = check_profile(&cli.profile)?;
     print_warnings(&c);
-    let selected = select_nodes(&c.cluster, std::slice::from_ref(&args.role), false)?;
-    let prepared = crate::output::build::prepare(&inputs(cli, &c, &args.state, selected))?;
+    let state = state_dir(&c, &args.state);
+    let (cluster, _) = stateful_cluster(&c, &state)?;
+    let selected = select_nodes(&cluster, std::slice::from_ref(&args.role), false)?;
+    let prepared = crate::output::build::prepare(&inputs(cli, &cluster, state, selected))?;
     let a = &prepared.assembly;
     let n = &a.nodes[0];
-    let boot = crate::output::build::boot_files(&c.cluster, a, n)?;
+    let boot = crate::output::build::boot_files(&cluster, a, n)?;
     let count = crate::output::unpack::unpack_node(a, n, &boot, &args.into)?;
     eprintln!(
         "{}: {count} entries written for node {}",
         args.into.display(),
         n.name
     );
-    if c.cluster.binaries.source == crate::profile::BinarySource::FetchAtBoot {
+    if cluster.binaries.source == crate::profile::BinarySource::FetchAtBoot {
         eprintln!(
             "note: binaries.source is fetch-at-boot: the node downloads its binaries at boot; they are not in {}",
             args.into.display()
@@ -487,4 +552,95 @@ fn cmd_unpack(cli: &Cli, args: &UnpackArgs) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+fn cmd_etcd(cli: &Cli, args: &EtcdArgs) -> Result<(), Error> {
+    let c = check_profile(&cli.profile)?;
+    let state = state_dir(&c, &args.state);
+    let pki = crate::pki::load(&c.cluster, &state, time::OffsetDateTime::now_utc())?;
+    let member = c
+        .cluster
+        .etcd
+        .members
+        .first()
+        .ok_or_else(|| Error::Usage("the profile has no etcd member".into()))?;
+    let client_id = crate::pki::spec::node_id(
+        crate::pki::spec::CertKind::EtcdHealthcheckClient,
+        member.name.as_str(),
+    );
+    let missing =
+        |what: &str| Error::Usage(format!("the PKI state lacks {what}; run `kimage pki`"));
+    let endpoints = if args.endpoints.is_empty() {
+        c.cluster
+            .etcd
+            .members
+            .iter()
+            .map(|m| m.client_url.clone())
+            .collect()
+    } else {
+        args.endpoints.clone()
+    };
+    let client = crate::etcd::Client::new(
+        endpoints,
+        pki.cert_pem(crate::pki::spec::ETCD_CA)
+            .ok_or_else(|| missing("the etcd CA"))?,
+        pki.cert_pem(&client_id)
+            .ok_or_else(|| missing(&client_id))?,
+        pki.key_pem(&client_id).ok_or_else(|| missing(&client_id))?,
+    )?;
+    match &args.command {
+        EtcdCommand::Members => {
+            let members = client.members()?;
+            if cli.output == Output::Json {
+                return print_json(&members);
+            }
+            println!("{:<18}  {:<20}  {:<8}  PEER URLS", "ID", "NAME", "ROLE");
+            for m in &members {
+                let name = if m.name.is_empty() {
+                    "(not started)"
+                } else {
+                    m.name.as_str()
+                };
+                let role = if m.is_learner { "learner" } else { "voting" };
+                println!(
+                    "{:<18}  {name:<20}  {role:<8}  {}",
+                    format!("{:x}", m.id),
+                    m.peer_urls.join(",")
+                );
+            }
+            Ok(())
+        }
+        EtcdCommand::Remove { name } => {
+            let peer = crate::cluster_state::read(&state, &c.cluster.name)
+                .ok()
+                .flatten()
+                .and_then(|s| {
+                    s.etcd_formed_with
+                        .into_iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, u)| u)
+                })
+                .or_else(|| {
+                    c.cluster
+                        .etcd
+                        .members
+                        .iter()
+                        .find(|m| m.name.as_str() == name)
+                        .map(|m| m.peer_url.clone())
+                });
+            let removed = client.remove(name, peer.as_deref())?;
+            println!("removed etcd member {name} ({:x})", removed.id);
+            if c.cluster
+                .etcd
+                .members
+                .iter()
+                .any(|m| m.name.as_str() == name)
+            {
+                eprintln!(
+                    "note: {name} is still in the profile; remove it there too, or its next boot tries to rejoin"
+                );
+            }
+            Ok(())
+        }
+    }
 }

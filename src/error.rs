@@ -45,6 +45,8 @@ pub enum Error {
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
     #[error(transparent)]
+    Etcd(#[from] crate::etcd::EtcdError),
+    #[error(transparent)]
     Build(Box<crate::output::build::BuildError>),
 }
 
@@ -69,6 +71,10 @@ impl Error {
             Error::ReadProfile { .. } | Error::Invalid { .. } | Error::Usage(_) => exit::INVALID,
             Error::Io { .. } | Error::NotYet(_) | Error::Docs(_) => exit::FAILURE,
             Error::Pki(e) => e.exit_code(),
+            Error::Etcd(
+                crate::etcd::EtcdError::NoSuchMember { .. } | crate::etcd::EtcdError::Quorum { .. },
+            ) => exit::INVALID,
+            Error::Etcd(_) => exit::FAILURE,
             Error::Build(e) => {
                 use crate::output::build::BuildError as B;
                 match e.as_ref() {

@@ -4,9 +4,11 @@
 //! output. Every stage returns values; only `output` writes to disk.
 
 pub mod cli;
+pub mod cluster_state;
 pub mod diag;
 pub mod docs;
 pub mod error;
+pub mod etcd;
 pub mod layers;
 pub mod model;
 pub mod output;

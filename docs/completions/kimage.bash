@@ -26,6 +26,9 @@ _kimage() {
             kimage,docs)
                 cmd="kimage__subcmd__docs"
                 ;;
+            kimage,etcd)
+                cmd="kimage__subcmd__etcd"
+                ;;
             kimage,fetch)
                 cmd="kimage__subcmd__fetch"
                 ;;
@@ -53,6 +56,24 @@ _kimage() {
             kimage,validate)
                 cmd="kimage__subcmd__validate"
                 ;;
+            kimage__subcmd__etcd,help)
+                cmd="kimage__subcmd__etcd__subcmd__help"
+                ;;
+            kimage__subcmd__etcd,members)
+                cmd="kimage__subcmd__etcd__subcmd__members"
+                ;;
+            kimage__subcmd__etcd,remove)
+                cmd="kimage__subcmd__etcd__subcmd__remove"
+                ;;
+            kimage__subcmd__etcd__subcmd__help,help)
+                cmd="kimage__subcmd__etcd__subcmd__help__subcmd__help"
+                ;;
+            kimage__subcmd__etcd__subcmd__help,members)
+                cmd="kimage__subcmd__etcd__subcmd__help__subcmd__members"
+                ;;
+            kimage__subcmd__etcd__subcmd__help,remove)
+                cmd="kimage__subcmd__etcd__subcmd__help__subcmd__remove"
+                ;;
             kimage__subcmd__help,build)
                 cmd="kimage__subcmd__help__subcmd__build"
                 ;;
@@ -61,6 +82,9 @@ _kimage() {
                 ;;
             kimage__subcmd__help,docs)
                 cmd="kimage__subcmd__help__subcmd__docs"
+                ;;
+            kimage__subcmd__help,etcd)
+                cmd="kimage__subcmd__help__subcmd__etcd"
                 ;;
             kimage__subcmd__help,fetch)
                 cmd="kimage__subcmd__help__subcmd__fetch"
@@ -88,6 +112,12 @@ _kimage() {
                 ;;
             kimage__subcmd__help,validate)
                 cmd="kimage__subcmd__help__subcmd__validate"
+                ;;
+            kimage__subcmd__help__subcmd__etcd,members)
+                cmd="kimage__subcmd__help__subcmd__etcd__subcmd__members"
+                ;;
+            kimage__subcmd__help__subcmd__etcd,remove)
+                cmd="kimage__subcmd__help__subcmd__etcd__subcmd__remove"
                 ;;
             kimage__subcmd__help__subcmd__pki,import)
                 cmd="kimage__subcmd__help__subcmd__pki__subcmd__import"
@@ -129,7 +159,7 @@ _kimage() {
 
     case "${cmd}" in
         kimage)
-            opts="-p -o -h -V --profile --output --help --version validate plan init pki lock fetch build unpack docs completions man help"
+            opts="-p -o -h -V --profile --output --help --version validate plan init pki lock fetch build unpack etcd docs completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -268,6 +298,164 @@ _kimage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kimage__subcmd__etcd)
+            opts="-s -p -o -h --state --endpoints --profile --output --help members remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoints)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kimage__subcmd__etcd__subcmd__help)
+            opts="members remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kimage__subcmd__etcd__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kimage__subcmd__etcd__subcmd__help__subcmd__members)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kimage__subcmd__etcd__subcmd__help__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kimage__subcmd__etcd__subcmd__members)
+            opts="-p -o -h --profile --output --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kimage__subcmd__etcd__subcmd__remove)
+            opts="-p -o -h --profile --output --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kimage__subcmd__fetch)
             opts="-j -q -p -o -h --mirror --lock --cache --jobs --retries --plain --quiet --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -323,7 +511,7 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__help)
-            opts="validate plan init pki lock fetch build unpack docs completions man help"
+            opts="validate plan init pki lock fetch build unpack etcd docs completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -367,6 +555,48 @@ _kimage() {
         kimage__subcmd__help__subcmd__docs)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kimage__subcmd__help__subcmd__etcd)
+            opts="members remove"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kimage__subcmd__help__subcmd__etcd__subcmd__members)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kimage__subcmd__help__subcmd__etcd__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

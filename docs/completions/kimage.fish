@@ -38,6 +38,7 @@ complete -c kimage -n "__fish_kimage_needs_command" -f -a "lock" -d 'Write kimag
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "fetch" -d 'Fill the download cache, verifying every digest'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "build" -d 'Build the per-node artifacts into the output directory'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "unpack" -d 'Write one node\'s filesystem as it will be once cloud-init has run'
+complete -c kimage -n "__fish_kimage_needs_command" -f -a "etcd" -d 'The running etcd cluster\'s members (`members`), or remove one (`remove NAME`), with a client certificate from the PKI state. Members added to the profile join by themselves when they boot'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "docs" -d 'Write the reference docs, man pages and shell completions generated from the code'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "completions" -d 'Print the shell completion script for bash, zsh or fish'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "man" -d 'Print the man page (roff) of kimage or of one of its commands'
@@ -126,6 +127,26 @@ complete -c kimage -n "__fish_kimage_using_subcommand unpack" -s p -l profile -d
 complete -c kimage -n "__fish_kimage_using_subcommand unpack" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand unpack" -s h -l help -d 'Print help'
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -s s -l state -d 'PKI state directory (default: kimage-state beside the profile)' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -l endpoints -d 'Client URLs to ask (default: every member\'s in the profile)' -r
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -s p -l profile -d 'The cluster profile' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
+json\t''"
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -s h -l help -d 'Print help'
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -f -a "members" -d 'List the members: id, name, role (voting or learner), peer URLs'
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -f -a "remove" -d 'Remove a member (after its node is gone, or before you retire it)'
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from members" -s p -l profile -d 'The cluster profile' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from members" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
+json\t''"
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from members" -s h -l help -d 'Print help'
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from remove" -s p -l profile -d 'The cluster profile' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from remove" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
+json\t''"
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from help" -f -a "members" -d 'List the members: id, name, role (voting or learner), peer URLs'
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove a member (after its node is gone, or before you retire it)'
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kimage -n "__fish_kimage_using_subcommand docs" -l out -d 'Directory the docs are written to' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand docs" -s p -l profile -d 'The cluster profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand docs" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
@@ -140,18 +161,21 @@ complete -c kimage -n "__fish_kimage_using_subcommand man" -s p -l profile -d 'T
 complete -c kimage -n "__fish_kimage_using_subcommand man" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand man" -s h -l help -d 'Print help'
-complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "validate" -d 'Whole-cluster lint of the profile; nothing is written'
-complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "plan" -d 'What each node will get: role, certificates, files, binaries; nothing is written'
-complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "init" -d 'Write a starting profile from one of the shipped templates'
-complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "pki" -d 'Create or refresh the PKI state (idempotent); `status`, `renew` and `import` manage it'
-complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "lock" -d 'Write kimage.lock beside the profile: every release artifact with its digest'
-complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "fetch" -d 'Fill the download cache, verifying every digest'
-complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "build" -d 'Build the per-node artifacts into the output directory'
-complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "unpack" -d 'Write one node\'s filesystem as it will be once cloud-init has run'
-complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "docs" -d 'Write the reference docs, man pages and shell completions generated from the code'
-complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "completions" -d 'Print the shell completion script for bash, zsh or fish'
-complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "man" -d 'Print the man page (roff) of kimage or of one of its commands'
-complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack docs completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack etcd docs completions man help" -f -a "validate" -d 'Whole-cluster lint of the profile; nothing is written'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack etcd docs completions man help" -f -a "plan" -d 'What each node will get: role, certificates, files, binaries; nothing is written'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack etcd docs completions man help" -f -a "init" -d 'Write a starting profile from one of the shipped templates'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack etcd docs completions man help" -f -a "pki" -d 'Create or refresh the PKI state (idempotent); `status`, `renew` and `import` manage it'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack etcd docs completions man help" -f -a "lock" -d 'Write kimage.lock beside the profile: every release artifact with its digest'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack etcd docs completions man help" -f -a "fetch" -d 'Fill the download cache, verifying every digest'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack etcd docs completions man help" -f -a "build" -d 'Build the per-node artifacts into the output directory'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack etcd docs completions man help" -f -a "unpack" -d 'Write one node\'s filesystem as it will be once cloud-init has run'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack etcd docs completions man help" -f -a "etcd" -d 'The running etcd cluster\'s members (`members`), or remove one (`remove NAME`), with a client certificate from the PKI state. Members added to the profile join by themselves when they boot'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack etcd docs completions man help" -f -a "docs" -d 'Write the reference docs, man pages and shell completions generated from the code'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack etcd docs completions man help" -f -a "completions" -d 'Print the shell completion script for bash, zsh or fish'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack etcd docs completions man help" -f -a "man" -d 'Print the man page (roff) of kimage or of one of its commands'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack etcd docs completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and __fish_seen_subcommand_from pki" -f -a "status" -d 'Every certificate: subject, issuer, SANs, expiry, days left, and whether it matches the profile'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and __fish_seen_subcommand_from pki" -f -a "renew" -d 'Re-issue leaf certificates with the same CA (and the same keys)'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and __fish_seen_subcommand_from pki" -f -a "import" -d 'Adopt the CAs and service-account key of an existing cluster (kubeadm or cfssl layout)'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and __fish_seen_subcommand_from etcd" -f -a "members" -d 'List the members: id, name, role (voting or learner), peer URLs'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and __fish_seen_subcommand_from etcd" -f -a "remove" -d 'Remove a member (after its node is gone, or before you retire it)'

@@ -4,4 +4,5 @@
 
 pub mod fixtures;
 pub mod http;
+pub mod nodes;
 pub mod releases;

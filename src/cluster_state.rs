@@ -1,0 +1,87 @@
+//! What kimage remembers about a cluster beyond its PKI: the etcd members it formed with. Members added
+//! to the profile later join the running cluster instead of forming a new one, and the members it
+//! formed with keep the settings (and artifacts) they booted with. Lives in `<state>/cluster.json`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Cluster;
+
+pub const FILE: &str = "cluster.json";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    pub version: u32,
+    /// The cluster these records belong to.
+    pub cluster: String,
+    /// (member name, peer URL) of the members etcd first formed with.
+    pub etcd_formed_with: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a kimage cluster state ({detail}); move it away if it is not needed")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "{path} belongs to cluster `{found}`, not `{want}`; use a separate --state directory per cluster"
+    )]
+    OtherCluster {
+        path: PathBuf,
+        found: String,
+        want: String,
+    },
+}
+
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join(FILE)
+}
+
+/// Reads the cluster state, if there is one.
+pub fn read(state_dir: &Path, cluster: &str) -> Result<Option<ClusterState>, StateError> {
+    let p = path(state_dir);
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StateError::Read { path: p, source }),
+    };
+    let s: ClusterState = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+        path: p.clone(),
+        detail: e.to_string(),
+    })?;
+    if s.cluster != cluster {
+        return Err(StateError::OtherCluster {
+            path: p,
+            found: s.cluster,
+            want: cluster.to_string(),
+        });
+    }
+    Ok(Some(s))
+}
+
+/// The state a first build records: the members the cluster forms with now.
+pub fn initial(c: &Cluster) -> ClusterState {
+    ClusterState {
+        version: 1,
+        cluster: c.name.clone(),
+        etcd_formed_with: c
+            .etcd
+            .members
+            .iter()
+            .map(|m| (m.name.to_string(), m.peer_url.clone()))
+            .collect(),
+    }
+}
+
+impl ClusterState {
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("state serializes");
+        s.push('\n');
+        s
+    }
+}
