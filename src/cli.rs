@@ -55,6 +55,14 @@ pub enum Command {
     Build(BuildArgs),
     /// Write one node's filesystem as it will be once cloud-init has run.
     Unpack(UnpackArgs),
+    /// Per node, which artifacts changed between two output directories and which files in them: what an
+    /// immutable rollout must replace.
+    Diff {
+        /// The output directory of the build the nodes run now.
+        old: PathBuf,
+        /// The output directory of the new build.
+        new: PathBuf,
+    },
     /// The running etcd cluster's members (`members`), or remove one (`remove NAME`), with a client
     /// certificate from the PKI state. Members added to the profile join by themselves when they boot.
     Etcd(EtcdArgs),
@@ -257,6 +265,16 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Build(args) => cmd_build(&cli, args),
         Command::Etcd(args) => cmd_etcd(&cli, args),
+        Command::Diff { old, new } => {
+            let d = crate::output::diff::diff(old, new)?;
+            match cli.output {
+                Output::Json => print_json(&d),
+                Output::Text => {
+                    print!("{}", crate::output::diff::render_text(&d));
+                    Ok(())
+                }
+            }
+        }
         Command::Unpack(args) => cmd_unpack(&cli, args),
         // Generated from the code alone; the profile is not read.
         Command::Docs(args) => crate::docs::cmd_docs(args),

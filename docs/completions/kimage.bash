@@ -23,6 +23,9 @@ _kimage() {
             kimage,completions)
                 cmd="kimage__subcmd__completions"
                 ;;
+            kimage,diff)
+                cmd="kimage__subcmd__diff"
+                ;;
             kimage,docs)
                 cmd="kimage__subcmd__docs"
                 ;;
@@ -79,6 +82,9 @@ _kimage() {
                 ;;
             kimage__subcmd__help,completions)
                 cmd="kimage__subcmd__help__subcmd__completions"
+                ;;
+            kimage__subcmd__help,diff)
+                cmd="kimage__subcmd__help__subcmd__diff"
                 ;;
             kimage__subcmd__help,docs)
                 cmd="kimage__subcmd__help__subcmd__docs"
@@ -159,7 +165,7 @@ _kimage() {
 
     case "${cmd}" in
         kimage)
-            opts="-p -o -h -V --profile --output --help --version validate plan init pki lock fetch build unpack etcd docs completions man help"
+            opts="-p -o -h -V --profile --output --help --version validate plan init pki lock fetch build unpack diff etcd docs completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -236,6 +242,36 @@ _kimage() {
             ;;
         kimage__subcmd__completions)
             opts="-p -o -h --profile --output --help bash zsh fish"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kimage__subcmd__diff)
+            opts="-p -o -h --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -511,7 +547,7 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__help)
-            opts="validate plan init pki lock fetch build unpack etcd docs completions man help"
+            opts="validate plan init pki lock fetch build unpack diff etcd docs completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -539,6 +575,20 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kimage__subcmd__help__subcmd__diff)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

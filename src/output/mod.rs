@@ -35,6 +35,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
 }
 
 pub mod build;
+pub mod diff;
 pub mod unpack;
 
 use std::collections::BTreeMap;

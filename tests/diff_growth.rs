@@ -1,0 +1,106 @@
+//! `kimage diff` on real builds: growing the cluster by a worker leaves the others' artifacts alone
+//! except /etc/hosts (optional), without a hosts file it leaves them identical, and a new VIP on the
+//! endpoint means replacing the control-plane nodes, whose apiserver certificate changed.
+
+use std::path::Path;
+use std::process::Command;
+
+fn kimage(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_kimage"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kimage {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const BASE: &str =
+    "apiVersion: kimage/v1alpha1\nkind: Cluster\nname: diffs\nbinaries: {source: fetch-at-boot}\n";
+
+fn nodes(extra: &str) -> String {
+    format!(
+        "nodes:\n  - {{name: cp-1, role: control-plane, address: 10.0.0.10}}\n  - {{name: w-1, role: worker, address: 10.0.0.21}}\n{extra}"
+    )
+}
+
+#[test]
+fn growth_and_endpoint_changes_say_what_to_replace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let w2 = "  - {name: w-2, role: worker, address: 10.0.0.22}\n";
+
+    std::fs::write(d.join("cluster.yaml"), format!("{BASE}{}", nodes(""))).unwrap();
+    kimage(d, &["build", "--all", "--out", "a"]);
+    std::fs::write(d.join("cluster.yaml"), format!("{BASE}{}", nodes(w2))).unwrap();
+    kimage(d, &["build", "--all", "--out", "b"]);
+    let text = kimage(d, &["diff", "a", "b"]);
+    assert_eq!(
+        text,
+        "cp-1: optional: replace when convenient (only /etc/hosts differs)\n    changed /etc/hosts\n\
+         w-1: optional: replace when convenient (only /etc/hosts differs)\n    changed /etc/hosts\n\
+         w-2: added: boot it from the new artifacts\n"
+    );
+
+    // Without /etc/hosts, a new worker changes nothing on the others.
+    let base = format!("{BASE}os: {{hostsFile: false}}\n");
+    std::fs::write(d.join("cluster.yaml"), format!("{base}{}", nodes(""))).unwrap();
+    kimage(d, &["build", "--all", "--out", "c"]);
+    std::fs::write(d.join("cluster.yaml"), format!("{base}{}", nodes(w2))).unwrap();
+    kimage(d, &["build", "--all", "--out", "e"]);
+    let text = kimage(d, &["diff", "c", "e"]);
+    assert_eq!(
+        text,
+        "cp-1: unchanged\nw-1: unchanged\nw-2: added: boot it from the new artifacts\n"
+    );
+
+    // A load balancer with a VIP in front: the apiserver certificate gains the VIP (seed 004), so the
+    // control plane must be replaced; the kubeconfigs (secret) point at the new endpoint everywhere.
+    let lb = format!(
+        "{base}controlPlane: {{endpoint: 10.0.0.100:6443}}\nloadBalancer: {{kind: haproxy, vip: 10.0.0.100}}\n{}",
+        nodes(&format!(
+            "{w2}  - {{name: lb-1, role: load-balancer, address: 10.0.0.5}}\n"
+        ))
+    );
+    std::fs::write(d.join("cluster.yaml"), lb).unwrap();
+    kimage(d, &["build", "--all", "--out", "f"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&kimage(d, &["diff", "e", "f", "-o", "json"])).unwrap();
+    let by = |n: &str| {
+        json.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["node"] == n)
+            .unwrap()
+            .clone()
+    };
+    let cp = by("cp-1");
+    assert_eq!(cp["verdict"], "replace");
+    let files: Vec<&str> = cp["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        files.contains(&"changed /etc/kubernetes/pki/apiserver.crt"),
+        "{files:?}"
+    );
+    assert!(
+        files.contains(&"changed /etc/kubernetes/admin.conf (secret)"),
+        "{files:?}"
+    );
+    assert_eq!(by("w-1")["verdict"], "replace");
+    assert!(
+        by("w-1")["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "changed /etc/kubernetes/kubelet.conf (secret)")
+    );
+    assert_eq!(by("lb-1")["verdict"], "added");
+}
