@@ -42,10 +42,10 @@ pub enum Command {
     /// Whole-cluster lint of the profile; nothing is written.
     Validate,
     /// What each node will get: role, certificates, files, binaries; nothing is written.
-    Plan,
+    Plan(StateArgs),
     /// Write a starting profile from one of the shipped templates.
     Init(InitArgs),
-    /// Create or refresh the PKI state (idempotent); `status`, `renew` and `import` manage it.
+    /// Create or refresh the PKI state (idempotent); see also its subcommands.
     Pki(crate::pki::command::PkiArgs),
     /// Write kimage.lock beside the profile: every release artifact with its digest.
     Lock(crate::release::command::LockArgs),
@@ -215,18 +215,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
 pub fn run(cli: Cli) -> Result<(), Error> {
     match &cli.command {
         Command::Validate => cmd_validate(&cli),
-        Command::Plan => {
-            let c = check_profile(&cli.profile)?;
-            print_warnings(&c);
-            let p = plan::plan(&c.cluster);
-            match cli.output {
-                Output::Json => print_json(&p),
-                Output::Text => {
-                    print!("{}", p.render_text());
-                    Ok(())
-                }
-            }
-        }
+        Command::Plan(state) => cmd_plan(&cli, state),
         Command::Init(args) => cmd_init(&cli, args),
         // Every command that works from the profile checks it first, so bad input never writes anything.
         Command::Pki(args) => {
@@ -658,6 +647,33 @@ fn cmd_etcd(cli: &Cli, args: &EtcdArgs) -> Result<(), Error> {
                     "note: {name} is still in the profile; remove it there too, or its next boot tries to rejoin"
                 );
             }
+            Ok(())
+        }
+    }
+}
+
+/// `kimage plan`: what each node gets, and, against an existing state, which certificates the next build
+/// (re-)issues and so which running nodes must be replaced. Reads the state, writes nothing.
+fn cmd_plan(cli: &Cli, state: &StateArgs) -> Result<(), Error> {
+    let c = check_profile(&cli.profile)?;
+    print_warnings(&c);
+    let dir = state_dir(&c, state);
+    let (cluster, _) = stateful_cluster(&c, &dir)?;
+    let mut p = plan::plan(&cluster);
+    if crate::pki::StateDir::new(&dir).state_file().exists() {
+        p.pending = match crate::pki::load(&cluster, &dir, time::OffsetDateTime::now_utc()) {
+            Ok(_) => Vec::new(),
+            Err(crate::pki::PkiError::Stale { problems, .. }) => {
+                problems.iter().map(|s| s.trim().to_string()).collect()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        p.state = Some(dir.display().to_string());
+    }
+    match cli.output {
+        Output::Json => print_json(&p),
+        Output::Text => {
+            print!("{}", p.render_text());
             Ok(())
         }
     }

@@ -12,6 +12,13 @@ pub struct Plan {
     pub endpoint: String,
     pub bootstrap_node: Option<String>,
     pub nodes: Vec<NodePlan>,
+    /// etcd members that join the running cluster when they boot (added after it formed).
+    pub etcd_joining: Vec<String>,
+    /// The PKI state compared with, if one exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Certificates the next build (re-)issues, with the reason (`apiserver@cp-1: ip_addresses +10.0.0.100`).
+    pub pending: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,6 +86,9 @@ pub fn plan(c: &Cluster) -> Plan {
         endpoint: c.endpoint_url.clone(),
         bootstrap_node: c.bootstrap_node.as_ref().map(|n| n.to_string()),
         nodes: c.nodes.iter().map(|n| node_plan(c, n)).collect(),
+        etcd_joining: c.etcd.joining.iter().map(|n| n.to_string()).collect(),
+        state: None,
+        pending: Vec::new(),
     }
 }
 
@@ -130,6 +140,48 @@ impl Plan {
                 "  files     {} ({} secret, delivered in user-data)\n",
                 n.files.len(),
                 secrets
+            ));
+        }
+        if !self.etcd_joining.is_empty() {
+            out.push_str(&format!(
+                "\netcd: {} join the running cluster when they boot (learner, then promoted)\n",
+                self.etcd_joining.join(", ")
+            ));
+        }
+        if let Some(state) = &self.state {
+            out.push_str(&self.render_pending(state));
+        }
+        out
+    }
+
+    /// Which certificates the next build (re-)issues and which running nodes that means replacing.
+    fn render_pending(&self, state: &str) -> String {
+        if self.pending.is_empty() {
+            return format!(
+                "\ncertificates: {state} matches the profile; no node needs new ones\n"
+            );
+        }
+        let mut out = format!("\ncertificates the next build (re-)issues (state {state}):\n");
+        for p in &self.pending {
+            out.push_str(&format!("  {p}\n"));
+        }
+        let ids: Vec<&str> = self
+            .pending
+            .iter()
+            .filter_map(|p| p.split(':').next())
+            .collect();
+        let mut nodes: Vec<&str> = ids
+            .iter()
+            .filter_map(|id| id.split_once('@').map(|(_, n)| n))
+            .collect();
+        nodes.sort();
+        nodes.dedup();
+        if ids.iter().any(|id| !id.contains('@')) {
+            out.push_str("replace: every node that carries the changed CA or key\n");
+        } else if !nodes.is_empty() {
+            out.push_str(&format!(
+                "replace: {} (their certificates change)\n",
+                nodes.join(", ")
             ));
         }
         out

@@ -33,7 +33,7 @@ complete -c kimage -n "__fish_kimage_needs_command" -s V -l version -d 'Print ve
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "validate" -d 'Whole-cluster lint of the profile; nothing is written'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "plan" -d 'What each node will get: role, certificates, files, binaries; nothing is written'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "init" -d 'Write a starting profile from one of the shipped templates'
-complete -c kimage -n "__fish_kimage_needs_command" -f -a "pki" -d 'Create or refresh the PKI state (idempotent); `status`, `renew` and `import` manage it'
+complete -c kimage -n "__fish_kimage_needs_command" -f -a "pki" -d 'Create or refresh the PKI state (idempotent); see also its subcommands'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "lock" -d 'Write kimage.lock beside the profile: every release artifact with its digest'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "fetch" -d 'Fill the download cache, verifying every digest'
 complete -c kimage -n "__fish_kimage_needs_command" -f -a "build" -d 'Build the per-node artifacts into the output directory'
@@ -48,6 +48,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand validate" -s p -l profile 
 complete -c kimage -n "__fish_kimage_using_subcommand validate" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand validate" -s h -l help -d 'Print help'
+complete -c kimage -n "__fish_kimage_using_subcommand plan" -s s -l state -d 'PKI state directory (default: kimage-state beside the profile)' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand plan" -s p -l profile -d 'The cluster profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand plan" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
@@ -169,7 +170,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand man" -s h -l help -d 'Prin
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack diff etcd docs completions man help" -f -a "validate" -d 'Whole-cluster lint of the profile; nothing is written'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack diff etcd docs completions man help" -f -a "plan" -d 'What each node will get: role, certificates, files, binaries; nothing is written'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack diff etcd docs completions man help" -f -a "init" -d 'Write a starting profile from one of the shipped templates'
-complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack diff etcd docs completions man help" -f -a "pki" -d 'Create or refresh the PKI state (idempotent); `status`, `renew` and `import` manage it'
+complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack diff etcd docs completions man help" -f -a "pki" -d 'Create or refresh the PKI state (idempotent); see also its subcommands'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack diff etcd docs completions man help" -f -a "lock" -d 'Write kimage.lock beside the profile: every release artifact with its digest'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack diff etcd docs completions man help" -f -a "fetch" -d 'Fill the download cache, verifying every digest'
 complete -c kimage -n "__fish_kimage_using_subcommand help; and not __fish_seen_subcommand_from validate plan init pki lock fetch build unpack diff etcd docs completions man help" -f -a "build" -d 'Build the per-node artifacts into the output directory'

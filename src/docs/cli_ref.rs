@@ -225,9 +225,19 @@ fn command_section(out: &mut String, cmd: &Command, depth: usize) {
         out.push_str("\n\n");
     }
     out.push_str(&format!("```\n{}\n```\n\n", usage(cmd)));
+    // The root's global options are documented once; a subcommand's own globals (`pki --state`) here.
+    let root_globals: Vec<String> = crate::cli::Cli::command()
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.get_id().to_string())
+        .collect();
     let own: Vec<&Arg> = cmd
         .get_arguments()
-        .filter(|a| !a.is_global_set() && !a.is_hide_set() && !is_builtin(a))
+        .filter(|a| {
+            !(a.is_global_set() && root_globals.iter().any(|g| g == a.get_id().as_str()))
+                && !a.is_hide_set()
+                && !is_builtin(a)
+        })
         .collect();
     // Positionals first, then options, each in definition order.
     let mut own = own;
