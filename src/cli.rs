@@ -117,6 +117,10 @@ pub struct BuildArgs {
     /// Build every node.
     #[arg(long)]
     pub all: bool,
+    /// Also write out/nodes/<name>/seed.img when layers do not come from the seed (`layers.from: url`
+    /// or `image`); with `seed` it is always written.
+    #[arg(long)]
+    pub seed: bool,
 }
 
 #[derive(Debug, Args)]
@@ -446,7 +450,7 @@ fn cmd_build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
         .clone()
         .unwrap_or_else(|| c.loaded.dir().join("out"));
     let (manifest, report) =
-        crate::output::write_build(&cluster, &prepared.assembly, &out, args.all)?;
+        crate::output::write_build(&cluster, &prepared.assembly, &out, args.all, args.seed)?;
     if let Some(first) = first {
         let p = crate::cluster_state::path(&state);
         crate::output::write_atomic(&p, first.to_json().as_bytes(), 0o600)?;
@@ -506,7 +510,9 @@ fn cmd_build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
             n.role,
             human_bytes(n.user_data_bytes),
             n.layers,
-            human_bytes(n.seed_bytes)
+            n.seed_bytes
+                .map(human_bytes)
+                .unwrap_or_else(|| "-".to_string())
         );
     }
     for n in &report.nodes {

@@ -58,24 +58,10 @@ fn deflate_chunk(level: u32, dict: &[u8], data: &[u8]) -> io::Result<(Vec<u8>, C
     Ok((out, crc))
 }
 
-/// Reads until `want` more bytes are in `buf` or the input ends; returns how many were added.
+/// Reads until `want` more bytes are in `buf` or the input ends; returns how many were added. The
+/// buffer grows with what arrives, so a small layer does not pay for zeroing a whole batch.
 fn read_full<R: Read>(r: &mut R, buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
-    let start = buf.len();
-    buf.resize(start + want, 0);
-    let mut got = 0;
-    while got < want {
-        match r.read(&mut buf[start + got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                buf.truncate(start + got);
-                return Err(e);
-            }
-        }
-    }
-    buf.truncate(start + got);
-    Ok(got)
+    r.by_ref().take(want as u64).read_to_end(buf)
 }
 
 /// A batch: `buf[..dict]` is the tail of the previous batch (the first chunk's dictionary), the rest is input.

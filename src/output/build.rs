@@ -113,6 +113,8 @@ impl PlannedLayer {
 /// Everything one node gets.
 #[derive(Debug, Clone)]
 pub struct NodeArtifacts {
+    /// Position in `Cluster::nodes`.
+    pub index: usize,
     pub name: String,
     pub role: String,
     pub address: String,
@@ -167,6 +169,7 @@ fn start_spec(steps: &[render::StartStep]) -> String {
 }
 
 fn node_files(
+    r: &render::Renderer,
     c: &Cluster,
     n: &NodeModel,
     pki: &PkiMaterial,
@@ -180,9 +183,9 @@ fn node_files(
         node: Vec::new(),
         secrets: Vec::new(),
     };
-    for r in render::render_node(c, n)? {
-        let e = file_entry(&r.path, r.mode, r.uid, r.gid, r.content);
-        match r.scope {
+    for rf in r.node(n)? {
+        let e = file_entry(&rf.path, rf.mode, rf.uid, rf.gid, rf.content);
+        match rf.scope {
             Scope::Shared => f.config.push(e),
             Scope::Node => f.node.push(e),
         }
@@ -258,8 +261,9 @@ pub fn assemble(
             layers.len() - 1
         })
     };
+    let renderer = render::Renderer::new(c)?;
     for n in selected {
-        let mut start = render::start_plan(c, n)?;
+        let mut start = renderer.start_plan(n)?;
         // The console report runs last, once cloud-init has finished.
         start.push(render::StartStep {
             unit: "kimage-report.service".into(),
@@ -268,6 +272,7 @@ pub fn assemble(
         let name = n.name.as_str();
         let fetching = c.binaries.source == BinarySource::FetchAtBoot;
         let f = node_files(
+            &renderer,
             c,
             n,
             pki,
@@ -318,6 +323,7 @@ pub fn assemble(
             },
         ));
         nodes.push(NodeArtifacts {
+            index: n.index,
             name: name.to_string(),
             role: n.role.as_str().to_string(),
             address: n.address.to_string(),
@@ -415,41 +421,88 @@ pub fn seed_carries_layers(c: &Cluster) -> bool {
     c.layers.from == LayersFrom::Seed
 }
 
-/// Writes every unique layer into `dir` (content-addressed; an existing file with the right digest is
-/// kept), in parallel for the small ones and one at a time for large ones (each compresses in parallel).
+/// Writes every unique layer into `dir` as `<sha256>.tar.gz` (an existing file of that name already
+/// holds these bytes and is kept). Small layers are compressed in memory, in parallel; binary layers
+/// stream to a temporary file, one at a time (each compresses on every core). No fsync here: the
+/// caller syncs the filesystem once.
 pub fn build_layers(a: &Assembly, dir: &Path) -> Result<Vec<BuiltLayer>, BuildError> {
     use rayon::prelude::*;
-    std::fs::create_dir_all(dir).map_err(|source| BuildError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let one = |l: &PlannedLayer| -> Result<BuiltLayer, BuildError> {
-        let stored =
-            l.builder(a.mtime)
-                .write_into_dir(dir)
-                .map_err(|source| BuildError::Layer {
-                    name: l.name.clone(),
-                    source,
-                })?;
-        Ok(BuiltLayer {
-            kind: l.kind,
-            name: l.name.clone(),
-            sha256: stored.info.sha256,
-            bytes: stored.info.bytes,
-            path: stored.path,
-        })
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BuildError::Io { path, source }
     };
-    let (big, small): (Vec<usize>, Vec<usize>) =
-        (0..a.layers.len()).partition(|&i| a.layers[i].kind == LayerKind::Binaries);
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let done = |l: &PlannedLayer, info: crate::layers::LayerInfo| BuiltLayer {
+        kind: l.kind,
+        name: l.name.clone(),
+        path: dir.join(info.file_name()),
+        sha256: info.sha256,
+        bytes: info.bytes,
+    };
+    let small = |l: &PlannedLayer| -> Result<BuiltLayer, BuildError> {
+        let mut bytes = Vec::new();
+        let info = l
+            .builder(a.mtime)
+            .build_to(&mut bytes)
+            .map_err(|source| BuildError::Layer {
+                name: l.name.clone(),
+                source,
+            })?;
+        let b = done(l, info);
+        if !b.path.exists() {
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".layer-")
+                .tempfile_in(dir)
+                .map_err(io(dir))?;
+            std::io::Write::write_all(&mut tmp, &bytes).map_err(io(tmp.path()))?;
+            tmp.persist(&b.path).map_err(|e| BuildError::Io {
+                path: b.path.clone(),
+                source: e.error,
+            })?;
+        }
+        Ok(b)
+    };
+    let big = |l: &PlannedLayer| -> Result<BuiltLayer, BuildError> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".layer-")
+            .tempfile_in(dir)
+            .map_err(io(dir))?;
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        let info = l
+            .builder(a.mtime)
+            .build_to(&mut w)
+            .map_err(|source| BuildError::Layer {
+                name: l.name.clone(),
+                source,
+            })?;
+        std::io::Write::flush(&mut w).map_err(io(dir))?;
+        drop(w);
+        let b = done(l, info);
+        if !b.path.exists() {
+            tmp.persist(&b.path).map_err(|e| BuildError::Io {
+                path: b.path.clone(),
+                source: e.error,
+            })?;
+        }
+        Ok(b)
+    };
     let mut out: Vec<Option<BuiltLayer>> = vec![None; a.layers.len()];
-    for i in big {
-        out[i] = Some(one(&a.layers[i])?);
+    for (i, l) in a
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.kind == LayerKind::Binaries)
+    {
+        out[i] = Some(big(l)?);
     }
-    let built: Vec<(usize, BuiltLayer)> = small
+    let rest: Vec<(usize, BuiltLayer)> = a
+        .layers
         .par_iter()
-        .map(|&i| one(&a.layers[i]).map(|b| (i, b)))
+        .enumerate()
+        .filter(|(_, l)| l.kind != LayerKind::Binaries)
+        .map(|(i, l)| small(l).map(|b| (i, b)))
         .collect::<Result<_, _>>()?;
-    for (i, b) in built {
+    for (i, b) in rest {
         out[i] = Some(b);
     }
     Ok(out

@@ -72,7 +72,9 @@ pub struct NodeEntry {
     pub user_data: ArtifactRef,
     pub meta_data: ArtifactRef,
     pub network_config: ArtifactRef,
-    pub seed: ArtifactRef,
+    /// The NoCloud seed: written when `layers.from` is `seed` (it carries the layers) or with `--seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<ArtifactRef>,
     /// In extraction order.
     pub layers: Vec<LayerEntry>,
     /// Programs the image must already have (`binaries.exclude`).
@@ -104,13 +106,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
 }
 
-fn rename(from: &Path, to: &Path) -> Result<(), Error> {
-    if let Some(p) = to.parent() {
-        fs::create_dir_all(p).map_err(Error::io(p))?;
-    }
-    fs::rename(from, to).map_err(Error::io(to))
-}
-
 /// Per-node summary of a build, for the report `kimage build` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeReport {
@@ -120,7 +115,7 @@ pub struct NodeReport {
     /// The smallest common user-data limit it exceeds, if any.
     pub user_data_over: Option<String>,
     pub layers: usize,
-    pub seed_bytes: u64,
+    pub seed_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -132,38 +127,66 @@ pub struct BuildReport {
     pub removed_layers: usize,
 }
 
-/// Writes the assembled artifacts into `out`. Everything is produced under a temporary directory inside
-/// `out` first and moved into place only when every node succeeded; `manifest.json` is replaced last
-/// and atomically. With `complete` (every node of the cluster built), layers no node uses are removed.
+/// Writes `bytes` at `path` unless the file already holds exactly them (with `mode`): a rebuild that
+/// changes little rewrites little. New content goes to a temporary file and is renamed into place.
+fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, Error> {
+    if let Ok(meta) = fs::metadata(path)
+        && meta.len() == bytes.len() as u64
+        && meta.permissions().mode() & 0o7777 == mode
+        && fs::read(path).is_ok_and(|old| old == bytes)
+    {
+        return Ok(false);
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".kimage-")
+        .tempfile_in(dir)
+        .map_err(Error::io(dir))?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(Error::io(tmp.path()))?;
+    tmp.write_all(bytes).map_err(Error::io(tmp.path()))?;
+    tmp.persist(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(true)
+}
+
+/// Writes the assembled artifacts into `out`. Layers are content-addressed (an existing file of the
+/// same name is kept), node files are rewritten only when they change, everything is made durable with
+/// one filesystem sync, and `manifest.json` is replaced last, atomically. With `complete` (every node of
+/// the cluster built), layers and node directories nothing uses any more are removed.
 pub fn write_build(
     c: &crate::model::Cluster,
     a: &Assembly,
     out: &Path,
     complete: bool,
+    force_seed: bool,
 ) -> Result<(Manifest, BuildReport), Error> {
     fs::create_dir_all(out).map_err(Error::io(out))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".kimage-build-")
-        .tempdir_in(out)
-        .map_err(Error::io(out))?;
-    let built: Vec<BuiltLayer> = build::build_layers(a, &tmp.path().join("layers"))?;
-    let docs: Vec<NodeDocs> = a
-        .nodes
-        .iter()
-        .map(|n| build::node_docs(c, a, n, &built))
-        .collect::<Result<_, _>>()?;
+    let previous: Option<Manifest> = fs::read_to_string(out.join(MANIFEST))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let built: Vec<BuiltLayer> = build::build_layers(a, &out.join("layers"))?;
+    let docs: Vec<NodeDocs> = {
+        use rayon::prelude::*;
+        a.nodes
+            .par_iter()
+            .map(|n| build::node_docs(c, a, n, &built))
+            .collect::<Result<_, _>>()?
+    };
     let with_layers = build::seed_carries_layers(c);
+    let write_seeds = with_layers || force_seed;
     let mut entries = BTreeMap::new();
     let mut reports = Vec::new();
     for (n, d) in a.nodes.iter().zip(&docs) {
-        let dir = tmp.path().join("nodes").join(&n.name);
-        fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        let dir = out.join("nodes").join(&n.name);
         let doc_ref = |file: &str, text: &str| -> Result<ArtifactRef, Error> {
-            let p = dir.join(file);
             // user-data carries private keys.
             let mode = if file == "user-data" { 0o600 } else { 0o644 };
-            fs::write(&p, text).map_err(Error::io(&p))?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(Error::io(&p))?;
+            write_if_changed(&dir.join(file), text.as_bytes(), mode)?;
             Ok(ArtifactRef {
                 path: format!("nodes/{}/{file}", n.name),
                 sha256: sha256_hex(text.as_bytes()),
@@ -173,27 +196,83 @@ pub fn write_build(
         let user_data = doc_ref("user-data", &d.user_data)?;
         let meta_data = doc_ref("meta-data", &d.meta_data)?;
         let network_config = doc_ref("network-config", &d.network_config)?;
-        let seed_layers: Vec<(String, PathBuf)> = if with_layers {
-            n.layers
-                .iter()
-                .map(|&i| (built[i].sha256.clone(), built[i].path.clone()))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let files = crate::seed::nocloud_files(
-            d.user_data.clone(),
-            d.meta_data.clone(),
-            d.network_config.clone(),
-            &seed_layers,
-        );
+        let layers: Vec<LayerEntry> = n
+            .layers
+            .iter()
+            .map(|&i| LayerEntry {
+                path: format!("layers/{}.tar.gz", built[i].sha256),
+                sha256: built[i].sha256.clone(),
+                bytes: built[i].bytes,
+                name: built[i].name.clone(),
+            })
+            .collect();
         let seed_path = dir.join("seed.img");
-        let seed = crate::seed::write_seed(&seed_path, &files, a.mtime).map_err(|source| {
-            build::BuildError::Seed {
-                node: n.name.clone(),
-                source,
+        let seed = if write_seeds {
+            // The seed is a function of the three documents and the layers: unchanged inputs, same image.
+            let reuse = previous
+                .as_ref()
+                .and_then(|p| p.nodes.get(&n.name))
+                .filter(|old| {
+                    old.user_data == user_data
+                        && old.meta_data == meta_data
+                        && old.network_config == network_config
+                        && (!with_layers || old.layers == layers)
+                        && old.seed.as_ref().is_some_and(|s| {
+                            fs::metadata(&seed_path).is_ok_and(|m| m.len() == s.bytes)
+                        })
+                });
+            match reuse {
+                Some(old) => old.seed.clone(),
+                None => {
+                    let seed_layers: Vec<(String, PathBuf)> = if with_layers {
+                        n.layers
+                            .iter()
+                            .map(|&i| (built[i].sha256.clone(), built[i].path.clone()))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let files = crate::seed::nocloud_files(
+                        d.user_data.clone(),
+                        d.meta_data.clone(),
+                        d.network_config.clone(),
+                        &seed_layers,
+                    );
+                    let mut tmp = tempfile::Builder::new()
+                        .prefix(".kimage-")
+                        .tempfile_in(&dir)
+                        .map_err(Error::io(&dir))?;
+                    // It carries the user-data, and so the node's private keys.
+                    tmp.as_file()
+                        .set_permissions(fs::Permissions::from_mode(0o600))
+                        .map_err(Error::io(tmp.path()))?;
+                    let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+                    let info =
+                        crate::seed::write_seed_to(&mut w, &files, a.mtime).map_err(|source| {
+                            build::BuildError::Seed {
+                                node: n.name.clone(),
+                                source,
+                            }
+                        })?;
+                    drop(w);
+                    tmp.persist(&seed_path).map_err(|e| Error::Io {
+                        path: seed_path.clone(),
+                        source: e.error,
+                    })?;
+                    Some(ArtifactRef {
+                        path: format!("nodes/{}/seed.img", n.name),
+                        sha256: info.sha256,
+                        bytes: info.bytes,
+                    })
+                }
             }
-        })?;
+        } else {
+            if seed_path.exists() {
+                // A seed from an earlier build that no longer matches this one.
+                fs::remove_file(&seed_path).map_err(Error::io(&seed_path))?;
+            }
+            None
+        };
         let over = crate::userdata::LIMITS
             .iter()
             .find(|(_, limit)| d.user_data.len() > *limit)
@@ -204,7 +283,7 @@ pub fn write_build(
             user_data_bytes: user_data.bytes,
             user_data_over: over,
             layers: n.layers.len(),
-            seed_bytes: seed.bytes,
+            seed_bytes: seed.as_ref().map(|s| s.bytes),
         });
         entries.insert(
             n.name.clone(),
@@ -214,41 +293,18 @@ pub fn write_build(
                 user_data,
                 meta_data,
                 network_config,
-                seed: ArtifactRef {
-                    path: format!("nodes/{}/seed.img", n.name),
-                    sha256: seed.sha256,
-                    bytes: seed.bytes,
-                },
-                layers: n
-                    .layers
-                    .iter()
-                    .map(|&i| LayerEntry {
-                        path: format!("layers/{}.tar.gz", built[i].sha256),
-                        sha256: built[i].sha256.clone(),
-                        bytes: built[i].bytes,
-                        name: built[i].name.clone(),
-                    })
-                    .collect(),
+                seed,
+                layers,
                 excluded_binaries: n.excluded.clone(),
             },
         );
     }
-    // Everything exists: move it into place. Layers are content-addressed, so an existing file of the
-    // same name already has these bytes.
-    for l in &built {
-        let dest = out.join("layers").join(format!("{}.tar.gz", l.sha256));
-        if !dest.exists() {
-            rename(&l.path, &dest)?;
-        }
-    }
-    for n in &a.nodes {
-        for file in ["user-data", "meta-data", "network-config", "seed.img"] {
-            rename(
-                &tmp.path().join("nodes").join(&n.name).join(file),
-                &out.join("nodes").join(&n.name).join(file),
-            )?;
-        }
-    }
+    // One filesystem sync makes every file above durable before the manifest names them.
+    let dir = fs::File::open(out).map_err(Error::io(out))?;
+    rustix::fs::syncfs(&dir).map_err(|e| Error::Io {
+        path: out.to_path_buf(),
+        source: e.into(),
+    })?;
     let mut manifest = Manifest {
         kimage: env!("CARGO_PKG_VERSION").to_string(),
         cluster: c.name.clone(),
@@ -263,8 +319,7 @@ pub fn write_build(
     };
     // A partial build (--role) keeps the other nodes of an earlier build of the same cluster.
     if !complete
-        && let Ok(text) = fs::read_to_string(out.join(MANIFEST))
-        && let Ok(old) = serde_json::from_str::<Manifest>(&text)
+        && let Some(old) = previous
         && old.cluster == manifest.cluster
     {
         manifest.nodes = old
@@ -285,7 +340,9 @@ pub fn write_build(
         if let Ok(rd) = fs::read_dir(out.join("layers")) {
             for e in rd.flatten() {
                 let rel = format!("layers/{}", e.file_name().to_string_lossy());
-                if rel.ends_with(".tar.gz") && !used.contains(&rel) {
+                // Also temporary files of a build that was killed.
+                let stale_tmp = rel.starts_with("layers/.layer-");
+                if (rel.ends_with(".tar.gz") && !used.contains(&rel)) || stale_tmp {
                     fs::remove_file(e.path()).map_err(Error::io(e.path()))?;
                     removed += 1;
                 }

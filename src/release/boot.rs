@@ -71,6 +71,11 @@ pub fn boot_manifest(
     node: &NodeModel,
 ) -> Result<BootManifest, StaleLock> {
     check_lock(cluster, lock)?;
+    Ok(manifest_unchecked(cluster, lock, node))
+}
+
+/// `boot_manifest` for a lock already checked against the cluster.
+fn manifest_unchecked(cluster: &Cluster, lock: &Lock, node: &NodeModel) -> BootManifest {
     let mirror = cluster.binaries.mirror.as_ref().map(|m| m.as_str());
     let artifacts = node_needs(cluster, node)
         .into_iter()
@@ -96,26 +101,32 @@ pub fn boot_manifest(
             }
         })
         .collect();
-    Ok(BootManifest {
+    BootManifest {
         version: MANIFEST_VERSION,
         node: node.name.as_str().to_string(),
         artifacts,
-    })
+    }
 }
 
-/// Every node's manifest, by node name.
+/// Every node's manifest, by node name. The lock is checked once, and nodes with the same binaries
+/// share one computation (a cluster has few distinct binary sets, however many nodes).
 pub fn boot_manifests(
     cluster: &Cluster,
     lock: &Lock,
 ) -> Result<BTreeMap<String, BootManifest>, StaleLock> {
-    cluster
+    check_lock(cluster, lock)?;
+    let mut by_set: BTreeMap<&std::collections::BTreeSet<crate::model::Binary>, BootManifest> =
+        BTreeMap::new();
+    Ok(cluster
         .nodes
         .iter()
         .map(|n| {
-            Ok((
-                n.name.as_str().to_string(),
-                boot_manifest(cluster, lock, n)?,
-            ))
+            let template = by_set
+                .entry(&n.binaries)
+                .or_insert_with(|| manifest_unchecked(cluster, lock, n));
+            let mut m = template.clone();
+            m.node = n.name.as_str().to_string();
+            (m.node.clone(), m)
         })
-        .collect()
+        .collect())
 }

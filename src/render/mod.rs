@@ -307,16 +307,6 @@ pub fn pki_paths(cluster: &Cluster, node: &NodeModel) -> BTreeMap<String, String
         .collect()
 }
 
-/// The shared context (`cluster`, `pki`) and the node context (plus `node`). `cluster` is passed in
-/// serialized so `render_cluster` serializes the model once, not once per node.
-fn contexts(cluster_json: &Value, cluster: &Cluster, node: &NodeModel) -> (Context, Context) {
-    let pki = pki_paths(cluster, node);
-    let shared = json!({ "cluster": cluster_json, "pki": pki });
-    let mut full = shared.clone();
-    full["node"] = serde_json::to_value(node).expect("the model serializes");
-    (Context::from(shared), Context::from(full))
-}
-
 fn cluster_json(cluster: &Cluster) -> Value {
     serde_json::to_value(cluster).expect("the model serializes")
 }
@@ -327,20 +317,198 @@ fn layers_for<'a>(cat: &'a Catalog, full: &Value) -> impl Iterator<Item = &'a La
         .filter(move |l| l.when.iter().all(|c| c.holds(full)))
 }
 
+/// Renders the nodes of one cluster. Shared files depend on the cluster and the role's PKI paths only
+/// (the manifest checker enforces it), so each is rendered once per distinct PKI map and reused; node
+/// files see the cluster without its node and hosts lists (which only shared files such as /etc/hosts
+/// need), so a node's context stays small however large the cluster is.
+pub struct Renderer<'c> {
+    cluster: &'c Cluster,
+    cat: &'static Catalog,
+    full: Value,
+    slim: Value,
+    /// Shared files by (layer index, PKI map): rendered once.
+    shared: std::sync::Mutex<BTreeMap<(usize, String), std::sync::Arc<Vec<RenderedFile>>>>,
+}
+
+impl<'c> Renderer<'c> {
+    pub fn new(cluster: &'c Cluster) -> Result<Renderer<'c>, RenderError> {
+        let cat = catalog()?;
+        let full = cluster_json(cluster);
+        // Every value a template can see is in the serialized cluster; one scan covers all nodes.
+        if let Some(field) = unsafe_value(&full, "") {
+            let field = field.trim_start_matches('.').to_string();
+            let node = field
+                .strip_prefix("nodes[")
+                .and_then(|r| r.split(']').next())
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| cluster.nodes.get(i))
+                .map(|n| n.name.to_string())
+                .unwrap_or_else(|| "(all)".to_string());
+            return Err(RenderError::UnsafeValue {
+                node,
+                field: format!("cluster.{field}"),
+            });
+        }
+        let mut slim = full.clone();
+        if let Some(o) = slim.as_object_mut() {
+            o.remove("nodes");
+            o.remove("hosts");
+        }
+        Ok(Renderer {
+            cluster,
+            cat,
+            full,
+            slim,
+            shared: Default::default(),
+        })
+    }
+
+    /// The node context: `cluster` (without the node and hosts lists), `node`, `pki`.
+    fn node_context(&self, node: &NodeModel) -> (Value, String) {
+        let pki = pki_paths(self.cluster, node);
+        let pki_key = serde_json::to_string(&pki).expect("paths serialize");
+        let ctx = json!({
+            "cluster": self.slim,
+            "node": serde_json::to_value(node).expect("the model serializes"),
+            "pki": pki,
+        });
+        (ctx, pki_key)
+    }
+
+    fn render_file(
+        &self,
+        layer: &Layer,
+        f: &File,
+        ctx: &Context,
+        node: &NodeModel,
+    ) -> Result<RenderedFile, RenderError> {
+        let source = format!("{}/{}", layer.name, f.src);
+        let content = if f.template {
+            self.cat
+                .registry
+                .render_with_context(&source, ctx)
+                .map_err(|e| RenderError::Template {
+                    template: source.clone(),
+                    node: node.name.to_string(),
+                    message: e.to_string(),
+                })?
+        } else {
+            embedded::get(&source).unwrap_or_default().to_string()
+        };
+        Ok(RenderedFile {
+            path: f.dest.clone(),
+            mode: f.mode,
+            owner: f.owner.clone(),
+            group: f.group.clone(),
+            uid: f.uid,
+            gid: f.gid,
+            content: content.into_bytes(),
+            layer: layer.name.to_string(),
+            scope: f.scope,
+            source,
+        })
+    }
+
+    /// The shared files of layer `li` for nodes with this PKI map, rendered once.
+    fn shared_files(
+        &self,
+        li: usize,
+        pki_key: &str,
+        node_ctx: &Value,
+        node: &NodeModel,
+    ) -> Result<std::sync::Arc<Vec<RenderedFile>>, RenderError> {
+        let key = (li, pki_key.to_string());
+        if let Some(hit) = self.shared.lock().expect("not poisoned").get(&key) {
+            return Ok(hit.clone());
+        }
+        let layer = &self.cat.layers[li];
+        let ctx = Context::from(json!({ "cluster": self.full, "pki": node_ctx["pki"] }));
+        let mut files = Vec::new();
+        for f in layer.files.iter().filter(|f| f.scope == Scope::Shared) {
+            if f.when.iter().all(|c| c.holds(ctx.data())) {
+                files.push(self.render_file(layer, f, &ctx, node)?);
+            }
+        }
+        let files = std::sync::Arc::new(files);
+        self.shared
+            .lock()
+            .expect("not poisoned")
+            .insert(key, files.clone());
+        Ok(files)
+    }
+
+    /// Every file kimage renders for `node`, sorted by path.
+    pub fn node(&self, node: &NodeModel) -> Result<Vec<RenderedFile>, RenderError> {
+        let (ctx_value, pki_key) = self.node_context(node);
+        let mut out: BTreeMap<String, RenderedFile> = BTreeMap::new();
+        let mut add = |file: RenderedFile| -> Result<(), RenderError> {
+            let dest = file.path.clone();
+            let source = file.source.clone();
+            if let Some(prev) = out.insert(dest.clone(), file) {
+                return Err(RenderError::Conflict {
+                    node: node.name.to_string(),
+                    path: dest,
+                    first: prev.source,
+                    second: source,
+                });
+            }
+            Ok(())
+        };
+        let layers: Vec<usize> = (0..self.cat.layers.len())
+            .filter(|&i| self.cat.layers[i].when.iter().all(|c| c.holds(&ctx_value)))
+            .collect();
+        let node_ctx = Context::from(ctx_value);
+        for li in layers {
+            let layer = &self.cat.layers[li];
+            for f in self
+                .shared_files(li, &pki_key, node_ctx.data(), node)?
+                .iter()
+            {
+                add(f.clone())?;
+            }
+            for f in layer.files.iter().filter(|f| f.scope == Scope::Node) {
+                if f.when.iter().all(|c| c.holds(node_ctx.data())) {
+                    add(self.render_file(layer, f, &node_ctx, node)?)?;
+                }
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// What the user-data runs for `node`, in order, once its layers are unpacked and systemd reloaded.
+    pub fn start_plan(&self, node: &NodeModel) -> Result<Vec<StartStep>, RenderError> {
+        let (ctx, _) = self.node_context(node);
+        let mut steps: Vec<(u32, usize, StartStep)> = Vec::new();
+        for layer in layers_for(self.cat, &ctx) {
+            for s in &layer.start {
+                if s.when.iter().all(|c| c.holds(&ctx)) {
+                    let step = StartStep {
+                        unit: s.unit.clone(),
+                        action: s.action,
+                    };
+                    steps.push((s.order, steps.len(), step));
+                }
+            }
+        }
+        steps.sort_by_key(|(order, i, _)| (*order, *i));
+        Ok(steps.into_iter().map(|(_, _, s)| s).collect())
+    }
+}
+
 /// Every file kimage renders for `node`, sorted by path.
 pub fn render_node(cluster: &Cluster, node: &NodeModel) -> Result<Vec<RenderedFile>, RenderError> {
-    render_with(&cluster_json(cluster), cluster, node)
+    Renderer::new(cluster)?.node(node)
 }
 
 /// The files of every node, by node name.
 pub fn render_cluster(
     cluster: &Cluster,
 ) -> Result<BTreeMap<String, Vec<RenderedFile>>, RenderError> {
-    let json = cluster_json(cluster);
+    let r = Renderer::new(cluster)?;
     cluster
         .nodes
         .iter()
-        .map(|n| Ok((n.name.to_string(), render_with(&json, cluster, n)?)))
+        .map(|n| Ok((n.name.to_string(), r.node(n)?)))
         .collect()
 }
 
@@ -363,85 +531,9 @@ fn unsafe_value(v: &Value, path: &str) -> Option<String> {
     }
 }
 
-fn render_with(
-    cluster_json: &Value,
-    cluster: &Cluster,
-    node: &NodeModel,
-) -> Result<Vec<RenderedFile>, RenderError> {
-    let cat = catalog()?;
-    let (shared_ctx, node_ctx) = contexts(cluster_json, cluster, node);
-    if let Some(field) = unsafe_value(node_ctx.data(), "") {
-        return Err(RenderError::UnsafeValue {
-            node: node.name.to_string(),
-            field: field.trim_start_matches('.').to_string(),
-        });
-    }
-    let mut out: BTreeMap<String, RenderedFile> = BTreeMap::new();
-    for layer in layers_for(cat, node_ctx.data()) {
-        for f in &layer.files {
-            let ctx = match f.scope {
-                Scope::Shared => &shared_ctx,
-                Scope::Node => &node_ctx,
-            };
-            if !f.when.iter().all(|c| c.holds(ctx.data())) {
-                continue;
-            }
-            let source = format!("{}/{}", layer.name, f.src);
-            let content = if f.template {
-                cat.registry
-                    .render_with_context(&source, ctx)
-                    .map_err(|e| RenderError::Template {
-                        template: source.clone(),
-                        node: node.name.to_string(),
-                        message: e.to_string(),
-                    })?
-            } else {
-                embedded::get(&source).unwrap_or_default().to_string()
-            };
-            let file = RenderedFile {
-                path: f.dest.clone(),
-                mode: f.mode,
-                owner: f.owner.clone(),
-                group: f.group.clone(),
-                uid: f.uid,
-                gid: f.gid,
-                content: content.into_bytes(),
-                layer: layer.name.to_string(),
-                scope: f.scope,
-                source: source.clone(),
-            };
-            if let Some(prev) = out.insert(f.dest.clone(), file) {
-                return Err(RenderError::Conflict {
-                    node: node.name.to_string(),
-                    path: f.dest.clone(),
-                    first: prev.source,
-                    second: source,
-                });
-            }
-        }
-    }
-    Ok(out.into_values().collect())
-}
-
 /// What the user-data runs, in order, once the node's layers are unpacked and systemd reloaded.
 pub fn start_plan(cluster: &Cluster, node: &NodeModel) -> Result<Vec<StartStep>, RenderError> {
-    let cat = catalog()?;
-    let (_, ctx) = contexts(&cluster_json(cluster), cluster, node);
-    let ctx = ctx.data();
-    let mut steps: Vec<(u32, usize, StartStep)> = Vec::new();
-    for layer in layers_for(cat, ctx) {
-        for s in &layer.start {
-            if s.when.iter().all(|c| c.holds(ctx)) {
-                let step = StartStep {
-                    unit: s.unit.clone(),
-                    action: s.action,
-                };
-                steps.push((s.order, steps.len(), step));
-            }
-        }
-    }
-    steps.sort_by_key(|(order, i, _)| (*order, *i));
-    Ok(steps.into_iter().map(|(_, _, s)| s).collect())
+    Renderer::new(cluster)?.start_plan(node)
 }
 
 /// kimage's units the node enables and starts, in order (the `EnableNow` steps of `start_plan`).

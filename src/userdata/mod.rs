@@ -49,6 +49,10 @@ pub struct BootInputs<'a> {
     pub start: &'a str,
 }
 
+/// The apply script as the user-data carries it (gz+b64): the same for every node, so made once.
+static APPLY_SCRIPT_GZ_B64: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| b64(&gzip(APPLY_SCRIPT.as_bytes())));
+
 /// gzip with a fixed header (no name, no time), so the same input always gives the same bytes.
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = GzBuilder::new()
@@ -123,7 +127,7 @@ pub fn user_data(c: &Cluster, n: &NodeModel, inp: &BootInputs) -> String {
             ("owner", Y::str("root:root")),
             ("permissions", Y::str("0755")),
             ("encoding", Y::str("gz+b64")),
-            ("content", Y::str(b64(&gzip(APPLY_SCRIPT.as_bytes())))),
+            ("content", Y::str(APPLY_SCRIPT_GZ_B64.as_str())),
         ]),
     ];
     if !inp.secrets_tar.is_empty() {
