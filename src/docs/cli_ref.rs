@@ -234,9 +234,9 @@ fn command_section(out: &mut String, cmd: &Command, depth: usize) {
     let own: Vec<&Arg> = cmd
         .get_arguments()
         .filter(|a| {
-            !(a.is_global_set() && root_globals.iter().any(|g| g == a.get_id().as_str()))
-                && !a.is_hide_set()
-                && !is_builtin(a)
+            let root_global =
+                a.is_global_set() && root_globals.iter().any(|g| g == a.get_id().as_str());
+            !root_global && !a.is_hide_set() && !is_builtin(a)
         })
         .collect();
     // Positionals first, then options, each in definition order.

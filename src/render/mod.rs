@@ -317,6 +317,8 @@ fn layers_for<'a>(cat: &'a Catalog, full: &Value) -> impl Iterator<Item = &'a La
         .filter(move |l| l.when.iter().all(|c| c.holds(full)))
 }
 
+type SharedCache = BTreeMap<(usize, String), std::sync::Arc<Vec<RenderedFile>>>;
+
 /// Renders the nodes of one cluster. Shared files depend on the cluster and the role's PKI paths only
 /// (the manifest checker enforces it), so each is rendered once per distinct PKI map and reused; node
 /// files see the cluster without its node and hosts lists (which only shared files such as /etc/hosts
@@ -327,7 +329,7 @@ pub struct Renderer<'c> {
     full: Value,
     slim: Value,
     /// Shared files by (layer index, PKI map): rendered once.
-    shared: std::sync::Mutex<BTreeMap<(usize, String), std::sync::Arc<Vec<RenderedFile>>>>,
+    shared: std::sync::Mutex<SharedCache>,
 }
 
 impl<'c> Renderer<'c> {
