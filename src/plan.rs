@@ -48,6 +48,9 @@ fn pki_file(f: spec::PkiFile) -> PlannedFile {
         spec::PkiSource::SaKey => "pki:sa.key".to_string(),
         spec::PkiSource::SaPub => "pki:sa.pub".to_string(),
         spec::PkiSource::Kubeconfig(id) => format!("kubeconfig:{id}"),
+        spec::PkiSource::BootstrapKubeconfig(pool) => format!("bootstrap-token:{pool}"),
+        spec::PkiSource::BootstrapTokenSecret(pool) => format!("bootstrap-token-secret:{pool}"),
+        spec::PkiSource::ClusterInfo => "cluster-info".to_string(),
     };
     PlannedFile {
         path: f.path,
