@@ -353,6 +353,7 @@ fn inputs<'a>(
     c: &'a Checked,
     state: &StateArgs,
     selected: Vec<&'a crate::model::NodeModel>,
+    pools: Vec<&'a crate::model::PoolModel>,
 ) -> crate::output::build::Inputs<'a> {
     crate::output::build::Inputs {
         cluster: &c.cluster,
@@ -362,6 +363,7 @@ fn inputs<'a>(
             .clone()
             .unwrap_or_else(|| crate::pki::default_state_dir(&c.loaded.dir())),
         selected,
+        pools,
         cache: None,
         now: time::OffsetDateTime::now_utc(),
     }
@@ -381,7 +383,13 @@ fn cmd_build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
     let c = check_profile(&cli.profile)?;
     print_warnings(&c);
     let selected = select_nodes(&c.cluster, &args.role, args.all)?;
-    let prepared = crate::output::build::prepare(&inputs(cli, &c, &args.state, selected))?;
+    // Worker pools are built with --all (a partial build keeps their earlier artifacts).
+    let pools = if args.all {
+        c.cluster.pools.iter().collect()
+    } else {
+        Vec::new()
+    };
+    let prepared = crate::output::build::prepare(&inputs(cli, &c, &args.state, selected, pools))?;
     let out = args
         .out
         .clone()
@@ -439,6 +447,32 @@ fn cmd_build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
             human_bytes(n.seed_bytes)
         );
     }
+    for (name, pool) in &manifest.pools {
+        if args.all {
+            println!(
+                "pool {name}: {} ({}), token {} expires {}, CA {}",
+                pool.user_data.path,
+                human_bytes(pool.user_data.bytes),
+                pool.bootstrap_token_id,
+                pool.bootstrap_token_expires,
+                pool.ca_cert_hash
+            );
+        }
+        let id = crate::pki::token::token_id(name);
+        if p.changes
+            .iter()
+            .any(|ch| ch.id == id && matches!(ch.action, Action::Issued | Action::Reissued))
+            // A CA kept from an earlier run: the cluster may already be running with the old token.
+            && p.changes
+                .iter()
+                .any(|ch| ch.id == crate::pki::spec::CA && ch.action == Action::Kept)
+        {
+            eprintln!(
+                "note: pool {name} has a new bootstrap token; the cluster learns it when the bootstrap node applies its manifests (re-provisioned with its new user-data) or when you apply it now: kubectl apply --server-side -f {}",
+                out.join(&pool.bootstrap_token_secret.path).display()
+            );
+        }
+    }
     for n in &report.nodes {
         if let Some(limit) = &n.user_data_over {
             eprintln!(
@@ -464,7 +498,8 @@ fn cmd_unpack(cli: &Cli, args: &UnpackArgs) -> Result<(), Error> {
     let c = check_profile(&cli.profile)?;
     print_warnings(&c);
     let selected = select_nodes(&c.cluster, std::slice::from_ref(&args.role), false)?;
-    let prepared = crate::output::build::prepare(&inputs(cli, &c, &args.state, selected))?;
+    let prepared =
+        crate::output::build::prepare(&inputs(cli, &c, &args.state, selected, Vec::new()))?;
     let a = &prepared.assembly;
     let n = &a.nodes[0];
     let boot = crate::output::build::boot_files(&c.cluster, a, n)?;

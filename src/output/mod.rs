@@ -79,6 +79,35 @@ pub struct NodeEntry {
     pub excluded_binaries: Vec<String>,
 }
 
+/// One worker pool: the documents every machine of the pool boots from, and what joins it to the
+/// cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolEntry {
+    pub role: String,
+    /// User-data with the bootstrap token (secret: 0600).
+    pub user_data: ArtifactRef,
+    /// Only an instance-id: machines keep their platform's hostname.
+    pub meta_data: ArtifactRef,
+    /// DHCP on the profile's interface.
+    pub network_config: ArtifactRef,
+    /// NoCloud seed with the three documents (and the layers when layers come from the seed), the
+    /// same for every machine of the pool.
+    pub seed: ArtifactRef,
+    /// In extraction order.
+    pub layers: Vec<LayerEntry>,
+    /// The token's public part: the cluster holds it as Secret kube-system/bootstrap-token-<id>.
+    pub bootstrap_token_id: String,
+    /// RFC 3339; machines that first boot later cannot join.
+    pub bootstrap_token_expires: String,
+    /// The token Secret (secret: 0600), for `kubectl apply --server-side -f` after a renewal; the
+    /// bootstrap node applies the same Secret from its own user-data.
+    pub bootstrap_token_secret: ArtifactRef,
+    /// `sha256:<hex>` of the cluster CA's public key, which the pool's machines check.
+    pub ca_cert_hash: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_binaries: Vec<String>,
+}
+
 /// out/manifest.json: every artifact with its path, sha256 and size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -89,6 +118,9 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers_base_url: Option<String>,
     pub nodes: BTreeMap<String, NodeEntry>,
+    /// Worker pools (out/pools/<name>/).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pools: BTreeMap<String, PoolEntry>,
 }
 
 impl Manifest {
@@ -131,6 +163,102 @@ pub struct BuildReport {
     pub removed_layers: usize,
 }
 
+/// What out/pools/<name>/ holds.
+pub const POOL_FILES: [&str; 5] = [
+    "user-data",
+    "meta-data",
+    "network-config",
+    "seed.img",
+    "bootstrap-token.yaml",
+];
+
+/// Writes every pool's files below `<tmp>/pools/<name>/` and returns their manifest entries.
+fn write_pools(
+    c: &crate::model::Cluster,
+    a: &Assembly,
+    built: &[BuiltLayer],
+    tmp: &Path,
+    with_layers: bool,
+) -> Result<BTreeMap<String, PoolEntry>, Error> {
+    let mut out = BTreeMap::new();
+    for p in &a.pools {
+        let d = build::pool_docs(c, a, p, built)?;
+        let dir = tmp.join("pools").join(&p.name);
+        fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        let write = |file: &str, bytes: &[u8], mode: u32| -> Result<ArtifactRef, Error> {
+            let path = dir.join(file);
+            fs::write(&path, bytes).map_err(Error::io(&path))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+                .map_err(Error::io(&path))?;
+            Ok(ArtifactRef {
+                path: format!("pools/{}/{file}", p.name),
+                sha256: sha256_hex(bytes),
+                bytes: bytes.len() as u64,
+            })
+        };
+        // The user-data and the Secret carry the bootstrap token.
+        let user_data = write("user-data", d.user_data.as_bytes(), 0o600)?;
+        let meta_data = write("meta-data", d.meta_data.as_bytes(), 0o644)?;
+        let network_config = write("network-config", d.network_config.as_bytes(), 0o644)?;
+        let join = a
+            .pool_join
+            .get(&p.name)
+            .expect("assemble_pools records every pool's token");
+        let bootstrap_token_secret =
+            write("bootstrap-token.yaml", join.secret_yaml.as_bytes(), 0o600)?;
+        let seed_layers: Vec<(String, PathBuf)> = if with_layers {
+            p.layers
+                .iter()
+                .map(|&i| (built[i].sha256.clone(), built[i].path.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let files = crate::seed::nocloud_files(
+            d.user_data.clone(),
+            d.meta_data.clone(),
+            d.network_config.clone(),
+            &seed_layers,
+        );
+        let seed = crate::seed::write_seed(&dir.join("seed.img"), &files, a.mtime).map_err(
+            |source| build::BuildError::Seed {
+                node: format!("pool {}", p.name),
+                source,
+            },
+        )?;
+        out.insert(
+            p.name.clone(),
+            PoolEntry {
+                role: p.role.clone(),
+                user_data,
+                meta_data,
+                network_config,
+                seed: ArtifactRef {
+                    path: format!("pools/{}/seed.img", p.name),
+                    sha256: seed.sha256,
+                    bytes: seed.bytes,
+                },
+                layers: p
+                    .layers
+                    .iter()
+                    .map(|&i| LayerEntry {
+                        path: format!("layers/{}.tar.gz", built[i].sha256),
+                        sha256: built[i].sha256.clone(),
+                        bytes: built[i].bytes,
+                        name: built[i].name.clone(),
+                    })
+                    .collect(),
+                bootstrap_token_id: join.token_id.clone(),
+                bootstrap_token_expires: join.expires.clone(),
+                bootstrap_token_secret,
+                ca_cert_hash: join.ca_cert_hash.clone(),
+                excluded_binaries: p.excluded.clone(),
+            },
+        );
+    }
+    Ok(out)
+}
+
 /// Writes the assembled artifacts into `out`. Everything is produced under a temporary directory inside
 /// `out` first and moved into place only when every node succeeded; `manifest.json` is replaced last
 /// and atomically. With `complete` (every node of the cluster built), layers no node uses are removed.
@@ -152,6 +280,7 @@ pub fn write_build(
         .map(|n| build::node_docs(c, a, n, &built))
         .collect::<Result<_, _>>()?;
     let with_layers = build::seed_carries_layers(c);
+    let pool_entries = write_pools(c, a, &built, tmp.path(), with_layers)?;
     let mut entries = BTreeMap::new();
     let mut reports = Vec::new();
     for (n, d) in a.nodes.iter().zip(&docs) {
@@ -248,6 +377,14 @@ pub fn write_build(
             )?;
         }
     }
+    for p in &a.pools {
+        for file in POOL_FILES {
+            rename(
+                &tmp.path().join("pools").join(&p.name).join(file),
+                &out.join("pools").join(&p.name).join(file),
+            )?;
+        }
+    }
     let mut manifest = Manifest {
         kimage: env!("CARGO_PKG_VERSION").to_string(),
         cluster: c.name.clone(),
@@ -259,6 +396,7 @@ pub fn write_build(
         .to_string(),
         layers_base_url: c.layers.base_url.as_ref().map(|u| u.to_string()),
         nodes: BTreeMap::new(),
+        pools: BTreeMap::new(),
     };
     // A partial build (--role) keeps the other nodes of an earlier build of the same cluster.
     if !complete
@@ -271,8 +409,14 @@ pub fn write_build(
             .into_iter()
             .filter(|(k, _)| c.node(k).is_some())
             .collect();
+        manifest.pools = old
+            .pools
+            .into_iter()
+            .filter(|(k, _)| c.pool(k).is_some())
+            .collect();
     }
     manifest.nodes.extend(entries);
+    manifest.pools.extend(pool_entries);
     write_atomic(&out.join(MANIFEST), manifest.to_json().as_bytes(), 0o644)?;
     let mut removed = 0;
     if complete {
@@ -280,6 +424,12 @@ pub fn write_build(
             .nodes
             .values()
             .flat_map(|n| n.layers.iter().map(|l| l.path.clone()))
+            .chain(
+                manifest
+                    .pools
+                    .values()
+                    .flat_map(|p| p.layers.iter().map(|l| l.path.clone())),
+            )
             .collect();
         if let Ok(rd) = fs::read_dir(out.join("layers")) {
             for e in rd.flatten() {
@@ -294,6 +444,14 @@ pub fn write_build(
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
                 if !manifest.nodes.contains_key(&name) {
+                    fs::remove_dir_all(e.path()).map_err(Error::io(e.path()))?;
+                }
+            }
+        }
+        if let Ok(rd) = fs::read_dir(out.join("pools")) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if !manifest.pools.contains_key(&name) {
                     fs::remove_dir_all(e.path()).map_err(Error::io(e.path()))?;
                 }
             }
