@@ -77,7 +77,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subco
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s p -l profile -d 'The cluster profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
-complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l all -d 'Renew every leaf certificate'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l all -d 'Renew every leaf certificate (bootstrap tokens only when named)'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l replace-ca -d 'Allow CA ids (and `sa`): replace them with new keys and re-issue everything they signed'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l no-wait -d 'Fail at once instead of waiting when another kimage run holds the state lock'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s h -l help -d 'Print help'
