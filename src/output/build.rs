@@ -451,11 +451,11 @@ pub fn assemble_pools(
             name: format!("pool-{}", p.name),
             entries: f.node,
         }));
-        let rec = pki
-            .bootstrap_token(p.name.as_str())
-            .ok_or_else(|| crate::pki::PkiError::Missing {
-                what: format!("bootstrap token of worker pool {}", p.name),
-            })?;
+        let rec =
+            pki.bootstrap_token(p.name.as_str())
+                .ok_or_else(|| crate::pki::PkiError::Missing {
+                    what: format!("bootstrap token of worker pool {}", p.name),
+                })?;
         a.pool_join.insert(
             p.name.to_string(),
             PoolJoin {

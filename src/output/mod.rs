@@ -220,12 +220,13 @@ fn write_pools(
             d.network_config.clone(),
             &seed_layers,
         );
-        let seed = crate::seed::write_seed(&dir.join("seed.img"), &files, a.mtime).map_err(
-            |source| build::BuildError::Seed {
-                node: format!("pool {}", p.name),
-                source,
-            },
-        )?;
+        let seed =
+            crate::seed::write_seed(&dir.join("seed.img"), &files, a.mtime).map_err(|source| {
+                build::BuildError::Seed {
+                    node: format!("pool {}", p.name),
+                    source,
+                }
+            })?;
         out.insert(
             p.name.clone(),
             PoolEntry {

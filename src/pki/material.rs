@@ -197,7 +197,12 @@ impl PkiMaterial {
             if let Some(ca) = &ca_pem {
                 bootstrap_kubeconfigs.insert(
                     pool.clone(),
-                    token::render_bootstrap_kubeconfig(&cluster.endpoint_url, &cluster.name, ca, rec),
+                    token::render_bootstrap_kubeconfig(
+                        &cluster.endpoint_url,
+                        &cluster.name,
+                        ca,
+                        rec,
+                    ),
                 );
             }
         }

@@ -606,7 +606,10 @@ pub fn node_files(c: &Cluster, n: &NodeModel) -> Vec<PkiFile> {
             });
             for p in &c.pools {
                 out.push(PkiFile {
-                    path: format!("{BOOTSTRAP_MANIFEST_DIR}/70-bootstrap-token-{}.yaml", p.name),
+                    path: format!(
+                        "{BOOTSTRAP_MANIFEST_DIR}/70-bootstrap-token-{}.yaml",
+                        p.name
+                    ),
                     source: PkiSource::BootstrapTokenSecret(p.name.to_string()),
                     mode: 0o600,
                 });
