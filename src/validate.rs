@@ -317,7 +317,7 @@ fn pools(x: &mut Ctx, p: &Profile) {
                 "is under an hour: a machine that boots late or slowly (image pulls, binaries fetched at boot) finds the token expired and never joins",
                 "use 24h (the default) or longer",
             )
-            .value(&wp.token_ttl);
+            .value(wp.token_ttl);
         }
     }
 }
