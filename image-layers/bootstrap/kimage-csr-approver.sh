@@ -62,7 +62,8 @@ check() {
         echo "its request is not a readable, self-signed PEM CSR"
         return
     fi
-    subject=$(sed -n 's/^ *\([a-zA-Z]*\) *= *\(.*\)$/\1=\2/p' "$tmp/subject" | sort | tr '\n' ',')
+    # The fields are indented below a `subject=` line.
+    subject=$(sed -n 's/^ \{1,\}\([a-zA-Z]*\) *= *\(.*\)$/\1=\2/p' "$tmp/subject" | sort | tr '\n' ',')
     if [ "$subject" != "commonName=system:node:$node,organizationName=system:nodes," ]; then
         echo "subject is not CN=system:node:$node, O=system:nodes"
         return
