@@ -421,6 +421,10 @@ fn plan_tokens(
                 }
                 if !d.reasons.is_empty() {
                     d.action = Action::Reissued;
+                    warnings.push(format!(
+                        "{id} is replaced: the old token stays valid until it expires; pool {} machines booting from the new user-data join once the cluster has the new token Secret (after `kimage build`: kubectl apply --server-side -f out/pools/{}/bootstrap-token.yaml, or re-provision the bootstrap node)",
+                        d.pool, d.pool
+                    ));
                 }
             }
         }
