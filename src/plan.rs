@@ -12,6 +12,9 @@ pub struct Plan {
     pub endpoint: String,
     pub bootstrap_node: Option<String>,
     pub nodes: Vec<NodePlan>,
+    /// Worker pools: what every machine of each gets (address `dhcp`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<NodePlan>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +85,15 @@ pub fn plan(c: &Cluster) -> Plan {
         endpoint: c.endpoint_url.clone(),
         bootstrap_node: c.bootstrap_node.as_ref().map(|n| n.to_string()),
         nodes: c.nodes.iter().map(|n| node_plan(c, n)).collect(),
+        pools: c
+            .pools
+            .iter()
+            .map(|p| NodePlan {
+                role: "worker pool".to_string(),
+                address: "dhcp".to_string(),
+                ..node_plan(c, &p.node)
+            })
+            .collect(),
     }
 }
 
@@ -93,7 +105,7 @@ impl Plan {
             out.push_str(&format!("  bootstrap node {b}"));
         }
         out.push('\n');
-        for n in &self.nodes {
+        for n in self.nodes.iter().chain(&self.pools) {
             let mut role = n.role.clone();
             if n.etcd_member && n.role != "etcd" {
                 role.push_str(" + etcd member");
