@@ -87,8 +87,8 @@ fn verify(c: &kimage::model::Cluster, n: &NodeModel, units: &[&str]) {
         .args(units)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && text.trim().is_empty(),
         "{}: systemd-analyze verify {units:?}:\n{text}",
@@ -146,8 +146,8 @@ fn verify_catches_a_broken_timer() {
         .arg("x.timer")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() || !text.trim().is_empty(), "{text}");
 }
 
@@ -184,18 +184,31 @@ fn setup(hostname: &str, tamper_hash: bool) -> (Setup, std::process::Output, Str
         format!("KIMAGE_POOL='gpu'\nKIMAGE_CA_CERT_HASH='{hash}'\n"),
     )
     .unwrap();
-    std::fs::write(root.join("machine-id"), "3f2a9c0d1e8b4a7f9c6d5e4f3a2b1c0d\n").unwrap();
+    std::fs::write(
+        root.join("machine-id"),
+        "3f2a9c0d1e8b4a7f9c6d5e4f3a2b1c0d\n",
+    )
+    .unwrap();
     write_exec(
         &root.join("bin/hostname"),
-        &format!("#!/bin/sh\n[ $# -eq 0 ] && echo '{hostname}' && exit 0\necho \"hostname $*\" >> \"{}\"\n", root.join("log").display()),
+        &format!(
+            "#!/bin/sh\n[ $# -eq 0 ] && echo '{hostname}' && exit 0\necho \"hostname $*\" >> \"{}\"\n",
+            root.join("log").display()
+        ),
     );
     write_exec(
         &root.join("bin/hostnamectl"),
-        &format!("#!/bin/sh\necho \"hostnamectl $*\" >> \"{}\"\n", root.join("log").display()),
+        &format!(
+            "#!/bin/sh\necho \"hostnamectl $*\" >> \"{}\"\n",
+            root.join("log").display()
+        ),
     );
     let out = Command::new(root.join("kimage-pool-setup"))
         .env_clear()
-        .env("PATH", format!("{}:/usr/bin:/bin", root.join("bin").display()))
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", root.join("bin").display()),
+        )
         .env("KIMAGE_POOL_ENV", root.join("pool.env"))
         .env("KIMAGE_CA_FILE", root.join("ca.crt"))
         .env("KIMAGE_MACHINE_ID_FILE", root.join("machine-id"))
@@ -212,8 +225,15 @@ fn pool_setup_names_machines_and_pins_the_ca() {
     for default in ["localhost", "localhost.localdomain", "gpu", ""] {
         let (_s, out, log) = setup(default, false);
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{default}: {text}{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(log, "hostnamectl set-hostname gpu-3f2a9c0d1e\n", "{default}");
+        assert!(
+            out.status.success(),
+            "{default}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            log, "hostnamectl set-hostname gpu-3f2a9c0d1e\n",
+            "{default}"
+        );
         assert!(text.contains("cluster CA matches sha256:"), "{text}");
     }
     // A platform-given hostname is the Node name as it is.
@@ -246,8 +266,16 @@ fn pool_setup_passes_shellcheck() {
         .unwrap();
     let p = tmp.path().join("kimage-pool-setup");
     std::fs::write(&p, &f.content).unwrap();
-    let out = Command::new("shellcheck").args(["-s", "sh"]).arg(&p).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = Command::new("shellcheck")
+        .args(["-s", "sh"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
