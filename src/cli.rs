@@ -417,12 +417,14 @@ fn inputs<'a>(
     cluster: &'a Cluster,
     state_dir: PathBuf,
     selected: Vec<&'a crate::model::NodeModel>,
+    pools: Vec<&'a crate::model::PoolModel>,
 ) -> crate::output::build::Inputs<'a> {
     crate::output::build::Inputs {
         cluster,
         profile: &cli.profile,
         state_dir,
         selected,
+        pools,
         cache: None,
         now: time::OffsetDateTime::now_utc(),
     }
@@ -444,7 +446,14 @@ fn cmd_build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
     let state = state_dir(&c, &args.state);
     let (cluster, first) = stateful_cluster(&c, &state)?;
     let selected = select_nodes(&cluster, &args.role, args.all)?;
-    let prepared = crate::output::build::prepare(&inputs(cli, &cluster, state.clone(), selected))?;
+    // Worker pools are built with --all (a partial build keeps their earlier artifacts).
+    let pools = if args.all {
+        cluster.pools.iter().collect()
+    } else {
+        Vec::new()
+    };
+    let prepared =
+        crate::output::build::prepare(&inputs(cli, &cluster, state.clone(), selected, pools))?;
     let out = args
         .out
         .clone()
@@ -515,6 +524,32 @@ fn cmd_build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
                 .unwrap_or_else(|| "-".to_string())
         );
     }
+    for (name, pool) in &manifest.pools {
+        if args.all {
+            println!(
+                "pool {name}: {} ({}), token {} expires {}, CA {}",
+                pool.user_data.path,
+                human_bytes(pool.user_data.bytes),
+                pool.bootstrap_token_id,
+                pool.bootstrap_token_expires,
+                pool.ca_cert_hash
+            );
+        }
+        let id = crate::pki::token::token_id(name);
+        if p.changes
+            .iter()
+            .any(|ch| ch.id == id && matches!(ch.action, Action::Issued | Action::Reissued))
+            // A CA kept from an earlier run: the cluster may already be running with the old token.
+            && p.changes
+                .iter()
+                .any(|ch| ch.id == crate::pki::spec::CA && ch.action == Action::Kept)
+        {
+            eprintln!(
+                "note: pool {name} has a new bootstrap token; the cluster learns it when the bootstrap node applies its manifests (re-provisioned with its new user-data) or when you apply it now: kubectl apply --server-side -f {}",
+                out.join(&pool.bootstrap_token_secret.path).display()
+            );
+        }
+    }
     for n in &report.nodes {
         if let Some(limit) = &n.user_data_over {
             eprintln!(
@@ -542,7 +577,8 @@ fn cmd_unpack(cli: &Cli, args: &UnpackArgs) -> Result<(), Error> {
     let state = state_dir(&c, &args.state);
     let (cluster, _) = stateful_cluster(&c, &state)?;
     let selected = select_nodes(&cluster, std::slice::from_ref(&args.role), false)?;
-    let prepared = crate::output::build::prepare(&inputs(cli, &cluster, state, selected))?;
+    let prepared =
+        crate::output::build::prepare(&inputs(cli, &cluster, state, selected, Vec::new()))?;
     let a = &prepared.assembly;
     let n = &a.nodes[0];
     let boot = crate::output::build::boot_files(&cluster, a, n)?;

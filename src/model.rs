@@ -45,6 +45,53 @@ pub struct Cluster {
     /// `os.limits` in systemd's Limit*= form for kimage's units.
     pub unit_limits: UnitLimits,
     pub network: profile::Network,
+    /// Worker pools (`workerPools`), in profile order. Not in `nodes`: pool machines have no name or
+    /// address kimage knows.
+    pub pools: Vec<PoolModel>,
+    /// What the bootstrap node applies besides RBAC: CoreDNS and the CNI.
+    pub addons: AddonsModel,
+}
+
+/// Container images of the add-ons the bootstrap node applies, in one place. The release catalog has
+/// no image digests, so they are pinned by tag (change them here). CoreDNS is the version kubeadm
+/// v1.35 deploys; flannel and its CNI plugin are the pair one flannel release ships together.
+pub mod images {
+    pub const COREDNS: &str = "registry.k8s.io/coredns/coredns:v1.13.1";
+    pub const FLANNEL: &str = "ghcr.io/flannel-io/flannel:v0.27.4";
+    pub const FLANNEL_CNI_PLUGIN: &str = "ghcr.io/flannel-io/flannel-cni-plugin:v1.8.0-flannel1";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddonImages {
+    pub coredns: &'static str,
+    pub flannel: &'static str,
+    pub flannel_cni_plugin: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AddonsModel {
+    pub images: AddonImages,
+    /// The pod network is IPv6 (flannel then takes it as IPv6Network with IPv4 off).
+    pub pod_network_ipv6: bool,
+}
+
+/// One worker pool.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolModel {
+    pub name: NodeName,
+    /// Lifetime of the pool's bootstrap token, in seconds.
+    pub token_ttl_secs: u64,
+    /// The pool's machines as templates and the PKI spec see them: a worker whose `name` is the
+    /// pool's, whose `address` is unspecified (DHCP) and whose `pool` is set.
+    pub node: NodeModel,
+}
+
+impl PoolModel {
+    /// Key of the pool's entries in per-node maps (release files, boot manifests); node names never
+    /// contain ':'.
+    pub fn key(&self) -> String {
+        format!("pool:{}", self.name)
+    }
 }
 
 /// The containerd config.toml dialect of the profile's containerd release.
@@ -220,6 +267,8 @@ pub struct NodeModel {
     pub vrrp: Option<NodeVrrp>,
     /// Binaries the node runs that the profile says the image already has (`binaries.exclude`).
     pub excluded: BTreeSet<Binary>,
+    /// Set on the template view of a worker pool (`PoolModel::node`): the pool's name.
+    pub pool: Option<NodeName>,
 }
 
 /// What one etcd member listens on and announces.
@@ -618,6 +667,66 @@ impl Cluster {
                     etcd: node_etcd,
                     vrrp,
                     excluded,
+                    pool: None,
+                }
+            })
+            .collect();
+
+        let pools = p
+            .worker_pools
+            .iter()
+            .enumerate()
+            .map(|(index, wp)| {
+                let mut binaries: BTreeSet<Binary> = [
+                    Binary::Kubelet,
+                    Binary::KubeProxy,
+                    Binary::Containerd,
+                    Binary::Runc,
+                    Binary::Crictl,
+                    Binary::CniPlugins,
+                ]
+                .into();
+                let excluded: BTreeSet<Binary> = binaries
+                    .iter()
+                    .filter(|b| p.binaries.exclude.contains(b))
+                    .copied()
+                    .collect();
+                binaries.retain(|b| !excluded.contains(b));
+                let (kubelet_labels, api_labels) = wp
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .partition(|(k, _)| kubelet_may_set_label(k));
+                PoolModel {
+                    name: wp.name.clone(),
+                    token_ttl_secs: wp.token_ttl.as_secs(),
+                    node: NodeModel {
+                        name: wp.name.clone(),
+                        role: Role::Worker,
+                        address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                        index,
+                        etcd_member: false,
+                        runs_kubelet: true,
+                        is_bootstrap: false,
+                        labels: wp.labels.clone(),
+                        taints: wp
+                            .taints
+                            .iter()
+                            .map(|t| TaintModel {
+                                key: t.key.clone(),
+                                value: t.value.clone(),
+                                effect: t.effect,
+                            })
+                            .collect(),
+                        mac: None,
+                        binaries,
+                        kubelet_labels,
+                        api_labels,
+                        etcd: None,
+                        vrrp: None,
+                        excluded,
+                        pool: Some(wp.name.clone()),
+                    },
                 }
             })
             .collect();
@@ -673,6 +782,15 @@ impl Cluster {
                 },
             },
             network: p.network.clone(),
+            pools,
+            addons: AddonsModel {
+                images: AddonImages {
+                    coredns: images::COREDNS,
+                    flannel: images::FLANNEL,
+                    flannel_cni_plugin: images::FLANNEL_CNI_PLUGIN,
+                },
+                pod_network_ipv6: k.pod_cidr.0.addr().is_ipv6(),
+            },
         }
     }
 
@@ -705,6 +823,10 @@ impl Cluster {
 
     pub fn node(&self, name: &str) -> Option<&NodeModel> {
         self.nodes.iter().find(|n| n.name.as_str() == name)
+    }
+
+    pub fn pool(&self, name: &str) -> Option<&PoolModel> {
+        self.pools.iter().find(|p| p.name.as_str() == name)
     }
 
     pub fn control_planes(&self) -> impl Iterator<Item = &NodeModel> {

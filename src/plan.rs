@@ -19,6 +19,9 @@ pub struct Plan {
     pub state: Option<String>,
     /// Certificates the next build (re-)issues, with the reason (`apiserver@cp-1: ip_addresses +10.0.0.100`).
     pub pending: Vec<String>,
+    /// Worker pools: what every machine of each gets (address `dhcp`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<NodePlan>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +58,9 @@ fn pki_file(f: spec::PkiFile) -> PlannedFile {
         spec::PkiSource::SaKey => "pki:sa.key".to_string(),
         spec::PkiSource::SaPub => "pki:sa.pub".to_string(),
         spec::PkiSource::Kubeconfig(id) => format!("kubeconfig:{id}"),
+        spec::PkiSource::BootstrapKubeconfig(pool) => format!("bootstrap-token:{pool}"),
+        spec::PkiSource::BootstrapTokenSecret(pool) => format!("bootstrap-token-secret:{pool}"),
+        spec::PkiSource::ClusterInfo => "cluster-info".to_string(),
     };
     PlannedFile {
         path: f.path,
@@ -89,6 +95,15 @@ pub fn plan(c: &Cluster) -> Plan {
         etcd_joining: c.etcd.joining.iter().map(|n| n.to_string()).collect(),
         state: None,
         pending: Vec::new(),
+        pools: c
+            .pools
+            .iter()
+            .map(|p| NodePlan {
+                role: "worker pool".to_string(),
+                address: "dhcp".to_string(),
+                ..node_plan(c, &p.node)
+            })
+            .collect(),
     }
 }
 
@@ -100,7 +115,7 @@ impl Plan {
             out.push_str(&format!("  bootstrap node {b}"));
         }
         out.push('\n');
-        for n in &self.nodes {
+        for n in self.nodes.iter().chain(&self.pools) {
             let mut role = n.role.clone();
             if n.etcd_member && n.role != "etcd" {
                 role.push_str(" + etcd member");

@@ -98,6 +98,7 @@ pub fn check(loaded: &LoadedProfile, c: &Cluster) -> Diagnostics {
     endpoint(&mut x, c);
     versions(&mut x, p);
     settings(&mut x, p, c);
+    pools(&mut x, p);
     x.out.sort();
     x.out
 }
@@ -222,6 +223,16 @@ fn nodes(x: &mut Ctx, p: &Profile) {
                 )
                 .value(&taint.key);
             }
+            if let Some(v) = &taint.value
+                && !valid_label_value(v)
+            {
+                x.error(
+                    &format!("nodes[{i}].taints[{t}].value"),
+                    "is not a valid taint value",
+                    "use at most 63 letters, digits, '-', '_' or '.'",
+                )
+                .value(v);
+            }
         }
     }
     if !p.nodes.iter().any(|n| n.role == Role::ControlPlane) {
@@ -230,6 +241,84 @@ fn nodes(x: &mut Ctx, p: &Profile) {
             "the cluster has no control-plane node",
             "add a node with `role: control-plane` (three for high availability)",
         );
+    }
+}
+
+fn valid_label_value(v: &str) -> bool {
+    v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// Worker pools: unique names, labels their kubelets may set themselves (nothing can label machines
+/// kimage does not know by name), valid taints, a token that outlives a slow first boot.
+fn pools(x: &mut Ctx, p: &Profile) {
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, wp) in p.worker_pools.iter().enumerate() {
+        if let Some(&first) = names.get(wp.name.as_str()) {
+            x.error(
+                &format!("workerPools[{i}].name"),
+                format!("is also the name of workerPools[{first}]"),
+                "give every worker pool a unique name",
+            )
+            .value(&wp.name);
+        } else {
+            names.insert(wp.name.as_str(), i);
+        }
+        for (key, v) in &wp.labels {
+            let path = format!("workerPools[{i}].labels.{key}");
+            if !valid_qualified_name(key) {
+                x.error(
+                    &path,
+                    "is not a valid label key",
+                    "use [prefix/]name with letters, digits, '-', '_' and '.', name at most 63 characters",
+                )
+                .value(key);
+            } else if !crate::model::kubelet_may_set_label(key) {
+                x.error(
+                    &path,
+                    "is a label a kubelet may not set on its own Node, and pool machines have no names kimage could label them by",
+                    "use a key outside kubernetes.io and k8s.io (e.g. example.com/pool) or under node.kubernetes.io/",
+                )
+                .value(key);
+            }
+            if !valid_label_value(v) {
+                x.error(
+                    &path,
+                    "is not a valid label value",
+                    "use at most 63 letters, digits, '-', '_' or '.'",
+                )
+                .value(v);
+            }
+        }
+        for (t, taint) in wp.taints.iter().enumerate() {
+            if !valid_qualified_name(&taint.key) {
+                x.error(
+                    &format!("workerPools[{i}].taints[{t}].key"),
+                    "is not a valid taint key",
+                    "use [prefix/]name with letters, digits, '-', '_' and '.'",
+                )
+                .value(&taint.key);
+            }
+            if let Some(v) = &taint.value
+                && !valid_label_value(v)
+            {
+                x.error(
+                    &format!("workerPools[{i}].taints[{t}].value"),
+                    "is not a valid taint value",
+                    "use at most 63 letters, digits, '-', '_' or '.'",
+                )
+                .value(v);
+            }
+        }
+        if wp.token_ttl.as_secs() < 3600 {
+            x.warning(
+                &format!("workerPools[{i}].tokenTTL"),
+                "is under an hour: a machine that boots late or slowly (image pulls, binaries fetched at boot) finds the token expired and never joins",
+                "use 24h (the default) or longer",
+            )
+            .value(wp.token_ttl);
+        }
     }
 }
 
@@ -799,7 +888,12 @@ fn settings(x: &mut Ctx, p: &Profile, c: &Cluster) {
         )
         .value(&p.network.interface);
     }
-    let kubelet_nodes: Vec<_> = c.nodes.iter().filter(|n| n.runs_kubelet).collect();
+    let kubelet_nodes: Vec<_> = c
+        .nodes
+        .iter()
+        .chain(c.pools.iter().map(|p| &p.node))
+        .filter(|n| n.runs_kubelet)
+        .collect();
     if !kubelet_nodes.is_empty()
         && kubelet_nodes.iter().all(|n| {
             n.taints

@@ -141,7 +141,8 @@ fn files_are_absolute_root_owned_and_private_where_cis_says() {
                 let exec = f.mode & 0o111 != 0;
                 assert_eq!(
                     exec,
-                    f.path == "/etc/keepalived/kimage-check-proxy",
+                    f.path == "/etc/keepalived/kimage-check-proxy"
+                        || f.path.starts_with("/usr/local/bin/kimage-"),
                     "{} executable bit",
                     f.path
                 );
@@ -253,6 +254,16 @@ fn file_lists_per_role() {
         "/var/lib/kube-proxy/config.conf",
         "/var/lib/kubelet/config.yaml",
     ];
+    // The bootstrap control-plane node (the first one) applies the cluster's objects.
+    let bootstrap = [
+        "/etc/kimage/bootstrap/00-cluster-admins.yaml",
+        "/etc/kimage/bootstrap/10-rbac.yaml",
+        "/etc/kimage/bootstrap/40-coredns.yaml",
+        "/etc/kimage/bootstrap/50-flannel.yaml",
+        "/etc/kimage/bootstrap/nodes.list",
+        "/etc/systemd/system/kimage-bootstrap.service",
+        "/usr/local/bin/kimage-bootstrap",
+    ];
     let lb = [
         "/etc/haproxy/kimage.cfg",
         "/etc/keepalived/kimage-check-proxy",
@@ -267,6 +278,10 @@ fn file_lists_per_role() {
     }
     assert_eq!(
         paths(&render(&c, node(&c, "master-1"))),
+        sorted(&[&common, &etcd, &control_plane, &worker, &bootstrap])
+    );
+    assert_eq!(
+        paths(&render(&c, node(&c, "master-2"))),
         sorted(&[&common, &etcd, &control_plane, &worker])
     );
     assert_eq!(
@@ -292,7 +307,7 @@ fn file_lists_per_role() {
     );
     assert_eq!(
         paths(&render(&e, node(&e, "master-1"))),
-        sorted(&[&common_e, &control_plane, &worker])
+        sorted(&[&common_e, &control_plane, &worker, &bootstrap])
     );
     assert_eq!(
         paths(&render(&e, node(&e, "nginx"))),
@@ -334,6 +349,7 @@ fn start_order_per_role() {
             "kube-apiserver.service",
             "kube-controller-manager.service",
             "kube-scheduler.service",
+            "kimage-bootstrap.service",
             "containerd.service",
             "kubelet.service",
             "kube-proxy.service"

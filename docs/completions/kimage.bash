@@ -195,7 +195,7 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__build)
-            opts="-s -p -o -h --state --out --role --all --profile --output --help"
+            opts="-s -p -o -h --state --out --role --all --seed --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

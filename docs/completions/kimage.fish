@@ -80,7 +80,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subco
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s p -l profile -d 'The cluster profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
-complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l all -d 'Renew every leaf certificate'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l all -d 'Renew every leaf certificate (bootstrap tokens only when named)'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l replace-ca -d 'Allow CA ids (and `sa`): replace them with new keys and re-issue everything they signed'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l no-wait -d 'Fail at once instead of waiting when another kimage run holds the state lock'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s h -l help -d 'Print help'
@@ -121,6 +121,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand build" -s p -l profile -d 
 complete -c kimage -n "__fish_kimage_using_subcommand build" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand build" -l all -d 'Build every node'
+complete -c kimage -n "__fish_kimage_using_subcommand build" -l seed -d 'Also write out/nodes/<name>/seed.img when layers do not come from the seed (`layers.from: url` or `image`); with `seed` it is always written'
 complete -c kimage -n "__fish_kimage_using_subcommand build" -s h -l help -d 'Print help'
 complete -c kimage -n "__fish_kimage_using_subcommand unpack" -s s -l state -d 'PKI state directory (default: kimage-state beside the profile)' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand unpack" -l role -d 'The node to materialize' -r

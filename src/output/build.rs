@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::layers::{Content, Entry, EntryKind, LayerBuilder};
-use crate::model::{Cluster, NodeModel};
+use crate::model::{Cluster, NodeModel, PoolModel};
 use crate::pki::PkiMaterial;
 use crate::pki::spec::{self, PkiSource};
 use crate::profile::{BinarySource, LayersFrom};
@@ -21,6 +21,8 @@ use crate::userdata::{self, BootInputs, LayerRef};
 pub const NODE_ENV_PATH: &str = "/etc/kimage/node.env";
 pub const REPORT_SCRIPT_PATH: &str = "/usr/local/lib/kimage/kimage-report";
 pub const REPORT_UNIT_PATH: &str = "/etc/systemd/system/kimage-report.service";
+/// A worker-pool machine's settings: the pool's name and the CA hash it pins (kimage-pool-setup).
+pub const POOL_ENV_PATH: &str = "/etc/kimage/pool.env";
 
 const REPORT_SCRIPT: &str = include_str!("../../image-layers/boot/kimage-report.sh");
 const REPORT_UNIT: &str = include_str!("../../image-layers/boot/kimage-report.service");
@@ -134,6 +136,34 @@ pub struct Assembly {
     /// Unique layers (shared between nodes with the same content).
     pub layers: Vec<PlannedLayer>,
     pub nodes: Vec<NodeArtifacts>,
+    /// Worker pools (`name` is the pool's, `address` is `dhcp`), sharing layers with the nodes.
+    pub pools: Vec<NodeArtifacts>,
+    /// What each pool's machines join with, by pool name.
+    pub pool_join: BTreeMap<String, PoolJoin>,
+}
+
+/// How a worker pool's machines join: the token (its Secret) and the CA they pin.
+#[derive(Clone)]
+pub struct PoolJoin {
+    /// The token's public part.
+    pub token_id: String,
+    /// RFC 3339.
+    pub expires: String,
+    /// The token Secret manifest (secret).
+    pub secret_yaml: String,
+    /// `sha256:<hex>` of the CA's public key.
+    pub ca_cert_hash: String,
+}
+
+impl std::fmt::Debug for PoolJoin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolJoin")
+            .field("token_id", &self.token_id)
+            .field("expires", &self.expires)
+            .field("secret_yaml", &"[secret elided]")
+            .field("ca_cert_hash", &self.ca_cert_hash)
+            .finish()
+    }
 }
 
 fn file_entry(path: &str, mode: u32, uid: u32, gid: u32, content: impl Into<Content>) -> Entry {
@@ -337,7 +367,146 @@ pub fn assemble(
         mtime,
         layers,
         nodes,
+        pools: Vec::new(),
+        pool_join: BTreeMap::new(),
     })
+}
+
+/// The binaries layer's name for a node or pool machine.
+fn binaries_label(n: &NodeModel) -> String {
+    let names: BTreeSet<&str> = n.binaries.iter().map(|b| b.name()).collect();
+    let label = if n.binaries.contains(&crate::model::Binary::KubeApiserver) {
+        "control-plane"
+    } else if n.binaries.contains(&crate::model::Binary::Kubelet) {
+        "node"
+    } else if names.contains("etcd") {
+        "etcd"
+    } else {
+        "other"
+    };
+    let etcd = if n.etcd_member && label != "etcd" {
+        "-etcd"
+    } else {
+        ""
+    };
+    format!("binaries-{label}{etcd}")
+}
+
+/// Adds the worker pools' artifacts to an assembly. A pool machine gets what a static worker gets,
+/// so its binaries and config layers are the static workers' when the profile has any (same content,
+/// same layer); its node layer holds the kubelet settings for TLS bootstrapping and the pool's
+/// settings. `installs` and `boot` are keyed by `PoolModel::key`.
+pub fn assemble_pools(
+    c: &Cluster,
+    a: &mut Assembly,
+    pools: &[&PoolModel],
+    pki: &PkiMaterial,
+    installs: &BTreeMap<String, Vec<release::InstallFile>>,
+    boot: &BTreeMap<String, release::BootManifest>,
+) -> Result<(), BuildError> {
+    let mut by_key: BTreeMap<Vec<u8>, usize> = a
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.content_key(), i))
+        .collect();
+    let fetching = c.binaries.source == BinarySource::FetchAtBoot;
+    let ca_hash = pki.ca_cert_hash()?;
+    let renderer = render::Renderer::new(c)?;
+    for p in pools {
+        let n = &p.node;
+        let key = p.key();
+        let mut start = renderer.start_plan(n)?;
+        start.push(render::StartStep {
+            unit: "kimage-report.service".into(),
+            action: StartAction::EnableNow,
+        });
+        let mut f = node_files(
+            &renderer,
+            c,
+            n,
+            pki,
+            if fetching { None } else { installs.get(&key) },
+            if fetching { boot.get(&key) } else { None },
+            &start,
+        )?;
+        f.node.push(Entry::file(
+            POOL_ENV_PATH,
+            0o644,
+            env_line("KIMAGE_POOL", p.name.as_str()) + &env_line("KIMAGE_CA_CERT_HASH", &ca_hash),
+        ));
+        let mut idx = Vec::new();
+        let mut add = |l: PlannedLayer| -> usize {
+            *by_key.entry(l.content_key()).or_insert_with(|| {
+                a.layers.push(l);
+                a.layers.len() - 1
+            })
+        };
+        if !f.binaries.is_empty() {
+            idx.push(add(PlannedLayer {
+                kind: LayerKind::Binaries,
+                name: binaries_label(n),
+                entries: f.binaries,
+            }));
+        }
+        idx.push(add(PlannedLayer {
+            kind: LayerKind::Config,
+            name: format!("config-{}", n.role.as_str()),
+            entries: f.config,
+        }));
+        idx.push(add(PlannedLayer {
+            kind: LayerKind::Node,
+            name: format!("pool-{}", p.name),
+            entries: f.node,
+        }));
+        let rec =
+            pki.bootstrap_token(p.name.as_str())
+                .ok_or_else(|| crate::pki::PkiError::Missing {
+                    what: format!("bootstrap token of worker pool {}", p.name),
+                })?;
+        a.pool_join.insert(
+            p.name.to_string(),
+            PoolJoin {
+                token_id: rec.id.clone(),
+                expires: rec
+                    .expires_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .expect("formats"),
+                secret_yaml: String::from_utf8(
+                    pki.bytes(&PkiSource::BootstrapTokenSecret(p.name.to_string()))?,
+                )
+                .expect("the token Secret is UTF-8"),
+                ca_cert_hash: ca_hash.clone(),
+            },
+        );
+        a.pools.push(NodeArtifacts {
+            // Pools are not in `Cluster::nodes`; `pool_docs` finds their model by name.
+            index: usize::MAX,
+            name: p.name.to_string(),
+            role: n.role.as_str().to_string(),
+            address: "dhcp".to_string(),
+            layers: idx,
+            secrets: f.secrets,
+            start,
+            excluded: n.excluded.iter().map(|b| b.name().to_string()).collect(),
+        });
+    }
+    Ok(())
+}
+
+/// The three NoCloud documents of a worker pool: one user-data for every machine (token, CA pin,
+/// layers), meta-data with only an instance-id, DHCP network-config.
+pub fn pool_docs(
+    c: &Cluster,
+    a: &Assembly,
+    p: &NodeArtifacts,
+    built: &[BuiltLayer],
+) -> Result<NodeDocs, BuildError> {
+    let model = &c
+        .pool(&p.name)
+        .expect("assembled pools come from the model")
+        .node;
+    docs_for(c, a, model, p, built)
 }
 
 /// A layer after compression.
@@ -382,9 +551,16 @@ pub fn node_docs(
     n: &NodeArtifacts,
     built: &[BuiltLayer],
 ) -> Result<NodeDocs, BuildError> {
-    let model = c
-        .node(&n.name)
-        .expect("assembled nodes come from the model");
+    docs_for(c, a, &c.nodes[n.index], n, built)
+}
+
+fn docs_for(
+    c: &Cluster,
+    a: &Assembly,
+    model: &NodeModel,
+    n: &NodeArtifacts,
+    built: &[BuiltLayer],
+) -> Result<NodeDocs, BuildError> {
     let refs: Vec<LayerRef> = n
         .layers
         .iter()
@@ -519,6 +695,8 @@ pub struct Inputs<'a> {
     pub state_dir: PathBuf,
     /// The nodes to build, in profile order.
     pub selected: Vec<&'a NodeModel>,
+    /// The worker pools to build, in profile order.
+    pub pools: Vec<&'a PoolModel>,
     /// Download cache (default: `KIMAGE_CACHE` or the user's cache directory).
     pub cache: Option<PathBuf>,
     pub now: time::OffsetDateTime,
@@ -559,7 +737,8 @@ fn ensure_lock(inp: &Inputs) -> Result<(release::Lock, Option<PathBuf>), crate::
 /// creates or refreshes the state), rendering.
 pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
     let c = inp.cluster;
-    let needs_binaries = inp.selected.iter().any(|n| !n.binaries.is_empty());
+    let needs_binaries = inp.selected.iter().any(|n| !n.binaries.is_empty())
+        || inp.pools.iter().any(|p| !p.node.binaries.is_empty());
     let mut installs = BTreeMap::new();
     let mut boot = BTreeMap::new();
     let mut locked = None;
@@ -579,6 +758,13 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
             BinarySource::FetchAtBoot => {
                 boot = release::boot_manifests(c, &lock)
                     .map_err(release::command::CommandError::from)?;
+                for p in &inp.pools {
+                    boot.insert(
+                        p.key(),
+                        release::boot::boot_manifest(c, &lock, &p.node)
+                            .map_err(release::command::CommandError::from)?,
+                    );
+                }
             }
         }
     }
@@ -593,7 +779,8 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
         name: "(all)".into(),
         source,
     })?;
-    let assembly = assemble(c, &inp.selected, &pki, &installs, &boot, mtime)?;
+    let mut assembly = assemble(c, &inp.selected, &pki, &installs, &boot, mtime)?;
+    assemble_pools(c, &mut assembly, &inp.pools, &pki, &installs, &boot)?;
     Ok(Prepared {
         assembly,
         pki: report,

@@ -82,6 +82,36 @@ pub struct NodeEntry {
     pub excluded_binaries: Vec<String>,
 }
 
+/// One worker pool: the documents every machine of the pool boots from, and what joins it to the
+/// cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolEntry {
+    pub role: String,
+    /// User-data with the bootstrap token (secret: 0600).
+    pub user_data: ArtifactRef,
+    /// Only an instance-id: machines keep their platform's hostname.
+    pub meta_data: ArtifactRef,
+    /// DHCP on the profile's interface.
+    pub network_config: ArtifactRef,
+    /// NoCloud seed with the three documents (and the layers when layers come from the seed), the
+    /// same for every machine of the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<ArtifactRef>,
+    /// In extraction order.
+    pub layers: Vec<LayerEntry>,
+    /// The token's public part: the cluster holds it as Secret kube-system/bootstrap-token-<id>.
+    pub bootstrap_token_id: String,
+    /// RFC 3339; machines that first boot later cannot join.
+    pub bootstrap_token_expires: String,
+    /// The token Secret (secret: 0600), for `kubectl apply --server-side -f` after a renewal; the
+    /// bootstrap node applies the same Secret from its own user-data.
+    pub bootstrap_token_secret: ArtifactRef,
+    /// `sha256:<hex>` of the cluster CA's public key, which the pool's machines check.
+    pub ca_cert_hash: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_binaries: Vec<String>,
+}
+
 /// out/manifest.json: every artifact with its path, sha256 and size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -92,6 +122,9 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers_base_url: Option<String>,
     pub nodes: BTreeMap<String, NodeEntry>,
+    /// Worker pools (out/pools/<name>/).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pools: BTreeMap<String, PoolEntry>,
 }
 
 impl Manifest {
@@ -154,6 +187,106 @@ fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, Error>
     Ok(true)
 }
 
+/// What out/pools/<name>/ holds.
+pub const POOL_FILES: [&str; 5] = [
+    "user-data",
+    "meta-data",
+    "network-config",
+    "seed.img",
+    "bootstrap-token.yaml",
+];
+
+/// Writes every pool's files below `<out>/pools/<name>/` (each only when it changed) and returns their
+/// manifest entries.
+fn write_pools(
+    c: &crate::model::Cluster,
+    a: &Assembly,
+    built: &[BuiltLayer],
+    out_dir: &Path,
+    with_layers: bool,
+    write_seeds: bool,
+) -> Result<BTreeMap<String, PoolEntry>, Error> {
+    let mut out = BTreeMap::new();
+    for p in &a.pools {
+        let d = build::pool_docs(c, a, p, built)?;
+        let dir = out_dir.join("pools").join(&p.name);
+        let write = |file: &str, bytes: &[u8], mode: u32| -> Result<ArtifactRef, Error> {
+            write_if_changed(&dir.join(file), bytes, mode)?;
+            Ok(ArtifactRef {
+                path: format!("pools/{}/{file}", p.name),
+                sha256: sha256_hex(bytes),
+                bytes: bytes.len() as u64,
+            })
+        };
+        // The user-data and the Secret carry the bootstrap token.
+        let user_data = write("user-data", d.user_data.as_bytes(), 0o600)?;
+        let meta_data = write("meta-data", d.meta_data.as_bytes(), 0o644)?;
+        let network_config = write("network-config", d.network_config.as_bytes(), 0o644)?;
+        let join = a
+            .pool_join
+            .get(&p.name)
+            .expect("assemble_pools records every pool's token");
+        let bootstrap_token_secret =
+            write("bootstrap-token.yaml", join.secret_yaml.as_bytes(), 0o600)?;
+        let seed_layers: Vec<(String, PathBuf)> = if with_layers {
+            p.layers
+                .iter()
+                .map(|&i| (built[i].sha256.clone(), built[i].path.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let files = crate::seed::nocloud_files(
+            d.user_data.clone(),
+            d.meta_data.clone(),
+            d.network_config.clone(),
+            &seed_layers,
+        );
+        let seed = if write_seeds {
+            let info = crate::seed::write_seed(&dir.join("seed.img"), &files, a.mtime).map_err(
+                |source| build::BuildError::Seed {
+                    node: format!("pool {}", p.name),
+                    source,
+                },
+            )?;
+            Some(ArtifactRef {
+                path: format!("pools/{}/seed.img", p.name),
+                sha256: info.sha256,
+                bytes: info.bytes,
+            })
+        } else {
+            let _ = fs::remove_file(dir.join("seed.img"));
+            None
+        };
+        out.insert(
+            p.name.clone(),
+            PoolEntry {
+                role: p.role.clone(),
+                user_data,
+                meta_data,
+                network_config,
+                seed,
+                layers: p
+                    .layers
+                    .iter()
+                    .map(|&i| LayerEntry {
+                        path: format!("layers/{}.tar.gz", built[i].sha256),
+                        sha256: built[i].sha256.clone(),
+                        bytes: built[i].bytes,
+                        name: built[i].name.clone(),
+                    })
+                    .collect(),
+                bootstrap_token_id: join.token_id.clone(),
+                bootstrap_token_expires: join.expires.clone(),
+                bootstrap_token_secret,
+                ca_cert_hash: join.ca_cert_hash.clone(),
+                excluded_binaries: p.excluded.clone(),
+            },
+        );
+    }
+    Ok(out)
+}
+
 /// Writes the assembled artifacts into `out`. Layers are content-addressed (an existing file of the
 /// same name is kept), node files are rewritten only when they change, everything is made durable with
 /// one filesystem sync, and `manifest.json` is replaced last, atomically. With `complete` (every node of
@@ -179,6 +312,7 @@ pub fn write_build(
     };
     let with_layers = build::seed_carries_layers(c);
     let write_seeds = with_layers || force_seed;
+    let pool_entries = write_pools(c, a, &built, out, with_layers, write_seeds)?;
     let mut entries = BTreeMap::new();
     let mut reports = Vec::new();
     for (n, d) in a.nodes.iter().zip(&docs) {
@@ -316,6 +450,7 @@ pub fn write_build(
         .to_string(),
         layers_base_url: c.layers.base_url.as_ref().map(|u| u.to_string()),
         nodes: BTreeMap::new(),
+        pools: BTreeMap::new(),
     };
     // A partial build (--role) keeps the other nodes of an earlier build of the same cluster.
     if !complete
@@ -327,8 +462,14 @@ pub fn write_build(
             .into_iter()
             .filter(|(k, _)| c.node(k).is_some())
             .collect();
+        manifest.pools = old
+            .pools
+            .into_iter()
+            .filter(|(k, _)| c.pool(k).is_some())
+            .collect();
     }
     manifest.nodes.extend(entries);
+    manifest.pools.extend(pool_entries);
     write_atomic(&out.join(MANIFEST), manifest.to_json().as_bytes(), 0o644)?;
     let mut removed = 0;
     if complete {
@@ -336,6 +477,12 @@ pub fn write_build(
             .nodes
             .values()
             .flat_map(|n| n.layers.iter().map(|l| l.path.clone()))
+            .chain(
+                manifest
+                    .pools
+                    .values()
+                    .flat_map(|p| p.layers.iter().map(|l| l.path.clone())),
+            )
             .collect();
         if let Ok(rd) = fs::read_dir(out.join("layers")) {
             for e in rd.flatten() {
@@ -352,6 +499,14 @@ pub fn write_build(
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
                 if !manifest.nodes.contains_key(&name) {
+                    fs::remove_dir_all(e.path()).map_err(Error::io(e.path()))?;
+                }
+            }
+        }
+        if let Ok(rd) = fs::read_dir(out.join("pools")) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if !manifest.pools.contains_key(&name) {
                     fs::remove_dir_all(e.path()).map_err(Error::io(e.path()))?;
                 }
             }

@@ -44,9 +44,10 @@ pub struct StatusArgs {}
 
 #[derive(Debug, Clone, Args)]
 pub struct RenewArgs {
-    /// Certificate ids to renew, as `kimage pki status` lists them (e.g. `apiserver@master-1`).
+    /// Certificate ids to renew, as `kimage pki status` lists them (e.g. `apiserver@master-1`), or
+    /// `bootstrap-token@<pool>` to replace a worker pool's bootstrap token with a new one.
     pub ids: Vec<String>,
-    /// Renew every leaf certificate.
+    /// Renew every leaf certificate (bootstrap tokens only when named).
     #[arg(long, conflicts_with = "ids")]
     pub all: bool,
     /// Allow CA ids (and `sa`): replace them with new keys and re-issue everything they signed.
@@ -193,7 +194,13 @@ pub fn renew_requests(cluster: &Cluster, a: &RenewArgs) -> Result<Requests, PkiE
             "name the certificates to renew (ids from `kimage pki status`) or use --all".into(),
         ));
     }
-    let known: BTreeSet<&str> = specs.iter().map(|s| s.id.as_str()).chain([SA_ID]).collect();
+    let tokens: Vec<String> = ctx_tokens(cluster);
+    let known: BTreeSet<&str> = specs
+        .iter()
+        .map(|s| s.id.as_str())
+        .chain([SA_ID])
+        .chain(tokens.iter().map(String::as_str))
+        .collect();
     for id in &a.ids {
         if !known.contains(id.as_str()) {
             return Err(PkiError::UnknownId {
@@ -213,6 +220,15 @@ pub fn renew_requests(cluster: &Cluster, a: &RenewArgs) -> Result<Requests, PkiE
         }
     }
     Ok(req)
+}
+
+/// The `bootstrap-token@<pool>` id of every worker pool.
+fn ctx_tokens(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .pools
+        .iter()
+        .map(|p| super::token::token_id(p.name.as_str()))
+        .collect()
 }
 
 /// `kimage pki renew [ID...|--all] [--replace-ca]`.

@@ -27,7 +27,8 @@ use super::issue::{self, Signer};
 use super::keys::{self, Key};
 use super::material::PkiMaterial;
 use super::spec::{self, CertSpec};
-use super::state::{CertRecord, LockMode, Origin, SaRecord, StateDir, StateDoc};
+use super::state::{CertRecord, LockMode, Origin, SaRecord, StateDir, StateDoc, TokenRecord};
+use super::token;
 use crate::model::Cluster;
 use crate::profile::KeyAlgorithm;
 
@@ -338,12 +339,98 @@ pub(crate) struct Decision {
     pub cert_der: Option<Vec<u8>>,
 }
 
+/// A decision for one worker pool's bootstrap token.
+pub(crate) struct TokenDecision {
+    pub pool: String,
+    pub ttl_secs: u64,
+    pub action: Action,
+    pub reasons: Vec<String>,
+    pub old: Option<TokenRecord>,
+}
+
 pub(crate) struct Plan {
     pub cas: Vec<Decision>,
     pub leaves: Vec<Decision>,
     pub sa: (Action, Vec<String>, Option<(SaRecord, Key)>),
+    pub tokens: Vec<TokenDecision>,
     pub removed: Vec<String>,
     pub warnings: Vec<String>,
+}
+
+/// `24h`, `90m`, `45s`: a token lifetime as the profile writes it.
+fn human_secs(s: u64) -> String {
+    if s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Whether each pool's token is kept, issued or replaced. A token is replaced when renewal is
+/// requested, when the pool's tokenTTL changed, when it expired or is malformed; never otherwise, so
+/// rebuilds carry the same token.
+fn plan_tokens(
+    cluster: &Cluster,
+    old: &StateDoc,
+    now: OffsetDateTime,
+    req: &Requests,
+    warnings: &mut Vec<String>,
+) -> Vec<TokenDecision> {
+    let mut out = Vec::new();
+    for p in &cluster.pools {
+        let pool = p.name.to_string();
+        let id = token::token_id(&pool);
+        let rec = old.bootstrap_tokens.get(&pool);
+        let mut d = TokenDecision {
+            pool,
+            ttl_secs: p.token_ttl_secs,
+            action: Action::Kept,
+            reasons: vec![],
+            old: rec.cloned(),
+        };
+        match rec {
+            None => {
+                d.action = Action::Issued;
+                d.reasons.push("new".into());
+            }
+            Some(r) => {
+                if req.renew.contains(&id) {
+                    d.reasons.push("renewal requested".into());
+                }
+                if !token::valid(&r.id, &r.secret) {
+                    d.reasons.push("stored token is malformed".into());
+                }
+                if r.ttl_secs != p.token_ttl_secs {
+                    d.reasons.push(format!(
+                        "tokenTTL {} -> {}",
+                        human_secs(r.ttl_secs),
+                        human_secs(p.token_ttl_secs)
+                    ));
+                }
+                if r.expires_at <= now {
+                    d.reasons.push(format!("expired at {}", r.expires_at));
+                } else if d.reasons.is_empty()
+                    && (r.expires_at - now).whole_seconds() < (r.ttl_secs / 4) as i64
+                {
+                    warnings.push(format!(
+                        "{id} expires at {}: machines of pool {} that boot later cannot join; renew it with `kimage pki renew {id}`, rebuild, and apply out/pools/{}/bootstrap-token.yaml",
+                        r.expires_at, d.pool, d.pool
+                    ));
+                }
+                if !d.reasons.is_empty() {
+                    d.action = Action::Reissued;
+                    warnings.push(format!(
+                        "{id} is replaced: the old token stays valid until it expires; pool {} machines booting from the new user-data join once the cluster has the new token Secret (after `kimage build`: kubectl apply --server-side -f out/pools/{}/bootstrap-token.yaml, or re-provision the bootstrap node)",
+                        d.pool, d.pool
+                    ));
+                }
+            }
+        }
+        out.push(d);
+    }
+    out
 }
 
 impl Plan {
@@ -358,6 +445,13 @@ impl Plan {
             .collect();
         if self.sa.0 != Action::Kept {
             out.push(format!("  {SA_ID}: {}", self.sa.1.join("; ")));
+        }
+        for t in self.tokens.iter().filter(|t| t.action != Action::Kept) {
+            out.push(format!(
+                "  {}: {}",
+                token::token_id(&t.pool),
+                t.reasons.join("; ")
+            ));
         }
         out
     }
@@ -545,16 +639,24 @@ pub(crate) fn plan(
         }
     };
 
-    let removed = old
+    let tokens = plan_tokens(cluster, old, now, req, &mut warnings);
+    let mut removed: Vec<String> = old
         .certs
         .keys()
         .filter(|id| !wanted.contains(id.as_str()))
         .cloned()
         .collect();
+    removed.extend(
+        old.bootstrap_tokens
+            .keys()
+            .filter(|pool| cluster.pool(pool).is_none())
+            .map(|pool| token::token_id(pool)),
+    );
     Ok(Plan {
         cas,
         leaves,
         sa,
+        tokens,
         removed,
         warnings,
     })
@@ -757,6 +859,35 @@ pub(crate) fn execute(
             id: d.spec.id.clone(),
             action: d.action,
             reasons: d.reasons.clone(),
+        });
+    }
+    for t in &plan.tokens {
+        let rec = match (&t.old, t.action) {
+            (Some(old), Action::Kept) => old.clone(),
+            _ => loop {
+                let (id, secret) =
+                    token::generate().map_err(PkiError::crypto("generating a bootstrap token"))?;
+                // Token ids name Secrets: never two pools with one id.
+                if doc.bootstrap_tokens.values().all(|r| r.id != id)
+                    && plan.tokens.iter().all(|o| {
+                        o.action != Action::Kept || o.old.as_ref().is_none_or(|r| r.id != id)
+                    })
+                {
+                    break TokenRecord {
+                        id,
+                        secret,
+                        ttl_secs: t.ttl_secs,
+                        issued_at: now,
+                        expires_at: now + Duration::seconds(t.ttl_secs as i64),
+                    };
+                }
+            },
+        };
+        doc.bootstrap_tokens.insert(t.pool.clone(), rec);
+        changes.push(Change {
+            id: token::token_id(&t.pool),
+            action: t.action,
+            reasons: t.reasons.clone(),
         });
     }
     for id in &plan.removed {

@@ -11,7 +11,8 @@ use time::OffsetDateTime;
 
 use super::error::PkiError;
 use super::spec::{self, CertSpec, KubeconfigSpec, PkiFile, PkiSource};
-use super::state::{Origin, StateDoc};
+use super::state::{Origin, StateDoc, TokenRecord};
+use super::token;
 use crate::model::Cluster;
 
 /// One certificate with its key.
@@ -52,6 +53,12 @@ pub struct PkiMaterial {
     sa_key: Option<String>,
     sa_pub: Option<String>,
     kubeconfigs: BTreeMap<String, String>,
+    /// Bootstrap token per worker pool name.
+    tokens: BTreeMap<String, TokenRecord>,
+    /// Rendered per pool: bootstrap kubeconfig and token Secret manifest.
+    bootstrap_kubeconfigs: BTreeMap<String, String>,
+    token_secrets: BTreeMap<String, String>,
+    cluster_info: Option<String>,
 }
 
 impl fmt::Debug for PkiMaterial {
@@ -60,6 +67,7 @@ impl fmt::Debug for PkiMaterial {
             .field("certs", &self.certs.keys().collect::<Vec<_>>())
             .field("kubeconfigs", &self.kubeconfigs.keys().collect::<Vec<_>>())
             .field("sa", &self.sa_key.as_ref().map(|_| "[secret key elided]"))
+            .field("tokens", &self.tokens)
             .finish()
     }
 }
@@ -99,7 +107,7 @@ impl fmt::Debug for NodeFile {
 }
 
 /// A YAML scalar as Go's yaml writer would leave it: plain when unambiguous, else double-quoted.
-fn yaml_scalar(s: &str) -> String {
+pub(crate) fn yaml_scalar(s: &str) -> String {
     let plain = !s.is_empty()
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && s.chars()
@@ -181,12 +189,51 @@ impl PkiMaterial {
                 ))
             })
             .collect();
+        let ca_pem = certs.get(spec::CA).map(|c| c.cert_pem.clone());
+        let mut bootstrap_kubeconfigs = BTreeMap::new();
+        let mut token_secrets = BTreeMap::new();
+        for (pool, rec) in &doc.bootstrap_tokens {
+            token_secrets.insert(pool.clone(), token::render_secret(pool, rec));
+            if let Some(ca) = &ca_pem {
+                bootstrap_kubeconfigs.insert(
+                    pool.clone(),
+                    token::render_bootstrap_kubeconfig(
+                        &cluster.endpoint_url,
+                        &cluster.name,
+                        ca,
+                        rec,
+                    ),
+                );
+            }
+        }
         PkiMaterial {
             certs,
             sa_key: doc.service_account.as_ref().map(|s| s.key.clone()),
             sa_pub: doc.service_account.as_ref().map(|s| s.public.clone()),
             kubeconfigs,
+            tokens: doc.bootstrap_tokens.clone(),
+            bootstrap_kubeconfigs,
+            token_secrets,
+            cluster_info: ca_pem
+                .as_deref()
+                .map(|ca| token::render_cluster_info(&cluster.endpoint_url, ca)),
         }
+    }
+
+    /// A worker pool's bootstrap token (secret).
+    pub fn bootstrap_token(&self, pool: &str) -> Option<&TokenRecord> {
+        self.tokens.get(pool)
+    }
+
+    /// `sha256:<hex>` of the cluster CA's public key (kubeadm's --discovery-token-ca-cert-hash).
+    pub fn ca_cert_hash(&self) -> Result<String, PkiError> {
+        let ca = self.cert_pem(spec::CA).ok_or_else(|| PkiError::Missing {
+            what: "certificate ca".into(),
+        })?;
+        token::ca_cert_hash(ca).map_err(|message| PkiError::Crypto {
+            context: "hashing the CA's public key".into(),
+            message,
+        })
     }
 
     pub fn cert(&self, id: &str) -> Option<&CertMaterial> {
@@ -246,6 +293,18 @@ impl PkiMaterial {
             PkiSource::Kubeconfig(id) => self
                 .kubeconfig(id)
                 .ok_or_else(|| missing(format!("kubeconfig {id}")))?,
+            PkiSource::BootstrapKubeconfig(pool) => self
+                .bootstrap_kubeconfigs
+                .get(pool)
+                .ok_or_else(|| missing(format!("bootstrap token of worker pool {pool}")))?,
+            PkiSource::BootstrapTokenSecret(pool) => self
+                .token_secrets
+                .get(pool)
+                .ok_or_else(|| missing(format!("bootstrap token of worker pool {pool}")))?,
+            PkiSource::ClusterInfo => self
+                .cluster_info
+                .as_deref()
+                .ok_or_else(|| missing("certificate ca".into()))?,
         };
         Ok(s.as_bytes().to_vec())
     }

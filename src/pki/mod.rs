@@ -21,6 +21,7 @@ mod material;
 pub mod spec;
 pub mod state;
 pub mod status;
+pub mod token;
 
 pub use ensure::{
     Action, BACKDATE, Change, EXPIRY_WARNING_DAYS, EnsureOptions, EnsureReport, Requests, SA_ID,
@@ -28,7 +29,7 @@ pub use ensure::{
 };
 pub use error::PkiError;
 pub use material::{CertMaterial, NodeFile, PkiMaterial, render_kubeconfig};
-pub use state::{LockMode, StateDir};
+pub use state::{LockMode, StateDir, TokenRecord};
 
 /// The state directory's default place: `<profile dir>/kimage-state`.
 pub fn default_state_dir(profile_dir: &std::path::Path) -> std::path::PathBuf {

@@ -13,6 +13,12 @@ pub const PKI_DIR: &str = "/etc/kubernetes/pki";
 pub const KUBECONFIG_DIR: &str = "/etc/kubernetes";
 pub const KUBELET_PKI_DIR: &str = "/var/lib/kubelet/pki";
 pub const KUBE_PROXY_KUBECONFIG: &str = "/var/lib/kube-proxy/kubeconfig.conf";
+/// The kubelet's bootstrap kubeconfig on worker-pool machines (kubeadm's path); the kubelet writes
+/// kubelet.conf beside it once its client certificate is signed.
+pub const BOOTSTRAP_KUBECONFIG: &str = "/etc/kubernetes/bootstrap-kubelet.conf";
+/// Where the bootstrap node keeps the manifests kimage-bootstrap applies, in file-name order
+/// (image-layers/bootstrap/ puts the rendered ones there too).
+pub const BOOTSTRAP_MANIFEST_DIR: &str = "/etc/kimage/bootstrap";
 
 /// The three CAs.
 pub const CA: &str = "ca";
@@ -143,6 +149,12 @@ pub enum PkiSource {
     SaPub,
     /// A kubeconfig (of the spec with this id).
     Kubeconfig(String),
+    /// The bootstrap kubeconfig of the worker pool of this name (its token as credential).
+    BootstrapKubeconfig(String),
+    /// The bootstrap token Secret manifest of the worker pool of this name.
+    BootstrapTokenSecret(String),
+    /// The cluster-info ConfigMap manifest (endpoint and CA; public).
+    ClusterInfo,
 }
 
 impl PkiSource {
@@ -150,7 +162,11 @@ impl PkiSource {
     pub fn is_secret(&self) -> bool {
         matches!(
             self,
-            PkiSource::Key(_) | PkiSource::SaKey | PkiSource::Kubeconfig(_)
+            PkiSource::Key(_)
+                | PkiSource::SaKey
+                | PkiSource::Kubeconfig(_)
+                | PkiSource::BootstrapKubeconfig(_)
+                | PkiSource::BootstrapTokenSecret(_)
         )
     }
 }
@@ -166,6 +182,12 @@ pub struct PkiFile {
 /// The id of a per-node certificate.
 pub fn node_id(kind: CertKind, node: &str) -> String {
     format!("{}@{node}", kind.as_str())
+}
+
+/// The id of a certificate every machine of a worker pool shares (`kube-proxy@pool:gpu`; node names
+/// never contain ':').
+pub fn pool_cert_id(kind: CertKind, pool: &str) -> String {
+    format!("{}@pool:{pool}", kind.as_str())
 }
 
 fn loopbacks() -> Vec<IpAddr> {
@@ -391,6 +413,22 @@ pub fn cert_specs(c: &Cluster) -> Vec<CertSpec> {
             );
         }
     }
+    // Pool machines share one kube-proxy identity (the same CN every static node's kube-proxy has):
+    // their user-data is the same for all of them.
+    for p in &c.pools {
+        b.out.push(CertSpec {
+            id: pool_cert_id(CertKind::KubeProxy, p.name.as_str()),
+            kind: CertKind::KubeProxy,
+            signer: Some(CA.to_string()),
+            common_name: "system:kube-proxy".into(),
+            organizations: vec![],
+            dns_names: vec![],
+            ip_addresses: vec![],
+            usage: Usage::Client,
+            validity_secs: c.pki.validity.as_secs(),
+            algorithm: c.pki.algorithm,
+        });
+    }
     b.out
 }
 
@@ -438,6 +476,27 @@ fn pair(out: &mut Vec<PkiFile>, base: &str, id: &str) {
 pub fn node_files(c: &Cluster, n: &NodeModel) -> Vec<PkiFile> {
     let mut out = Vec::new();
     let name = n.name.as_str();
+    if let Some(pool) = &n.pool {
+        // A pool machine: the CA, the token to get its kubelet client certificate with (the kubelet
+        // requests its serving certificate too), and the pool's kube-proxy identity.
+        out.push(PkiFile {
+            path: format!("{PKI_DIR}/ca.crt"),
+            source: PkiSource::Cert(CA.into()),
+            mode: 0o644,
+        });
+        out.push(PkiFile {
+            path: BOOTSTRAP_KUBECONFIG.into(),
+            source: PkiSource::BootstrapKubeconfig(pool.to_string()),
+            mode: 0o600,
+        });
+        out.push(PkiFile {
+            path: KUBE_PROXY_KUBECONFIG.into(),
+            source: PkiSource::Kubeconfig(pool_cert_id(CertKind::KubeProxy, pool.as_str())),
+            mode: 0o600,
+        });
+        out.sort();
+        return out;
+    }
     let cert = |out: &mut Vec<PkiFile>, path: String, id: &str| {
         out.push(PkiFile {
             path,
@@ -538,6 +597,23 @@ pub fn node_files(c: &Cluster, n: &NodeModel) -> Vec<PkiFile> {
                 format!("{KUBECONFIG_DIR}/super-admin.conf"),
                 node_id(CertKind::SuperAdmin, name),
             );
+            // What kimage-bootstrap applies besides the rendered manifests: objects made from the
+            // PKI state (file names order them among the rendered ones).
+            out.push(PkiFile {
+                path: format!("{BOOTSTRAP_MANIFEST_DIR}/30-cluster-info.yaml"),
+                source: PkiSource::ClusterInfo,
+                mode: 0o644,
+            });
+            for p in &c.pools {
+                out.push(PkiFile {
+                    path: format!(
+                        "{BOOTSTRAP_MANIFEST_DIR}/70-bootstrap-token-{}.yaml",
+                        p.name
+                    ),
+                    source: PkiSource::BootstrapTokenSecret(p.name.to_string()),
+                    mode: 0o600,
+                });
+            }
         }
         kubeconfig(
             &mut out,

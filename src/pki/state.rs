@@ -5,7 +5,8 @@
 //!   pki/              0700
 //!     lock            flock target: one writer at a time, readers share
 //!     state.json      0600, every CA, leaf and the service-account key pair with the spec it was
-//!                     issued for (the only file; replaced atomically)
+//!                     issued for, and the worker pools' bootstrap tokens (the only file; replaced
+//!                     atomically)
 //! ```
 //!
 //! One document instead of a file per certificate: the state moves from one consistent version to
@@ -31,7 +32,12 @@ pub const STATE_FILE: &str = "state.json";
 pub const LOCK_FILE: &str = "lock";
 /// Temporary files of an interrupted write start with this; the next writer removes them.
 const TEMP_PREFIX: &str = ".state.json.tmp-";
-pub const FORMAT: u32 = 1;
+/// The newest format this kimage reads. A document is written as format 1 unless it holds bootstrap
+/// tokens (format 2), so states without worker pools stay readable by kimage versions before pools,
+/// and those versions refuse a state with tokens as "newer" instead of calling it corrupt.
+pub const FORMAT: u32 = 2;
+/// Format of documents without bootstrap tokens.
+pub const FORMAT_WITHOUT_TOKENS: u32 = 1;
 
 /// Where a CA (or the service-account key) came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +89,40 @@ pub struct SaRecord {
     pub public: String,
 }
 
+/// A worker pool's bootstrap token, kubeadm's format `<id>.<secret>` ([a-z0-9]{6}.[a-z0-9]{16}).
+/// Its expiration is fixed when it is issued, so rebuilds carry the same token and the same Secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Public part: names the Secret `bootstrap-token-<id>`.
+    pub id: String,
+    /// Private part (secret: never printed).
+    pub secret: String,
+    /// The pool's tokenTTL it was issued with, in seconds.
+    pub ttl_secs: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+impl TokenRecord {
+    /// `<id>.<secret>` (secret).
+    pub fn token(&self) -> String {
+        format!("{}.{}", self.id, self.secret)
+    }
+}
+
+impl std::fmt::Debug for TokenRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRecord")
+            .field("id", &self.id)
+            .field("secret", &"[secret elided]")
+            .field("ttl_secs", &self.ttl_secs)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
 /// The whole state document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,21 +131,31 @@ pub struct StateDoc {
     pub certs: BTreeMap<String, CertRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<SaRecord>,
+    /// Bootstrap token per worker pool name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bootstrap_tokens: BTreeMap<String, TokenRecord>,
 }
 
 impl Default for StateDoc {
     fn default() -> Self {
         StateDoc {
-            format: FORMAT,
+            format: FORMAT_WITHOUT_TOKENS,
             certs: BTreeMap::new(),
             service_account: None,
+            bootstrap_tokens: BTreeMap::new(),
         }
     }
 }
 
 impl StateDoc {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(self).expect("state serializes");
+        let mut doc = self.clone();
+        doc.format = if doc.bootstrap_tokens.is_empty() {
+            FORMAT_WITHOUT_TOKENS
+        } else {
+            FORMAT
+        };
+        let mut v = serde_json::to_vec_pretty(&doc).expect("state serializes");
         v.push(b'\n');
         v
     }

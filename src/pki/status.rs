@@ -15,7 +15,8 @@ use super::der;
 use super::ensure::{EXPIRY_WARNING_DAYS, spec_diff, truncate};
 use super::error::PkiError;
 use super::spec;
-use super::state::{CertRecord, Origin, StateDir};
+use super::state::{CertRecord, Origin, StateDir, TokenRecord};
+use super::token;
 use crate::model::Cluster;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -134,6 +135,42 @@ fn parse_row(id: &str, rec: &CertRecord, now: OffsetDateTime) -> StatusRow {
     row
 }
 
+/// A bootstrap token as a status row: its public id as subject, its expiration; the secret is never
+/// shown. Expiring when less than a quarter of its lifetime is left.
+fn token_row(id: &str, rec: &TokenRecord, now: OffsetDateTime) -> StatusRow {
+    let left = rec.expires_at - now;
+    StatusRow {
+        id: id.to_string(),
+        subject: format!("bootstrap token {}", rec.id),
+        issuer: "-".into(),
+        serial: String::new(),
+        dns_names: vec![],
+        ip_addresses: vec![],
+        not_before: Some(rfc3339(rec.issued_at)),
+        not_after: Some(rfc3339(rec.expires_at)),
+        days_left: Some(left.whole_days()),
+        state: if rec.expires_at <= now {
+            CertState::Expired
+        } else if left.whole_seconds() < (rec.ttl_secs / 4) as i64 {
+            CertState::Expiring
+        } else {
+            CertState::Ok
+        },
+        imported: false,
+        notes: vec![],
+    }
+}
+
+fn placeholder_token() -> TokenRecord {
+    TokenRecord {
+        id: String::new(),
+        secret: String::new(),
+        ttl_secs: 0,
+        issued_at: OffsetDateTime::UNIX_EPOCH,
+        expires_at: OffsetDateTime::UNIX_EPOCH,
+    }
+}
+
 /// The status of every certificate of the profile and of the state. Reads only.
 pub fn status(
     cluster: &Cluster,
@@ -210,6 +247,44 @@ pub fn status(
         .filter(|(id, _)| !wanted.contains(id.as_str()))
     {
         let mut row = parse_row(id, rec, now);
+        row.state = CertState::NotInProfile;
+        row.notes.push("`kimage pki` drops it".into());
+        rows.push(row);
+    }
+    for p in &cluster.pools {
+        let id = token::token_id(p.name.as_str());
+        let mut row = match doc.bootstrap_tokens.get(p.name.as_str()) {
+            Some(rec) => token_row(&id, rec, now),
+            None => {
+                let mut r = token_row(&id, &placeholder_token(), now);
+                r.subject = String::new();
+                r.not_after = None;
+                r.days_left = None;
+                r.state = CertState::Missing;
+                r.notes.push("run `kimage pki`".into());
+                r
+            }
+        };
+        if let Some(rec) = doc.bootstrap_tokens.get(p.name.as_str()) {
+            if rec.ttl_secs != p.token_ttl_secs {
+                row.state = CertState::Outdated;
+                row.notes
+                    .push("issued with another tokenTTL: run `kimage pki`".into());
+            } else if matches!(row.state, CertState::Expiring | CertState::Expired) {
+                row.notes.push(format!(
+                    "renew with `kimage pki renew {id}`, rebuild, apply out/pools/{}/bootstrap-token.yaml",
+                    p.name
+                ));
+            }
+        }
+        rows.push(row);
+    }
+    for (pool, rec) in doc
+        .bootstrap_tokens
+        .iter()
+        .filter(|(pool, _)| cluster.pool(pool).is_none())
+    {
+        let mut row = token_row(&token::token_id(pool), rec, now);
         row.state = CertState::NotInProfile;
         row.notes.push("`kimage pki` drops it".into());
         rows.push(row);

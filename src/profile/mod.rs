@@ -64,6 +64,37 @@ pub struct Profile {
     pub network: Network,
     /// Every node of the cluster.
     pub nodes: Vec<Node>,
+    /// Groups of identical workers that are not listed one by one (autoscaling groups, managed
+    /// instance groups). Each pool gets one user-data (out/pools/<name>/) that any number of machines
+    /// boot from; they join with a bootstrap token through kubelet TLS bootstrapping.
+    #[serde(default)]
+    pub worker_pools: Vec<WorkerPool>,
+}
+
+/// A group of identical workers that all boot from the same user-data and join with a bootstrap
+/// token. Machines keep the hostname their platform gives them (it becomes the Node name) and get
+/// their address by DHCP.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkerPool {
+    /// Pool name: names the pool's artifacts (out/pools/<name>/), its bootstrap token and its layers.
+    pub name: NodeName,
+    /// How long the pool's bootstrap token is valid, counted from when `kimage pki` (or `kimage
+    /// build`) issues it. A machine needs the token only for its first boot, until the controller
+    /// manager has signed its kubelet client certificate; after that the kubelet renews with its own
+    /// certificate. Default 24h: long enough for slow first boots and for artifacts built some hours
+    /// before the machines start, short enough that a leaked user-data stops admitting nodes soon.
+    /// Pools that scale out later need a TTL covering that time, or a renewed token
+    /// (`kimage pki renew bootstrap-token@<name>`, rebuild, apply the new token Secret).
+    #[serde(default = "defaults::token_ttl", rename = "tokenTTL")]
+    pub token_ttl: Duration,
+    /// Labels every pool node registers with. Only labels a kubelet may set on its own Node: no
+    /// node-role.kubernetes.io/* and no other kubernetes.io / k8s.io keys except node.kubernetes.io/*.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Taints every pool node registers with.
+    #[serde(default)]
+    pub taints: Vec<Taint>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -769,6 +800,10 @@ pub mod defaults {
     }
     pub fn nproc() -> u64 {
         655_350
+    }
+    /// Bootstrap-token lifetime of a worker pool (kubeadm's default token TTL).
+    pub fn token_ttl() -> Duration {
+        Duration::from_hours(24)
     }
     pub fn memlock() -> String {
         "unlimited".to_string()

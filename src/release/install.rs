@@ -72,8 +72,9 @@ pub enum InstallError {
     },
 }
 
-/// Every node's release files (by node name, each list sorted by install path), after checking that the
-/// lock fits the profile and that every byte in the cache still has its locked digest.
+/// Every node's release files (by node name, worker pools by `PoolModel::key`, each list sorted by
+/// install path), after checking that the lock fits the profile and that every byte in the cache
+/// still has its locked digest.
 pub fn node_files(
     cluster: &Cluster,
     lock: &Lock,
@@ -83,12 +84,14 @@ pub fn node_files(
     let per_node: NodeNeeds = cluster
         .nodes
         .iter()
-        .map(|n| {
+        .map(|n| (n.name.as_str().to_string(), n))
+        .chain(cluster.pools.iter().map(|p| (p.key(), &p.node)))
+        .map(|(key, n)| {
             let needs = node_needs(cluster, n)
                 .into_iter()
                 .map(|(k, m)| (lock.artifact(&k).expect("check_lock saw every artifact"), m))
                 .collect();
-            (n.name.as_str().to_string(), needs)
+            (key, needs)
         })
         .collect();
     // Prepare each artifact once, for the members any node wants, in parallel.

@@ -111,10 +111,16 @@ pub fn node_needs(cluster: &Cluster, node: &NodeModel) -> Needs {
     needs
 }
 
-/// What the whole cluster needs: the union over its nodes.
+/// What the whole cluster needs: the union over its nodes and worker pools.
 pub fn cluster_needs(cluster: &Cluster) -> Needs {
     let mut all = Needs::new();
-    for n in &cluster.nodes {
+    // Worker-pool machines run binaries too (with the tarballs, the node tarball even when no listed
+    // node is a plain worker).
+    for n in cluster
+        .nodes
+        .iter()
+        .chain(cluster.pools.iter().map(|p| &p.node))
+    {
         for (k, m) in node_needs(cluster, n) {
             all.entry(k).or_default().extend(m);
         }

@@ -12,6 +12,17 @@ macro_rules! layer_files {
 }
 
 layer_files![
+    "bootstrap/00-cluster-admins.yaml",
+    "bootstrap/10-rbac.yaml",
+    "bootstrap/40-coredns.yaml.hbs",
+    "bootstrap/50-flannel.yaml.hbs",
+    "bootstrap/kimage-bootstrap.service",
+    "bootstrap/kimage-bootstrap.sh",
+    "bootstrap/kimage-csr-approver.service",
+    "bootstrap/kimage-csr-approver.sh",
+    "bootstrap/kimage-csr-approver.timer",
+    "bootstrap/layer.yaml",
+    "bootstrap/nodes.list.hbs",
     "common/chrony.sources.hbs",
     "common/hosts.hbs",
     "common/kimage-swapoff.service",
@@ -46,6 +57,9 @@ layer_files![
     "load-balancer/layer.yaml",
     "load-balancer/nginx.conf.hbs",
     "load-balancer/nginx.service",
+    "pool/kimage-pool-setup.service",
+    "pool/kimage-pool-setup.sh",
+    "pool/layer.yaml",
     "worker/containerd-config.toml.hbs",
     "worker/containerd.service.hbs",
     "worker/crictl.yaml",
@@ -58,7 +72,15 @@ layer_files![
 ];
 
 /// The layers in the order their files and units are laid out.
-pub const LAYERS: &[&str] = &["common", "etcd", "control-plane", "worker", "load-balancer"];
+pub const LAYERS: &[&str] = &[
+    "common",
+    "etcd",
+    "control-plane",
+    "worker",
+    "load-balancer",
+    "bootstrap",
+    "pool",
+];
 
 /// The embedded text of `image-layers/<path>`.
 pub fn get(path: &str) -> Option<&'static str> {

@@ -296,6 +296,11 @@ fn pki_key(source: &PkiSource) -> String {
         PkiSource::Kubeconfig(id) => format!("{}_kubeconfig", kind(id)),
         PkiSource::SaKey => "sa_key".to_string(),
         PkiSource::SaPub => "sa_pub".to_string(),
+        PkiSource::BootstrapKubeconfig(_) => "bootstrap_kubelet_kubeconfig".to_string(),
+        PkiSource::BootstrapTokenSecret(pool) => {
+            format!("bootstrap_token_{}", pool.replace(['-', '.'], "_"))
+        }
+        PkiSource::ClusterInfo => "cluster_info".to_string(),
     }
 }
 

@@ -96,12 +96,14 @@ pub fn boot_env(c: &Cluster, n: &NodeModel, inp: &BootInputs) -> String {
 
 /// The `#cloud-config` user-data of one node.
 pub fn user_data(c: &Cluster, n: &NodeModel, inp: &BootInputs) -> String {
-    let mut doc: Vec<(String, Y)> = vec![
-        ("hostname".into(), Y::str(n.name.as_str())),
-        ("preserve_hostname".into(), Y::Bool(false)),
-        // kimage writes /etc/hosts itself (every node of the cluster), cloud-init must not replace it.
-        ("manage_etc_hosts".into(), Y::Bool(false)),
-    ];
+    let mut doc: Vec<(String, Y)> = Vec::new();
+    // Worker-pool machines share one user-data: they keep the hostname their platform gives them.
+    if n.pool.is_none() {
+        doc.push(("hostname".into(), Y::str(n.name.as_str())));
+        doc.push(("preserve_hostname".into(), Y::Bool(false)));
+    }
+    // kimage writes /etc/hosts itself (every node of the cluster), cloud-init must not replace it.
+    doc.push(("manage_etc_hosts".into(), Y::Bool(false)));
     if let Some(tz) = &c.os.timezone {
         doc.push(("timezone".into(), Y::str(tz)));
     }
@@ -148,13 +150,20 @@ pub fn user_data(c: &Cluster, n: &NodeModel, inp: &BootInputs) -> String {
             n.name
         )),
     ));
-    let header = format!(
-        "#cloud-config\n# kimage {}: node {} ({}) of cluster {}\n",
-        env!("CARGO_PKG_VERSION"),
-        n.name,
-        n.role.as_str(),
-        c.name
-    );
+    let header = match &n.pool {
+        Some(pool) => format!(
+            "#cloud-config\n# kimage {}: every machine of worker pool {pool} of cluster {}\n",
+            env!("CARGO_PKG_VERSION"),
+            c.name
+        ),
+        None => format!(
+            "#cloud-config\n# kimage {}: node {} ({}) of cluster {}\n",
+            env!("CARGO_PKG_VERSION"),
+            n.name,
+            n.role.as_str(),
+            c.name
+        ),
+    };
     header + &yaml::to_string(&Y::Map(doc))
 }
 
@@ -169,6 +178,10 @@ pub fn instance_id(n: &NodeModel, artifact_digests: &[&str]) -> String {
 }
 
 pub fn meta_data(n: &NodeModel, instance_id: &str) -> String {
+    // A worker pool's seed is shared by its machines: no hostname (see kimage-pool-setup).
+    if n.pool.is_some() {
+        return yaml::to_string(&Y::map([("instance-id", Y::str(instance_id))]));
+    }
     yaml::to_string(&Y::map([
         ("instance-id", Y::str(instance_id)),
         ("local-hostname", Y::str(n.name.as_str())),
@@ -178,6 +191,20 @@ pub fn meta_data(n: &NodeModel, instance_id: &str) -> String {
 /// NoCloud network-config version 2 with the node's static address.
 pub fn network_config(c: &Cluster, n: &NodeModel) -> String {
     let net = &c.network;
+    // Worker-pool machines have no address in the profile: DHCP on the profile's interface.
+    if n.pool.is_some() {
+        let mut eth = vec![("dhcp4".to_string(), Y::Bool(true))];
+        if c.kubernetes.ipv6 {
+            eth.push(("dhcp6".to_string(), Y::Bool(true)));
+        }
+        return yaml::to_string(&Y::map([
+            ("version", Y::Int(2)),
+            (
+                "ethernets",
+                Y::Map(vec![(net.interface.clone(), Y::Map(eth))]),
+            ),
+        ]));
+    }
     let mut eth: Vec<(String, Y)> = Vec::new();
     if let Some(mac) = &n.mac {
         eth.push(("match".into(), Y::map([("macaddress", Y::str(mac))])));
