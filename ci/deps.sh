@@ -24,6 +24,8 @@ for g in "${groups[@]}"; do
 done
 # The Terraform examples are parsed by a real HCL2 parser (python-hcl2, from PyPI).
 python3 -c 'import hcl2' 2>/dev/null || python3 -m pip install -q 'python-hcl2>=8,<9'
+# The bootstrap manifests are checked against the v1.35 JSON schemas (kubernetes-validate, from PyPI).
+python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install -q kubernetes-validate
 [ ${#missing[@]} -eq 0 ] && exit 0
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
