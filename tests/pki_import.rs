@@ -188,7 +188,7 @@ fn cfssl_case(algo: &str, size: &str, alg: &str) {
     let kc = write(
         tmp.path(),
         "kimage-admin.conf",
-        m.kubeconfig("admin@k8s-master-1").unwrap(),
+        &m.kubeconfig("admin@k8s-master-1").unwrap(),
     );
     for conf in [kc.as_path(), out.join("admin.conf").as_path()] {
         let o = Command::new(kubectl())

@@ -19,7 +19,11 @@ fn kubectl_config_view_reads_every_kubeconfig() {
     assert_eq!(ids.len(), 22, "{ids:?}");
     for kubectl in kubectls() {
         for id in &ids {
-            let file = write(tmp.path(), &format!("{id}.conf"), m.kubeconfig(id).unwrap());
+            let file = write(
+                tmp.path(),
+                &format!("{id}.conf"),
+                &m.kubeconfig(id).unwrap(),
+            );
             let out = Command::new(&kubectl)
                 .arg("--kubeconfig")
                 .arg(&file)
@@ -68,7 +72,7 @@ fn kubectl_config_view_reads_every_kubeconfig() {
         let admin = write(
             tmp.path(),
             "admin.conf",
-            m.kubeconfig("admin@k8s-master-1").unwrap(),
+            &m.kubeconfig("admin@k8s-master-1").unwrap(),
         );
         let out = Command::new(&kubectl)
             .arg("--kubeconfig")
@@ -109,7 +113,7 @@ nodes:
         kc.contains("    server: \"https://[fd00::10]:6443\"\n"),
         "{kc}"
     );
-    let file = write(tmp.path(), "admin.conf", kc);
+    let file = write(tmp.path(), "admin.conf", &kc);
     let out = Command::new(kubectl())
         .arg("--kubeconfig")
         .arg(&file)

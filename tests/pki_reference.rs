@@ -399,7 +399,7 @@ fn check(c: &Cluster, m: &PkiMaterial, issued: OffsetDateTime) {
             assert_eq!(p.not_after - p.not_before, leaf_validity);
             // The kubeconfig embeds ca.crt and this certificate and key; user, cluster and context
             // follow kubeconfig_naming.
-            let kc: Value = serde_yaml_ng::from_str(m.kubeconfig(id).unwrap()).unwrap();
+            let kc: Value = serde_yaml_ng::from_str(&m.kubeconfig(id).unwrap()).unwrap();
             let b64 = |v: &Value| {
                 use base64::Engine;
                 String::from_utf8(

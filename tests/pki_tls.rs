@@ -291,7 +291,7 @@ fn kubectl_handshakes_with_apiserver_certificate() {
         let kc = write(
             tmp.path(),
             "admin.conf",
-            mat.kubeconfig("admin@k8s-master-1").unwrap(),
+            &mat.kubeconfig("admin@k8s-master-1").unwrap(),
         );
         let out = Command::new(&kubectl)
             .arg("--kubeconfig")

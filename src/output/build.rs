@@ -89,26 +89,28 @@ impl PlannedLayer {
 
     /// A key for "same content": paths, modes, owners and the bytes (or the file they stream from,
     /// whose content the release cache verified).
-    fn content_key(&self) -> Vec<u8> {
-        let mut key = Vec::new();
+    /// A sha256 over everything above (32 bytes to keep per layer, not a copy of its content).
+    fn content_key(&self) -> [u8; 32] {
+        use sha2::Digest;
+        let mut key = sha2::Sha256::new();
         for e in &self.entries {
-            key.extend_from_slice(e.path.as_bytes());
-            key.extend_from_slice(format!("\0{:o}\0{}\0{}\0", e.mode, e.uid, e.gid).as_bytes());
+            key.update(e.path.as_bytes());
+            key.update(format!("\0{:o}\0{}\0{}\0", e.mode, e.uid, e.gid).as_bytes());
             match &e.kind {
                 EntryKind::File(Content::Bytes(b)) => {
-                    key.extend_from_slice(&(b.len() as u64).to_le_bytes());
-                    key.extend_from_slice(b)
+                    key.update((b.len() as u64).to_le_bytes());
+                    key.update(b)
                 }
                 EntryKind::File(Content::Path(p)) => {
-                    key.extend_from_slice(b"path\0");
-                    key.extend_from_slice(p.as_os_str().as_encoded_bytes())
+                    key.update(b"path\0");
+                    key.update(p.as_os_str().as_encoded_bytes())
                 }
-                EntryKind::Directory => key.extend_from_slice(b"dir"),
-                EntryKind::Symlink(t) => key.extend_from_slice(t.as_bytes()),
+                EntryKind::Directory => key.update(b"dir"),
+                EntryKind::Symlink(t) => key.update(t.as_bytes()),
             }
-            key.push(b'\n');
+            key.update(b"\n");
         }
-        key
+        key.finalize().into()
     }
 }
 
@@ -282,7 +284,7 @@ pub fn assemble(
     mtime: u64,
 ) -> Result<Assembly, BuildError> {
     let mut layers: Vec<PlannedLayer> = Vec::new();
-    let mut by_key: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    let mut by_key: BTreeMap<[u8; 32], usize> = BTreeMap::new();
     let mut nodes = Vec::new();
     let mut add = |layers: &mut Vec<PlannedLayer>, l: PlannedLayer| -> usize {
         let key = l.content_key();
@@ -404,7 +406,7 @@ pub fn assemble_pools(
     installs: &BTreeMap<String, Vec<release::InstallFile>>,
     boot: &BTreeMap<String, release::BootManifest>,
 ) -> Result<(), BuildError> {
-    let mut by_key: BTreeMap<Vec<u8>, usize> = a
+    let mut by_key: BTreeMap<[u8; 32], usize> = a
         .layers
         .iter()
         .enumerate()

@@ -303,135 +303,138 @@ pub fn write_build(
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
     let built: Vec<BuiltLayer> = build::build_layers(a, &out.join("layers"))?;
-    let docs: Vec<NodeDocs> = {
-        use rayon::prelude::*;
-        a.nodes
-            .par_iter()
-            .map(|n| build::node_docs(c, a, n, &built))
-            .collect::<Result<_, _>>()?
-    };
     let with_layers = build::seed_carries_layers(c);
     let write_seeds = with_layers || force_seed;
     let pool_entries = write_pools(c, a, &built, out, with_layers, write_seeds)?;
     let mut entries = BTreeMap::new();
     let mut reports = Vec::new();
-    for (n, d) in a.nodes.iter().zip(&docs) {
-        let dir = out.join("nodes").join(&n.name);
-        let doc_ref = |file: &str, text: &str| -> Result<ArtifactRef, Error> {
-            // user-data carries private keys.
-            let mode = if file == "user-data" { 0o600 } else { 0o644 };
-            write_if_changed(&dir.join(file), text.as_bytes(), mode)?;
-            Ok(ArtifactRef {
-                path: format!("nodes/{}/{file}", n.name),
-                sha256: sha256_hex(text.as_bytes()),
-                bytes: text.len() as u64,
-            })
+    // Documents are made in parallel, a chunk of nodes at a time, and dropped once written: at 10,000
+    // nodes they would otherwise all be in memory at once.
+    for chunk in a.nodes.chunks(256) {
+        let docs: Vec<NodeDocs> = {
+            use rayon::prelude::*;
+            chunk
+                .par_iter()
+                .map(|n| build::node_docs(c, a, n, &built))
+                .collect::<Result<_, _>>()?
         };
-        let user_data = doc_ref("user-data", &d.user_data)?;
-        let meta_data = doc_ref("meta-data", &d.meta_data)?;
-        let network_config = doc_ref("network-config", &d.network_config)?;
-        let layers: Vec<LayerEntry> = n
-            .layers
-            .iter()
-            .map(|&i| LayerEntry {
-                path: format!("layers/{}.tar.gz", built[i].sha256),
-                sha256: built[i].sha256.clone(),
-                bytes: built[i].bytes,
-                name: built[i].name.clone(),
-            })
-            .collect();
-        let seed_path = dir.join("seed.img");
-        let seed = if write_seeds {
-            // The seed is a function of the three documents and the layers: unchanged inputs, same image.
-            let reuse = previous
-                .as_ref()
-                .and_then(|p| p.nodes.get(&n.name))
-                .filter(|old| {
-                    old.user_data == user_data
-                        && old.meta_data == meta_data
-                        && old.network_config == network_config
-                        && (!with_layers || old.layers == layers)
-                        && old.seed.as_ref().is_some_and(|s| {
-                            fs::metadata(&seed_path).is_ok_and(|m| m.len() == s.bytes)
-                        })
-                });
-            match reuse {
-                Some(old) => old.seed.clone(),
-                None => {
-                    let seed_layers: Vec<(String, PathBuf)> = if with_layers {
-                        n.layers
-                            .iter()
-                            .map(|&i| (built[i].sha256.clone(), built[i].path.clone()))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
-                    let files = crate::seed::nocloud_files(
-                        d.user_data.clone(),
-                        d.meta_data.clone(),
-                        d.network_config.clone(),
-                        &seed_layers,
-                    );
-                    let mut tmp = tempfile::Builder::new()
-                        .prefix(".kimage-")
-                        .tempfile_in(&dir)
-                        .map_err(Error::io(&dir))?;
-                    // It carries the user-data, and so the node's private keys.
-                    tmp.as_file()
-                        .set_permissions(fs::Permissions::from_mode(0o600))
-                        .map_err(Error::io(tmp.path()))?;
-                    let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-                    let info =
-                        crate::seed::write_seed_to(&mut w, &files, a.mtime).map_err(|source| {
-                            build::BuildError::Seed {
+        for (n, d) in chunk.iter().zip(&docs) {
+            let dir = out.join("nodes").join(&n.name);
+            let doc_ref = |file: &str, text: &str| -> Result<ArtifactRef, Error> {
+                // user-data carries private keys.
+                let mode = if file == "user-data" { 0o600 } else { 0o644 };
+                write_if_changed(&dir.join(file), text.as_bytes(), mode)?;
+                Ok(ArtifactRef {
+                    path: format!("nodes/{}/{file}", n.name),
+                    sha256: sha256_hex(text.as_bytes()),
+                    bytes: text.len() as u64,
+                })
+            };
+            let user_data = doc_ref("user-data", &d.user_data)?;
+            let meta_data = doc_ref("meta-data", &d.meta_data)?;
+            let network_config = doc_ref("network-config", &d.network_config)?;
+            let layers: Vec<LayerEntry> = n
+                .layers
+                .iter()
+                .map(|&i| LayerEntry {
+                    path: format!("layers/{}.tar.gz", built[i].sha256),
+                    sha256: built[i].sha256.clone(),
+                    bytes: built[i].bytes,
+                    name: built[i].name.clone(),
+                })
+                .collect();
+            let seed_path = dir.join("seed.img");
+            let seed = if write_seeds {
+                // The seed is a function of the three documents and the layers: unchanged inputs, same image.
+                let reuse = previous
+                    .as_ref()
+                    .and_then(|p| p.nodes.get(&n.name))
+                    .filter(|old| {
+                        old.user_data == user_data
+                            && old.meta_data == meta_data
+                            && old.network_config == network_config
+                            && (!with_layers || old.layers == layers)
+                            && old.seed.as_ref().is_some_and(|s| {
+                                fs::metadata(&seed_path).is_ok_and(|m| m.len() == s.bytes)
+                            })
+                    });
+                match reuse {
+                    Some(old) => old.seed.clone(),
+                    None => {
+                        let seed_layers: Vec<(String, PathBuf)> = if with_layers {
+                            n.layers
+                                .iter()
+                                .map(|&i| (built[i].sha256.clone(), built[i].path.clone()))
+                                .collect()
+                        } else {
+                            Vec::new()
+                        };
+                        let files = crate::seed::nocloud_files(
+                            d.user_data.clone(),
+                            d.meta_data.clone(),
+                            d.network_config.clone(),
+                            &seed_layers,
+                        );
+                        let mut tmp = tempfile::Builder::new()
+                            .prefix(".kimage-")
+                            .tempfile_in(&dir)
+                            .map_err(Error::io(&dir))?;
+                        // It carries the user-data, and so the node's private keys.
+                        tmp.as_file()
+                            .set_permissions(fs::Permissions::from_mode(0o600))
+                            .map_err(Error::io(tmp.path()))?;
+                        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+                        let info = crate::seed::write_seed_to(&mut w, &files, a.mtime).map_err(
+                            |source| build::BuildError::Seed {
                                 node: n.name.clone(),
                                 source,
-                            }
+                            },
+                        )?;
+                        drop(w);
+                        tmp.persist(&seed_path).map_err(|e| Error::Io {
+                            path: seed_path.clone(),
+                            source: e.error,
                         })?;
-                    drop(w);
-                    tmp.persist(&seed_path).map_err(|e| Error::Io {
-                        path: seed_path.clone(),
-                        source: e.error,
-                    })?;
-                    Some(ArtifactRef {
-                        path: format!("nodes/{}/seed.img", n.name),
-                        sha256: info.sha256,
-                        bytes: info.bytes,
-                    })
+                        Some(ArtifactRef {
+                            path: format!("nodes/{}/seed.img", n.name),
+                            sha256: info.sha256,
+                            bytes: info.bytes,
+                        })
+                    }
                 }
-            }
-        } else {
-            if seed_path.exists() {
-                // A seed from an earlier build that no longer matches this one.
-                fs::remove_file(&seed_path).map_err(Error::io(&seed_path))?;
-            }
-            None
-        };
-        let over = crate::userdata::LIMITS
-            .iter()
-            .find(|(_, limit)| d.user_data.len() > *limit)
-            .map(|(name, limit)| format!("{name} ({} KiB)", limit / 1024));
-        reports.push(NodeReport {
-            name: n.name.clone(),
-            role: n.role.clone(),
-            user_data_bytes: user_data.bytes,
-            user_data_over: over,
-            layers: n.layers.len(),
-            seed_bytes: seed.as_ref().map(|s| s.bytes),
-        });
-        entries.insert(
-            n.name.clone(),
-            NodeEntry {
+            } else {
+                if seed_path.exists() {
+                    // A seed from an earlier build that no longer matches this one.
+                    fs::remove_file(&seed_path).map_err(Error::io(&seed_path))?;
+                }
+                None
+            };
+            let over = crate::userdata::LIMITS
+                .iter()
+                .find(|(_, limit)| d.user_data.len() > *limit)
+                .map(|(name, limit)| format!("{name} ({} KiB)", limit / 1024));
+            reports.push(NodeReport {
+                name: n.name.clone(),
                 role: n.role.clone(),
-                address: n.address.clone(),
-                user_data,
-                meta_data,
-                network_config,
-                seed,
-                layers,
-                excluded_binaries: n.excluded.clone(),
-            },
-        );
+                user_data_bytes: user_data.bytes,
+                user_data_over: over,
+                layers: n.layers.len(),
+                seed_bytes: seed.as_ref().map(|s| s.bytes),
+            });
+            entries.insert(
+                n.name.clone(),
+                NodeEntry {
+                    role: n.role.clone(),
+                    address: n.address.clone(),
+                    user_data,
+                    meta_data,
+                    network_config,
+                    seed,
+                    layers,
+                    excluded_binaries: n.excluded.clone(),
+                },
+            );
+        }
     }
     // One filesystem sync makes every file above durable before the manifest names them.
     let dir = fs::File::open(out).map_err(Error::io(out))?;

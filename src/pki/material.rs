@@ -52,7 +52,8 @@ pub struct PkiMaterial {
     certs: BTreeMap<String, CertMaterial>,
     sa_key: Option<String>,
     sa_pub: Option<String>,
-    kubeconfigs: BTreeMap<String, String>,
+    /// Kubeconfigs are rendered when asked for: at 10,000 nodes, rendering all up front holds 100 MB.
+    kubeconfigs: BTreeMap<String, KubeconfigSpec>,
     /// Bootstrap token per worker pool name.
     tokens: BTreeMap<String, TokenRecord>,
     /// Rendered per pool: bootstrap kubeconfig and token Secret manifest.
@@ -179,15 +180,9 @@ impl PkiMaterial {
             .collect();
         let specs = spec::cert_specs(cluster);
         let kubeconfigs = spec::kubeconfig_specs(cluster, &specs)
-            .iter()
-            .filter_map(|k| {
-                let ca = certs.get(&k.ca)?;
-                let c = certs.get(&k.cert)?;
-                Some((
-                    k.id.clone(),
-                    render_kubeconfig(k, &ca.cert_pem, &c.cert_pem, &c.key_pem),
-                ))
-            })
+            .into_iter()
+            .filter(|k| certs.contains_key(&k.ca) && certs.contains_key(&k.cert))
+            .map(|k| (k.id.clone(), k))
             .collect();
         let ca_pem = certs.get(spec::CA).map(|c| c.cert_pem.clone());
         let mut bootstrap_kubeconfigs = BTreeMap::new();
@@ -250,8 +245,11 @@ impl PkiMaterial {
     }
 
     /// A rendered kubeconfig (secret: it embeds the client key).
-    pub fn kubeconfig(&self, id: &str) -> Option<&str> {
-        self.kubeconfigs.get(id).map(String::as_str)
+    pub fn kubeconfig(&self, id: &str) -> Option<String> {
+        let k = self.kubeconfigs.get(id)?;
+        let ca = self.certs.get(&k.ca)?;
+        let c = self.certs.get(&k.cert)?;
+        Some(render_kubeconfig(k, &ca.cert_pem, &c.cert_pem, &c.key_pem))
     }
 
     /// Every certificate id, sorted.
@@ -290,9 +288,12 @@ impl PkiMaterial {
             PkiSource::SaPub => self
                 .sa_pub_pem()
                 .ok_or_else(|| missing("service-account public key".into()))?,
-            PkiSource::Kubeconfig(id) => self
-                .kubeconfig(id)
-                .ok_or_else(|| missing(format!("kubeconfig {id}")))?,
+            PkiSource::Kubeconfig(id) => {
+                return self
+                    .kubeconfig(id)
+                    .map(String::into_bytes)
+                    .ok_or_else(|| missing(format!("kubeconfig {id}")));
+            }
             PkiSource::BootstrapKubeconfig(pool) => self
                 .bootstrap_kubeconfigs
                 .get(pool)
