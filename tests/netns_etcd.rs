@@ -175,7 +175,7 @@ fn tls_diagnosis(lab: &Lab, from: &str) -> Option<String> {
             "-sS",
             "--http1.1",
             "--max-time",
-            "3",
+            "1",
             "--cacert",
             ETCD_CA,
             "--cert",
@@ -307,7 +307,7 @@ impl Report {
 fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
     require_tools();
     let mut r = Report::default();
-    let built = Built::new(fixture);
+    let built = Built::shared(fixture);
     let member_names: Vec<String> = built
         .nodes
         .iter()
@@ -331,7 +331,7 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
     tamper(&built, &trees);
     let net = Net::start(trees);
     r.add(format!(
-        "kimage build + unpack of {} nodes, namespaces up",
+        "kimage build (once per fixture) + unpack of {} nodes, namespaces up",
         names.len()
     ));
 
@@ -743,9 +743,10 @@ fn expect_failure(fixture: &str, why: &[&str], tamper: impl FnOnce(&Built, &Tree
             let first = e.lines().next().unwrap_or("");
             let hit = e
                 .lines()
-                .find(|l| why.iter().any(|w| l.contains(w)))
-                .unwrap_or("");
-            format!("  failed as expected: {first}\n    {}\n", hit.trim())
+                .find(|l| why.iter().any(|w| l.contains(w)) && *l != first)
+                .map(|l| format!("\n    {}", l.trim()))
+                .unwrap_or_default();
+            format!("  failed as expected: {first}{hit}\n")
         }
     }
 }
@@ -934,7 +935,7 @@ fn etcd_settings_against_3_4_and_3_6() {
     let mut text = String::new();
     let mut problems = Vec::new();
     for fixture in ["stacked-haproxy", "external-nginx"] {
-        let built = Built::new(fixture);
+        let built = Built::shared(fixture);
         let member = built
             .nodes
             .iter()

@@ -329,7 +329,7 @@ fn fit_haproxy_maxconn(net: &Net, h: &Host) {
 fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
     require_tools();
     let mut r = Report::new();
-    let built = Built::new(fixture);
+    let built = Built::shared(fixture);
     let ep = endpoint(&built);
     let cps: Vec<String> = built
         .with_role("control-plane")
@@ -349,7 +349,7 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
     tamper(&built, &trees);
     let net = Net::start(trees);
     r.add(format!(
-        "kimage build + unpack of {} nodes, namespaces up",
+        "kimage build (once per fixture) + unpack of {} nodes, namespaces up",
         names.len()
     ));
 
@@ -846,9 +846,10 @@ fn expect_failure(fixture: &str, why: &[&str], tamper: impl FnOnce(&Built, &Tree
             let first = e.lines().next().unwrap_or("");
             let hit = e
                 .lines()
-                .find(|l| why.iter().any(|w| l.contains(w)))
-                .unwrap_or("");
-            format!("  failed as expected: {first}\n    {}\n", hit.trim())
+                .find(|l| why.iter().any(|w| l.contains(w)) && *l != first)
+                .map(|l| format!("\n    {}", l.trim()))
+                .unwrap_or_default();
+            format!("  failed as expected: {first}{hit}\n")
         }
     }
 }

@@ -25,8 +25,8 @@ use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const KIMAGE: &str = env!("CARGO_BIN_EXE_kimage");
@@ -192,6 +192,35 @@ impl Built {
             nodes,
             profile_text: text,
         }
+    }
+
+    /// One build per fixture and test binary, shared by its tests (they unpack their own copies, so a
+    /// companion's tampering stays in its trees). kimage's PKI generation (RSA keys above all) is the
+    /// slow part of a build. The builds are removed when the test binary exits.
+    pub fn shared(fixture: &str) -> Arc<Built> {
+        static CACHE: Mutex<BTreeMap<String, Arc<Built>>> = Mutex::new(BTreeMap::new());
+        static CLEANUP: std::sync::Once = std::sync::Once::new();
+        unsafe extern "C" {
+            fn atexit(cb: extern "C" fn()) -> std::ffi::c_int;
+        }
+        extern "C" fn remove_builds() {
+            if let Ok(mut c) = CACHE.lock() {
+                c.clear();
+            }
+        }
+        CLEANUP.call_once(|| {
+            // SAFETY: registers a plain function with the C runtime; libtest ends with exit(), which
+            // runs it (also when tests failed).
+            unsafe {
+                atexit(remove_builds);
+            }
+        });
+        // Held while building: the other tests of the fixture wait for this build instead of starting
+        // their own.
+        let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        c.entry(fixture.to_string())
+            .or_insert_with(|| Arc::new(Built::new(fixture)))
+            .clone()
     }
 
     pub fn node(&self, name: &str) -> &NodeInfo {
