@@ -473,7 +473,6 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
     let first = &lab.members[0];
     let fh = lab.host(&first.name);
     let ep = first.conf["ETCD_ADVERTISE_CLIENT_URLS"].clone();
-    let addr = host_of(&ep);
     let other = lab.net.trees.dir.path().join("other-ca");
     let (oca_key, oca_crt) = openssl_ca(&other, "ca", "not-the-etcd-ca");
     let x_key = other.join("intruder.key");
@@ -493,14 +492,13 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
         &["get", "/kimage/netns"],
         "1s",
     );
-    let refusals = vec![format!("other CA: {}", last_line(&out))];
+    let mut refusals = vec![format!("other CA: {}", last_line(&out))];
     if ok {
         return Err(format!(
             "a client certificate from another CA was served:\n{out}"
         ));
     }
     let (ok, out) = etcdctl_t(fh, &ep, ETCD_CA, None, &["get", "/kimage/netns"], "1s");
-    let mut refusals = refusals;
     refusals.push(format!("no certificate: {}", last_line(&out)));
     if ok {
         return Err(format!("a client without a certificate was served:\n{out}"));
@@ -510,17 +508,19 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
         v.extend_from_slice(args);
         fh.run(&v)
     };
-    let (ok, out) = curl(&[
-        &format!("http://{addr}:2379/v3/kv/range"),
+    let plain_ep = ep.replacen("https://", "http://", 1);
+    // The gRPC gateway's range request for /kimage/netns (key base64-encoded).
+    let (_, out) = curl(&[
+        &format!("{plain_ep}/v3/kv/range"),
         "-d",
         "{\"key\":\"L2tpbWFnZS9uZXRucw==\"}",
     ]);
-    if ok && out.contains("formed") || out.contains("\"kvs\"") {
+    if out.contains("\"kvs\"") {
         return Err(format!("plain HTTP on the client port was served:\n{out}"));
     }
     let (ok, out) = etcdctl_t(
         fh,
-        &format!("http://{addr}:2379"),
+        &plain_ep,
         ETCD_CA,
         None,
         &["get", "/kimage/netns"],
@@ -534,14 +534,26 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
     // HTTP it does not.
     let peer = first.conf["ETCD_INITIAL_ADVERTISE_PEER_URLS"].clone();
     let peer_crt = &first.conf["ETCD_PEER_CERT_FILE"];
-    let peer_key = "/etc/kubernetes/pki/etcd/peer.key";
+    // ETCD_PEER_KEY_FILE=%d/<id> in etcd.service: the key is LoadCredential=<id>:<path on the node>.
+    let unit = fh.unit("etcd.service");
+    let peer_key_id = unit
+        .environment
+        .iter()
+        .find_map(|e| e.strip_prefix("ETCD_PEER_KEY_FILE=%d/"))
+        .expect("etcd.service sets ETCD_PEER_KEY_FILE from its credentials");
+    let peer_key = unit
+        .credentials
+        .iter()
+        .find(|(id, _)| id == peer_key_id)
+        .map(|(_, src)| src.clone())
+        .expect("a LoadCredential= for the peer key");
     let (ok, out) = curl(&[
         "--cacert",
         &first.conf["ETCD_PEER_TRUSTED_CA_FILE"],
         "--cert",
         peer_crt,
         "--key",
-        peer_key,
+        &peer_key,
         &format!("{peer}/members"),
     ]);
     if !ok || !out.contains("peerURLs") {
@@ -555,7 +567,10 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
             "the peer port served a client without a certificate:\n{out}"
         ));
     }
-    let (ok, out) = curl(&["-f", &format!("http://{addr}:2380/members")]);
+    let (ok, out) = curl(&[
+        "-f",
+        &format!("{}/members", peer.replacen("https://", "http://", 1)),
+    ]);
     if ok {
         return Err(format!("the peer port served plain HTTP:\n{out}"));
     }
