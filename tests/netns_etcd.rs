@@ -898,6 +898,19 @@ fn portable_flags(reference: &serde_yaml_ng::Value) -> BTreeMap<String, String> 
     out
 }
 
+/// The first string value under `key` anywhere in a TOML document.
+fn find_key(v: &toml::Value, key: &str) -> Option<toml::Value> {
+    match v {
+        toml::Value::Table(t) => t
+            .get(key)
+            .filter(|x| x.is_str())
+            .cloned()
+            .or_else(|| t.values().find_map(|x| find_key(x, key))),
+        toml::Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
+}
+
 #[test]
 fn etcd_settings_against_3_4_and_3_6() {
     let t = Instant::now();
@@ -949,6 +962,7 @@ fn etcd_settings_against_3_4_and_3_6() {
 
     let mut text = String::new();
     let mut problems = Vec::new();
+    let mut pinned = String::new();
     for fixture in ["stacked-haproxy", "external-nginx"] {
         let built = Built::shared(fixture);
         let member = built
@@ -960,6 +974,17 @@ fn etcd_settings_against_3_4_and_3_6() {
             .unwrap()
             .name
             .clone();
+        let lock: toml::Value =
+            toml::from_str(&std::fs::read_to_string(built.dir.path().join("kimage.lock")).unwrap())
+                .unwrap();
+        let v = find_key(&lock, "etcd")
+            .and_then(|v| v.as_str().map(str::to_string))
+            .expect("kimage.lock names the etcd version");
+        assert!(
+            v.starts_with("v3.6."),
+            "the fixtures pin etcd 3.6, the lock says {v}"
+        );
+        pinned = v;
         let trees = Trees::unpack(&built, &[&member]);
         let unit = Unit::parse(
             "etcd.service",
@@ -1054,9 +1079,9 @@ fn etcd_settings_against_3_4_and_3_6() {
         ));
     }
     text.push_str(&format!(
-        "  what differs between {version} (run here) and 3.6 (pinned) for these settings: only the \
-         defaults the table notes, which the rendered files set explicitly; no setting is missing in \
-         either or renamed in 3.6\n"
+        "  what differs between {version} (run here) and {pinned} (pinned in kimage.lock) for these \
+         settings: only the defaults the table notes, which the rendered files set explicitly; no \
+         setting is missing in either or renamed in 3.6\n"
     ));
     report(&format!(
         "[netns] etcd_settings_against_3_4_and_3_6: {}\n{text}",
