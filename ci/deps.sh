@@ -4,6 +4,8 @@
 set -euo pipefail
 groups=(
   "openssl iproute2 etcd-server etcd-client haproxy nginx libnginx-mod-stream keepalived cloud-init golang-cfssl containerd"
+  # The netns tests run kimage-etcd-setup.service's systemd-sysusers/systemd-tmpfiles and stop processes with kill.
+  "systemd procps python3"
   "dosfstools mtools genisoimage xorriso pigz hyperfine shellcheck time jq curl"
   "virtinst zsh fish groff-base man-db"
 )
