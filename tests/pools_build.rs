@@ -11,10 +11,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
+use support::artifacts::materialize;
 use support::fixtures::{require, sha256};
 use support::http::TestServer;
 use support::releases::{FakeUpstream, Versions, fetch, lock, profile_yaml};
@@ -120,47 +119,6 @@ fn layer_names(entry: &Json) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// The pool machine's filesystem: its layers in order (GNU tar), then the secrets the user-data
-/// carries (gz+b64 tar).
-fn materialize(out: &Path, entry: &Json, root: &Path) -> Value {
-    for l in entry["layers"].as_array().unwrap() {
-        let st = Command::new("tar")
-            .arg("-xzf")
-            .arg(out.join(l["path"].as_str().unwrap()))
-            .arg("-C")
-            .arg(root)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-    let ud: Value = serde_yaml_ng::from_slice(
-        &std::fs::read(out.join(entry["user_data"]["path"].as_str().unwrap())).unwrap(),
-    )
-    .unwrap();
-    let secrets = ud["write_files"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "/run/kimage/secrets.tar")
-        .expect("the user-data carries secrets");
-    assert_eq!(secrets["permissions"], "0600");
-    let gz = STANDARD
-        .decode(secrets["content"].as_str().unwrap())
-        .unwrap();
-    let f = root.join("secrets.tar.gz");
-    std::fs::write(&f, gz).unwrap();
-    let st = Command::new("tar")
-        .arg("-xzf")
-        .arg(&f)
-        .arg("-C")
-        .arg(root)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::remove_file(&f).unwrap();
-    ud
 }
 
 fn mode(p: &Path) -> u32 {

@@ -2,6 +2,7 @@
 //! helper, hence the allow.
 #![allow(dead_code)]
 
+pub mod artifacts;
 pub mod fixtures;
 pub mod http;
 pub mod nodes;
