@@ -15,7 +15,9 @@
 #   - worker: modules, sysctl, swap off, /etc/hosts, containerd answering `ctr version` (console report);
 #   - every node: cloud-init finished without errors (console report of `cloud-init status --long`);
 #   - boot-time fetching: a worker built with `binaries.source: fetch-at-boot` downloads and verifies its
-#     binaries from the mirror; a worker pointed at a corrupted mirror refuses them and says so.
+#     binaries from the mirror; a worker pointed at a corrupted mirror refuses them and says so;
+#   - growth: a fourth etcd node added to the profile and built later from the same state boots alone once
+#     the cluster runs, joins it as a learner by itself and is promoted to a voting member.
 # --broken builds etcd-3 with an address outside the network (a wrong initial-cluster entry) and boots only
 # the etcd nodes: the run must fail; ci/vm/test.sh checks that it does (a test of the test).
 #
@@ -156,6 +158,18 @@ if [ $BROKEN = 0 ]; then
   "$KIMAGE" build -p "$W/p/corrupt/cluster.yaml" --state "$state" --role worker-3
 fi
 timing "lock + fetch + build: $(since "$s")s"
+# Growth: the same cluster with a fourth etcd member, built later from the same state. The state remembers
+# the three members etcd formed with, so etcd-4 is built as a joining member; it boots once the cluster runs.
+if [ $BROKEN = 0 ]; then
+  mkdir -p "$W/p/grow"
+  { profile embed 8080
+    echo '  - {name: etcd-4,   role: etcd,          address: '"$NET"'.14, mac: "52:54:00:77:00:14"}'
+  } >"$W/p/grow/cluster.yaml"
+  cp "$W/p/embed/kimage.lock" "$W/p/grow/"
+  "$KIMAGE" build -p "$W/p/grow/cluster.yaml" --state "$state" --role etcd-4 2>&1 | tee "$W/logs/grow-build.txt"
+  grep -q "etcd-4 join the running cluster" "$W/logs/grow-build.txt" ||
+    fail "growth: kimage build did not plan etcd-4 as a joining member"
+fi
 # The client side of the checks: certificates from kimage's own state, materialized with unpack.
 "$KIMAGE" unpack -p "$W/p/embed/cluster.yaml" --state "$state" --role etcd-1 --into "$W/etcd-1"
 "$KIMAGE" unpack -p "$W/p/embed/cluster.yaml" --state "$state" --role cp-1 --into "$W/cp-1"
@@ -246,7 +260,9 @@ report() { grep -a "KIMAGE-REPORT $1 " "$W/logs/serial-$1.log" | sed 's/\r$//'; 
 s=$(now)
 EPS=https://$NET.11:2379,https://$NET.12:2379,https://$ETCD3:2379
 healthy=0
-for _ in $(seq 60); do
+# Every node has reported (its units started) by now: a formed cluster answers within seconds, so a wrong
+# one is not waited on for long.
+for _ in $(seq 18); do
   if nsx etcdctl --endpoints="$EPS" --cacert "$EPKI/ca.crt" --cert "$EPKI/healthcheck-client.crt" \
     --key "$EPKI/healthcheck-client.key" --command-timeout=5s endpoint health >"$W/logs/etcd-health.txt" 2>&1; then
     healthy=1
@@ -258,6 +274,10 @@ cat "$W/logs/etcd-health.txt"
 if [ $healthy = 1 ] && [ "$(grep -c 'is healthy' "$W/logs/etcd-health.txt")" = 3 ]; then
   pass "etcd: all 3 members healthy over TLS (healthcheck-client)"
   timing "etcd healthy: $(since "$s_wait")s after boot started"
+  if [ $BROKEN = 0 ]; then
+    boot etcd-4 "$W/p/grow/out" 512
+    say "growth: booted etcd-4 alone, built later with etcd-4 as a joining member"
+  fi
 else
   fail "etcd: not all 3 members healthy"
 fi
@@ -353,7 +373,45 @@ if grep -aq "DIGEST MISMATCH" "$W/logs/serial-worker-3.log"; then
 else
   fail "worker-3: no digest-mismatch message on its console"
 fi
-echo "PENDING: growth (a fourth etcd member joining by itself) needs issue 8's join path"
+# --- 9. growth: etcd-4 joined the running cluster by itself and became a voting member -----------------
+if [ -f "$W/run/etcd-4.start" ]; then
+  EPS4=$EPS,https://$NET.14:2379
+  joined=0
+  for _ in $(seq 120); do
+    if nsx etcdctl --endpoints="https://$NET.11:2379" --cacert "$EPKI/ca.crt" --cert "$KPKI/apiserver-etcd-client.crt" \
+      --key "$KPKI/apiserver-etcd-client.key" --command-timeout=5s member list -w simple >"$W/logs/etcd-members-4.txt" 2>&1 &&
+      [ "$(grep -c ', started, .*, false$' "$W/logs/etcd-members-4.txt")" = 4 ]; then
+      joined=1
+      break
+    fi
+    sleep 5
+  done
+  cat "$W/logs/etcd-members-4.txt"
+  if [ $joined = 1 ] && grep -q ', etcd-4, ' "$W/logs/etcd-members-4.txt"; then
+    timing "growth: etcd-4 a voting member $(since "$(cat "$W/run/etcd-4.start")")s after its VM started"
+    pass "growth: etcd-4 joined the running cluster by itself and was promoted to a voting member"
+    if nsx etcdctl --endpoints="$EPS4" --cacert "$EPKI/ca.crt" --cert "$EPKI/healthcheck-client.crt" \
+      --key "$EPKI/healthcheck-client.key" --command-timeout=5s endpoint health 2>&1 | tee "$W/logs/etcd-health-4.txt" &&
+      [ "$(grep -c 'is healthy' "$W/logs/etcd-health-4.txt")" = 4 ]; then
+      pass "growth: all 4 members healthy over TLS"
+    else
+      fail "growth: not all 4 members healthy"
+    fi
+    for _ in $(seq 60); do grep -aq "KIMAGE-REPORT etcd-4 done" "$W/logs/serial-etcd-4.log" && break; sleep 5; done
+    if report etcd-4 | grep -q "cloud-init: status: done"; then
+      timing "boot etcd-4: console report $(since "$(cat "$W/run/etcd-4.start")")s after start"
+      pass "etcd-4: cloud-init finished without errors"
+    else
+      report etcd-4
+      fail "etcd-4: cloud-init did not finish cleanly"
+    fi
+  else
+    report etcd-4 || true
+    fail "growth: etcd-4 did not become a voting member within 600s"
+  fi
+else
+  fail "growth: etcd-4 was not booted (the first three never became healthy)"
+fi
 
 echo
 cat "$TIMINGS"

@@ -314,26 +314,11 @@ pub fn assemble(
         )?;
         let mut idx = Vec::new();
         if !f.binaries.is_empty() {
-            let names: BTreeSet<&str> = n.binaries.iter().map(|b| b.name()).collect();
-            let label = if n.binaries.contains(&crate::model::Binary::KubeApiserver) {
-                "control-plane"
-            } else if n.binaries.contains(&crate::model::Binary::Kubelet) {
-                "node"
-            } else if names.contains("etcd") {
-                "etcd"
-            } else {
-                "other"
-            };
-            let etcd = if n.etcd_member && label != "etcd" {
-                "-etcd"
-            } else {
-                ""
-            };
             idx.push(add(
                 &mut layers,
                 PlannedLayer {
                     kind: LayerKind::Binaries,
-                    name: format!("binaries-{label}{etcd}"),
+                    name: binaries_label(n),
                     entries: f.binaries,
                 },
             ));

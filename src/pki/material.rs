@@ -249,7 +249,11 @@ impl PkiMaterial {
         let k = self.kubeconfigs.get(id)?;
         let ca = self.certs.get(&k.ca)?;
         let c = self.certs.get(&k.cert)?;
-        Some(render_kubeconfig(k, &ca.cert_pem, &c.cert_pem, &c.key_pem))
+        let mut text = render_kubeconfig(k, &ca.cert_pem, &c.cert_pem, &c.key_pem);
+        // A build holds every node's kubeconfigs until its layers and user-data are written: keep only
+        // the bytes, not format!'s doubling slack.
+        text.shrink_to_fit();
+        Some(text)
     }
 
     /// Every certificate id, sorted.

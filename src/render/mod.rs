@@ -409,7 +409,12 @@ impl<'c> Renderer<'c> {
             group: f.group.clone(),
             uid: f.uid,
             gid: f.gid,
-            content: content.into_bytes(),
+            // Node files of every node are held until the layers are written: drop the growth slack.
+            content: {
+                let mut b = content.into_bytes();
+                b.shrink_to_fit();
+                b
+            },
             layer: layer.name.to_string(),
             scope: f.scope,
             source,
