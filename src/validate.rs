@@ -201,11 +201,7 @@ fn nodes(x: &mut Ctx, p: &Profile) {
             }
         }
         for (key, v) in &n.labels {
-            if v.len() > 63
-                || !v
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
+            if !valid_label_value(v) {
                 x.error(
                     &format!("nodes[{i}].labels.{key}"),
                     "is not a valid label value",
@@ -214,26 +210,7 @@ fn nodes(x: &mut Ctx, p: &Profile) {
                 .value(v);
             }
         }
-        for (t, taint) in n.taints.iter().flatten().enumerate() {
-            if !valid_qualified_name(&taint.key) {
-                x.error(
-                    &format!("nodes[{i}].taints[{t}].key"),
-                    "is not a valid taint key",
-                    "use [prefix/]name with letters, digits, '-', '_' and '.'",
-                )
-                .value(&taint.key);
-            }
-            if let Some(v) = &taint.value
-                && !valid_label_value(v)
-            {
-                x.error(
-                    &format!("nodes[{i}].taints[{t}].value"),
-                    "is not a valid taint value",
-                    "use at most 63 letters, digits, '-', '_' or '.'",
-                )
-                .value(v);
-            }
-        }
+        taints(x, &format!("nodes[{i}]"), n.taints.iter().flatten());
     }
     if !p.nodes.iter().any(|n| n.role == Role::ControlPlane) {
         x.error(
@@ -241,6 +218,30 @@ fn nodes(x: &mut Ctx, p: &Profile) {
             "the cluster has no control-plane node",
             "add a node with `role: control-plane` (three for high availability)",
         );
+    }
+}
+
+/// Taint keys and values of a node or pool (`owner` is its field path).
+fn taints<'a>(x: &mut Ctx, owner: &str, list: impl IntoIterator<Item = &'a crate::profile::Taint>) {
+    for (t, taint) in list.into_iter().enumerate() {
+        if !valid_qualified_name(&taint.key) {
+            x.error(
+                &format!("{owner}.taints[{t}].key"),
+                "is not a valid taint key",
+                "use [prefix/]name with letters, digits, '-', '_' and '.'",
+            )
+            .value(&taint.key);
+        }
+        if let Some(v) = &taint.value
+            && !valid_label_value(v)
+        {
+            x.error(
+                &format!("{owner}.taints[{t}].value"),
+                "is not a valid taint value",
+                "use at most 63 letters, digits, '-', '_' or '.'",
+            )
+            .value(v);
+        }
     }
 }
 
@@ -291,26 +292,7 @@ fn pools(x: &mut Ctx, p: &Profile) {
                 .value(v);
             }
         }
-        for (t, taint) in wp.taints.iter().enumerate() {
-            if !valid_qualified_name(&taint.key) {
-                x.error(
-                    &format!("workerPools[{i}].taints[{t}].key"),
-                    "is not a valid taint key",
-                    "use [prefix/]name with letters, digits, '-', '_' and '.'",
-                )
-                .value(&taint.key);
-            }
-            if let Some(v) = &taint.value
-                && !valid_label_value(v)
-            {
-                x.error(
-                    &format!("workerPools[{i}].taints[{t}].value"),
-                    "is not a valid taint value",
-                    "use at most 63 letters, digits, '-', '_' or '.'",
-                )
-                .value(v);
-            }
-        }
+        taints(x, &format!("workerPools[{i}]"), &wp.taints);
         if wp.token_ttl.as_secs() < 3600 {
             x.warning(
                 &format!("workerPools[{i}].tokenTTL"),

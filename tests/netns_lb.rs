@@ -480,7 +480,23 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
             } else if out.contains("verify error") {
                 Poll::Fatal(verify_errors(&out))
             } else {
-                Poll::Retry(out)
+                // Enough to tell "no VIP holder" from "holder without a working proxy".
+                let logs: Vec<String> = lab
+                    .lbs
+                    .iter()
+                    .map(|(n, _, p, k)| {
+                        format!(
+                            "{n} proxy:\n{}\n{n} keepalived:\n{}",
+                            lab.net.tail(*p, 5),
+                            lab.net.tail(*k, 8)
+                        )
+                    })
+                    .collect();
+                Poll::Retry(format!(
+                    "{out}\nVIP on {:?}\n{}",
+                    lab.vip_holders(),
+                    logs.join("\n")
+                ))
             }
         },
     )?;

@@ -261,8 +261,8 @@ s=$(now)
 EPS=https://$NET.11:2379,https://$NET.12:2379,https://$ETCD3:2379
 healthy=0
 # Every node has reported (its units started) by now: a formed cluster answers within seconds, so a wrong
-# one is not waited on for long.
-for _ in $(seq 18); do
+# one is not waited on for long (10 tries, 50-100 s).
+for _ in $(seq 10); do
   if nsx etcdctl --endpoints="$EPS" --cacert "$EPKI/ca.crt" --cert "$EPKI/healthcheck-client.crt" \
     --key "$EPKI/healthcheck-client.key" --command-timeout=5s endpoint health >"$W/logs/etcd-health.txt" 2>&1; then
     healthy=1

@@ -476,10 +476,10 @@ fn set_mode(p: &Path, mode: u32) -> io::Result<()> {
 }
 
 /// Passes bytes through while hashing and counting them.
-struct HashingWriter<W> {
-    inner: W,
-    sha: Sha256,
-    bytes: u64,
+pub(crate) struct HashingWriter<W> {
+    pub(crate) inner: W,
+    pub(crate) sha: Sha256,
+    pub(crate) bytes: u64,
 }
 
 impl<W: Write> Write for HashingWriter<W> {

@@ -228,20 +228,7 @@ fn write_pools(
             .expect("assemble_pools records every pool's token");
         let bootstrap_token_secret =
             write("bootstrap-token.yaml", join.secret_yaml.as_bytes(), 0o600)?;
-        let seed_layers: Vec<(String, PathBuf)> = if with_layers {
-            p.layers
-                .iter()
-                .map(|&i| (built[i].sha256.clone(), built[i].path.clone()))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let files = crate::seed::nocloud_files(
-            d.user_data.clone(),
-            d.meta_data.clone(),
-            d.network_config.clone(),
-            &seed_layers,
-        );
+        let files = seed_files(&d, &p.layers, built, with_layers);
         let seed = if write_seeds {
             let info = crate::seed::write_seed(&dir.join("seed.img"), &files, a.mtime).map_err(
                 |source| build::BuildError::Seed {
@@ -361,20 +348,7 @@ pub fn write_build(
                 match reuse {
                     Some(old) => old.seed.clone(),
                     None => {
-                        let seed_layers: Vec<(String, PathBuf)> = if with_layers {
-                            n.layers
-                                .iter()
-                                .map(|&i| (built[i].sha256.clone(), built[i].path.clone()))
-                                .collect()
-                        } else {
-                            Vec::new()
-                        };
-                        let files = crate::seed::nocloud_files(
-                            d.user_data.clone(),
-                            d.meta_data.clone(),
-                            d.network_config.clone(),
-                            &seed_layers,
-                        );
+                        let files = seed_files(d, &n.layers, &built, with_layers);
                         let mut tmp = tempfile::Builder::new()
                             .prefix(".kimage-")
                             .tempfile_in(&dir)
@@ -523,4 +497,28 @@ pub fn write_build(
         removed_layers: removed,
     };
     Ok((manifest, report))
+}
+
+/// The files of a node's NoCloud seed: its three documents and, when the layers come from the seed,
+/// its layers.
+fn seed_files(
+    d: &build::NodeDocs,
+    layers: &[usize],
+    built: &[build::BuiltLayer],
+    with_layers: bool,
+) -> Vec<(String, crate::seed::Source)> {
+    let seed_layers: Vec<(String, PathBuf)> = if with_layers {
+        layers
+            .iter()
+            .map(|&i| (built[i].sha256.clone(), built[i].path.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    crate::seed::nocloud_files(
+        d.user_data.clone(),
+        d.meta_data.clone(),
+        d.network_config.clone(),
+        &seed_layers,
+    )
 }

@@ -156,7 +156,7 @@ pub fn write_seed_to<W: Write>(
     mtime: u64,
 ) -> Result<SeedInfo, SeedError> {
     let image = fat::Image::plan(files, mtime, LABEL, volume_serial(files, mtime))?;
-    let mut hw = Hashing {
+    let mut hw = crate::layers::HashingWriter {
         inner: w,
         sha: Sha256::new(),
         bytes: 0,
@@ -204,22 +204,4 @@ fn volume_serial(files: &[(String, Source)], mtime: u64) -> u32 {
     }
     let d = h.finalize();
     u32::from_le_bytes([d[0], d[1], d[2], d[3]])
-}
-
-struct Hashing<W> {
-    inner: W,
-    sha: Sha256,
-    bytes: u64,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.sha.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
