@@ -95,9 +95,11 @@ fn must(cmd: &mut Command) -> String {
     out
 }
 
-/// A temp dir under target/ (keepalived's script security rejects world-writable parents such as /tmp).
+/// A temp dir the nodes can see: not under /tmp, /run or /root (each node has its own) nor under a
+/// world-writable parent (keepalived's script security rejects those, /var/tmp included), wherever the
+/// checkout is.
 pub fn tempdir(prefix: &str) -> tempfile::TempDir {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = Path::new("/var/cache/kimage-netns-tests");
     std::fs::create_dir_all(base).unwrap();
     std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).unwrap();
     let d = tempfile::Builder::new()
