@@ -418,6 +418,7 @@ fn inputs<'a>(
     state_dir: PathBuf,
     selected: Vec<&'a crate::model::NodeModel>,
     pools: Vec<&'a crate::model::PoolModel>,
+    detail: crate::output::build::Detail,
 ) -> crate::output::build::Inputs<'a> {
     crate::output::build::Inputs {
         cluster,
@@ -427,6 +428,7 @@ fn inputs<'a>(
         pools,
         cache: None,
         now: time::OffsetDateTime::now_utc(),
+        detail,
     }
 }
 
@@ -452,8 +454,14 @@ fn cmd_build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
     } else {
         Vec::new()
     };
-    let prepared =
-        crate::output::build::prepare(&inputs(cli, &cluster, state.clone(), selected, pools))?;
+    let prepared = crate::output::build::prepare(&inputs(
+        cli,
+        &cluster,
+        state.clone(),
+        selected,
+        pools,
+        crate::output::build::Detail::Compact,
+    ))?;
     let out = args
         .out
         .clone()
@@ -577,8 +585,14 @@ fn cmd_unpack(cli: &Cli, args: &UnpackArgs) -> Result<(), Error> {
     let state = state_dir(&c, &args.state);
     let (cluster, _) = stateful_cluster(&c, &state)?;
     let selected = select_nodes(&cluster, std::slice::from_ref(&args.role), false)?;
-    let prepared =
-        crate::output::build::prepare(&inputs(cli, &cluster, state, selected, Vec::new()))?;
+    let prepared = crate::output::build::prepare(&inputs(
+        cli,
+        &cluster,
+        state,
+        selected,
+        Vec::new(),
+        crate::output::build::Detail::Full,
+    ))?;
     let a = &prepared.assembly;
     let n = &a.nodes[0];
     let boot = crate::output::build::boot_files(&cluster, a, n)?;

@@ -39,7 +39,7 @@ fn long_name(n: usize) -> String {
 }
 
 /// The reference tree every test here uses: the modes a node needs, a symlink with an absolute target, a
-/// long symlink target, names of 99, 100 and 101+ bytes (around the tar name field's size).
+/// long symlink target, shared bytes, names of 99, 100 and 101+ bytes (around the tar name field's size).
 fn reference_entries(bigfile: &Path) -> Vec<Entry> {
     vec![
         Entry::file(
@@ -65,7 +65,12 @@ fn reference_entries(bigfile: &Path) -> Vec<Entry> {
             "/etc/systemd/system/multi-user.target.wants/kubelet.service",
             "/etc/systemd/system/kubelet.service",
         ),
-        Entry::file("/etc/systemd/system/kubelet.service", 0o644, "[Unit]\n"),
+        // Shared bytes (a file rendered once for many nodes) are written like any other.
+        Entry::file(
+            "/etc/systemd/system/kubelet.service",
+            0o644,
+            kimage::layers::Blob::new(b"[Unit]\n".to_vec()),
+        ),
         Entry::symlink("/usr/local/bin/long-link", format!("../{}", long_name(140))),
         Entry::file(format!("/opt/{}", long_name(95)), 0o644, "99 bytes\n"),
         Entry::file(format!("/opt/{}", long_name(96)), 0o644, "100 bytes\n"),
@@ -115,12 +120,10 @@ fn materialize(entries: &[Entry], root: &Path) {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         match &e.kind {
             kimage::layers::EntryKind::Directory => fs::create_dir_all(&p).unwrap(),
-            kimage::layers::EntryKind::File(kimage::layers::Content::Bytes(b)) => {
-                fs::write(&p, b).unwrap()
-            }
             kimage::layers::EntryKind::File(kimage::layers::Content::Path(s)) => {
                 fs::copy(s, &p).unwrap();
             }
+            kimage::layers::EntryKind::File(c) => fs::write(&p, c.bytes().unwrap()).unwrap(),
             kimage::layers::EntryKind::Symlink(t) => symlink(t, &p).unwrap(),
         }
     }

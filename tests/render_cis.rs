@@ -244,7 +244,7 @@ impl NodeView {
                 .iter()
                 .find(|f| f.path == format!("/etc/systemd/system/{comp}.service"))
             {
-                let unit = parse_unit(&String::from_utf8(f.content.clone()).unwrap());
+                let unit = parse_unit(std::str::from_utf8(&f.content).unwrap());
                 args.insert(comp.to_string(), flags(&exec_args(&unit)));
                 if comp == "etcd" {
                     etcd_env = env_file(&text(&files, "/etc/etcd/etcd.conf"));

@@ -98,13 +98,15 @@ fn shared_files_are_identical_on_every_node_of_their_layer() {
                     Some((first, content)) => {
                         checked += 1;
                         assert_eq!(
-                            content, &f.content,
+                            content.as_slice(),
+                            &f.content[..],
                             "{fx}: shared {} differs between {first} and {}",
-                            f.path, n.name
+                            f.path,
+                            n.name
                         )
                     }
                     None => {
-                        seen.insert(key, (n.name.to_string(), f.content));
+                        seen.insert(key, (n.name.to_string(), f.content.to_vec()));
                     }
                 }
             }
@@ -169,7 +171,7 @@ fn no_private_material_and_pki_paths_come_from_the_spec() {
                     "{} is PKI material, which comes with the user-data",
                     f.path
                 );
-                let t = String::from_utf8(f.content.clone()).unwrap();
+                let t = String::from_utf8(f.content.to_vec()).unwrap();
                 for marker in [
                     "PRIVATE KEY",
                     "BEGIN CERTIFICATE",

@@ -181,7 +181,7 @@ fn kubernetes_flags_exist_in_v1_35_and_are_not_deprecated() {
                     continue;
                 };
                 let reference = component(&refs, comp);
-                let unit = parse_unit(&String::from_utf8(f.content.clone()).unwrap());
+                let unit = parse_unit(std::str::from_utf8(&f.content).unwrap());
                 let args = exec_args(&unit);
                 assert_eq!(args[0], format!("/usr/local/bin/{comp}"));
                 for (flag, value) in flags(&args) {

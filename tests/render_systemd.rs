@@ -67,7 +67,7 @@ fn verify_node(fixture: &str, node_name: &str) -> usize {
         .filter(|f| f.path.starts_with("/etc/systemd/system/") && f.path.ends_with(".service"))
     {
         names.push(f.path.rsplit('/').next().unwrap().to_string());
-        for cmd in commands(&String::from_utf8(f.content.clone()).unwrap()) {
+        for cmd in commands(std::str::from_utf8(&f.content).unwrap()) {
             assert!(
                 cmd.starts_with('/'),
                 "{}: command {cmd} is not an absolute path",

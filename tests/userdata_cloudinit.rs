@@ -51,9 +51,10 @@ fn user_data_passes_cloud_init_schema() {
                     bytes: 2,
                 },
             ];
+            let secrets = userdata::gzip(b"not really a tar");
             let inp = BootInputs {
                 layers: &layers,
-                secrets_tar: b"not really a tar",
+                secrets_gz: &secrets,
                 start: "restart:systemd-modules-load.service enable-now:containerd.service",
             };
             let ud = userdata::user_data(&c, n, &inp);

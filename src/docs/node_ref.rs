@@ -101,7 +101,7 @@ fn userdata_files() -> Result<Vec<(String, String, String)>, DocsError> {
         n,
         &userdata::BootInputs {
             layers: &[],
-            secrets_tar: b"secrets",
+            secrets_gz: &userdata::gzip(b"secrets"),
             start: "",
         },
     );

@@ -100,8 +100,70 @@ pub fn resolve_mtime(fallback: u64) -> Result<u64, LayerError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
     Bytes(Vec<u8>),
+    /// Bytes many entries share (a file rendered once for every node of a role).
+    Shared(Blob),
     /// Streamed from disk while the layer is built (large binaries are never loaded whole).
     Path(PathBuf),
+}
+
+impl Content {
+    /// The bytes, unless they stream from a file.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Content::Bytes(b) => Some(b),
+            Content::Shared(b) => Some(b),
+            Content::Path(_) => None,
+        }
+    }
+}
+
+/// Immutable bytes behind a shared pointer, with their sha256 computed once: a file rendered once
+/// and placed on 10,000 nodes is neither copied nor rehashed per node when layers are compared.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Blob {
+    bytes: std::sync::Arc<[u8]>,
+    sha256: [u8; 32],
+}
+
+impl Blob {
+    pub fn new(bytes: impl Into<std::sync::Arc<[u8]>>) -> Blob {
+        let bytes = bytes.into();
+        let sha256 = Sha256::digest(&bytes).into();
+        Blob { bytes, sha256 }
+    }
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+}
+
+impl std::ops::Deref for Blob {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl AsRef<[u8]> for Blob {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::fmt::Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Blob({} bytes, sha256 {})",
+            self.bytes.len(),
+            hex::encode(self.sha256)
+        )
+    }
+}
+
+impl From<Blob> for Content {
+    fn from(b: Blob) -> Self {
+        Content::Shared(b)
+    }
 }
 
 impl From<Vec<u8>> for Content {
@@ -344,6 +406,7 @@ impl LayerBuilder {
             }
             let size = match &e.kind {
                 EntryKind::File(Content::Bytes(b)) => b.len() as u64,
+                EntryKind::File(Content::Shared(b)) => b.len() as u64,
                 EntryKind::File(Content::Path(p)) => {
                     let m = fs::metadata(p).map_err(|source| LayerError::Source {
                         path: e.path.clone(),

@@ -74,9 +74,14 @@ impl Batch {
     /// The batch that follows this one, primed with this one's last 32 KiB, filled from `r`.
     fn next<R: Read>(&self, r: &mut R, bytes: usize) -> io::Result<Batch> {
         let keep = self.buf.len().min(DICT);
-        let mut buf = Vec::with_capacity(keep + bytes);
+        // One chunk first: a small layer (most of them) then never allocates a whole batch.
+        let first = bytes.min(CHUNK);
+        let mut buf = Vec::with_capacity(keep + first);
         buf.extend_from_slice(&self.buf[self.buf.len() - keep..]);
-        read_full(r, &mut buf, bytes)?;
+        if read_full(r, &mut buf, first)? == first && bytes > first {
+            buf.reserve_exact(bytes - first);
+            read_full(r, &mut buf, bytes - first)?;
+        }
         Ok(Batch { buf, dict: keep })
     }
 

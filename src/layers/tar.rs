@@ -185,7 +185,8 @@ impl<'a> TarStream<'a> {
             let e = &self.entries[self.next];
             self.next += 1;
             match e.kind {
-                EntryKind::File(Content::Bytes(b)) => {
+                EntryKind::File(c @ (Content::Bytes(_) | Content::Shared(_))) => {
+                    let b = c.bytes().expect("in memory");
                     self.buf = entry_headers(e, b.len() as u64, self.mtime);
                     self.buf.extend_from_slice(b);
                     self.buf.resize(self.buf.len() + pad_len(b.len() as u64), 0);

@@ -69,37 +69,104 @@ pub enum LayerKind {
     Node,
 }
 
-/// One layer's content before compression.
+/// One layer's content: its files, or already compressed.
+#[derive(Debug, Clone)]
+pub enum LayerBody {
+    Entries(Vec<Entry>),
+    /// A node's own layer as its tar.gz (a few KiB): a build of every node keeps this instead of the
+    /// node's files, so 10,000 nodes do not hold 10,000 sets of files until the layers are written.
+    Compressed {
+        gz: Vec<u8>,
+        info: crate::layers::LayerInfo,
+    },
+}
+
+/// One layer of the build.
 #[derive(Debug, Clone)]
 pub struct PlannedLayer {
     pub kind: LayerKind,
     /// `binaries-<roles>`, `config-<role>`, `node-<name>`.
     pub name: String,
-    pub entries: Vec<Entry>,
+    pub body: LayerBody,
 }
 
 impl PlannedLayer {
-    pub fn builder(&self, mtime: u64) -> LayerBuilder {
-        let mut b = LayerBuilder::new(mtime);
-        for e in &self.entries {
-            b.entry(e.clone());
+    fn entries(kind: LayerKind, name: String, entries: Vec<Entry>) -> PlannedLayer {
+        PlannedLayer {
+            kind,
+            name,
+            body: LayerBody::Entries(entries),
         }
-        b
     }
 
-    /// A key for "same content": paths, modes, owners and the bytes (or the file they stream from,
-    /// whose content the release cache verified).
-    /// A sha256 over everything above (32 bytes to keep per layer, not a copy of its content).
+    /// The files, when the layer was assembled with them (see [`Detail`]).
+    pub fn files(&self) -> Option<&[Entry]> {
+        match &self.body {
+            LayerBody::Entries(e) => Some(e),
+            LayerBody::Compressed { .. } => None,
+        }
+    }
+
+    /// The layer as tar.gz bytes in memory, and its digest.
+    fn compressed(
+        &self,
+        mtime: u64,
+    ) -> Result<(std::borrow::Cow<'_, [u8]>, crate::layers::LayerInfo), BuildError> {
+        match &self.body {
+            LayerBody::Compressed { gz, info } => Ok((gz.as_slice().into(), info.clone())),
+            LayerBody::Entries(entries) => {
+                let mut bytes = Vec::new();
+                let info = builder(entries, mtime)
+                    .build_to(&mut bytes)
+                    .map_err(|source| BuildError::Layer {
+                        name: self.name.clone(),
+                        source,
+                    })?;
+                Ok((bytes.into(), info))
+            }
+        }
+    }
+
+    /// Its digest and size (compressing it when it is not compressed yet).
+    pub fn info(&self, mtime: u64) -> Result<crate::layers::LayerInfo, BuildError> {
+        match &self.body {
+            LayerBody::Compressed { info, .. } => Ok(info.clone()),
+            LayerBody::Entries(entries) => {
+                builder(entries, mtime)
+                    .digest()
+                    .map_err(|source| BuildError::Layer {
+                        name: self.name.clone(),
+                        source,
+                    })
+            }
+        }
+    }
+
+    /// A key for "same content": paths, modes, owners and the bytes (by digest), or the file they
+    /// stream from (whose content the release cache verified); 32 bytes to keep per layer.
     fn content_key(&self) -> [u8; 32] {
         use sha2::Digest;
         let mut key = sha2::Sha256::new();
-        for e in &self.entries {
+        let entries = match &self.body {
+            LayerBody::Compressed { info, .. } => {
+                key.update(b"tar.gz\0");
+                key.update(info.sha256.as_bytes());
+                return key.finalize().into();
+            }
+            LayerBody::Entries(e) => e,
+        };
+        for e in entries {
             key.update(e.path.as_bytes());
             key.update(format!("\0{:o}\0{}\0{}\0", e.mode, e.uid, e.gid).as_bytes());
             match &e.kind {
+                // By digest: a shared file is hashed once, not once per node that has it.
                 EntryKind::File(Content::Bytes(b)) => {
-                    key.update((b.len() as u64).to_le_bytes());
-                    key.update(b)
+                    key.update(b"bytes\0");
+                    key.update(sha2::Sha256::digest(b))
+                }
+                EntryKind::File(Content::Shared(b)) => {
+                    key.update(b"bytes\0");
+                    key.update(b.sha256())
                 }
                 EntryKind::File(Content::Path(p)) => {
                     key.update(b"path\0");
@@ -114,6 +181,31 @@ impl PlannedLayer {
     }
 }
 
+fn builder(entries: &[Entry], mtime: u64) -> LayerBuilder {
+    let mut b = LayerBuilder::new(mtime);
+    for e in entries {
+        b.entry(e.clone());
+    }
+    b
+}
+
+/// How much of each node an assembly keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Every file of every layer and every secret (`kimage unpack` materializes them).
+    Full,
+    /// Node layers and secrets compressed as each node is assembled: what `kimage build` writes.
+    Compact,
+}
+
+/// A node's private files (keys, kubeconfigs), delivered inline in the user-data as one tar.
+#[derive(Debug, Clone)]
+pub enum Secrets {
+    Entries(Vec<Entry>),
+    /// The tar, gzip-compressed as the user-data carries it (empty when there are none).
+    Gzip(Vec<u8>),
+}
+
 /// Everything one node gets.
 #[derive(Debug, Clone)]
 pub struct NodeArtifacts {
@@ -124,8 +216,7 @@ pub struct NodeArtifacts {
     pub address: String,
     /// Indices into `Assembly::layers`, in extraction order.
     pub layers: Vec<usize>,
-    /// Private files (keys, kubeconfigs), delivered inline in the user-data as one tar.
-    pub secrets: Vec<Entry>,
+    pub secrets: Secrets,
     pub start: Vec<render::StartStep>,
     /// Binaries the image must provide (`binaries.exclude`).
     pub excluded: Vec<String>,
@@ -273,90 +364,229 @@ fn node_files(
     Ok(f)
 }
 
-/// Computes every selected node's artifacts. `installs` are the release files per node (embedded
-/// binaries), `boot` the boot-time fetch manifests (fetch-at-boot); either may be empty.
-pub fn assemble(
-    c: &Cluster,
-    selected: &[&NodeModel],
-    pki: &PkiMaterial,
-    installs: &BTreeMap<String, Vec<release::InstallFile>>,
-    boot: &BTreeMap<String, release::BootManifest>,
+/// Where the nodes' binaries come from: release files to embed (by node name or `PoolModel::key`),
+/// or the manifests the nodes fetch by at boot. Neither when no node needs binaries.
+#[derive(Debug, Default)]
+pub enum NodeBinaries {
+    #[default]
+    None,
+    Embed(BTreeMap<String, Vec<release::InstallFile>>),
+    FetchAtBoot(release::BootManifests),
+}
+
+/// What one node or pool machine gets, before its layers are shared with the others'.
+struct AssembledNode {
+    layers: Vec<([u8; 32], PlannedLayer)>,
+    secrets: Secrets,
+    start: Vec<render::StartStep>,
+}
+
+/// Assembles nodes and pools from the model, the PKI and the release files: one renderer for all of
+/// them, nodes in parallel.
+pub struct Assembler<'c> {
+    cluster: &'c Cluster,
+    pki: &'c PkiMaterial,
+    binaries: &'c NodeBinaries,
+    renderer: render::Renderer<'c>,
     mtime: u64,
-) -> Result<Assembly, BuildError> {
-    let mut layers: Vec<PlannedLayer> = Vec::new();
-    let mut by_key: BTreeMap<[u8; 32], usize> = BTreeMap::new();
-    let mut nodes = Vec::new();
-    let mut add = |layers: &mut Vec<PlannedLayer>, l: PlannedLayer| -> usize {
-        let key = l.content_key();
-        *by_key.entry(key).or_insert_with(|| {
-            layers.push(l);
-            layers.len() - 1
+    detail: Detail,
+}
+
+impl<'c> Assembler<'c> {
+    pub fn new(
+        cluster: &'c Cluster,
+        pki: &'c PkiMaterial,
+        binaries: &'c NodeBinaries,
+        mtime: u64,
+        detail: Detail,
+    ) -> Result<Assembler<'c>, BuildError> {
+        Ok(Assembler {
+            cluster,
+            pki,
+            binaries,
+            renderer: render::Renderer::new(cluster)?,
+            mtime,
+            detail,
         })
-    };
-    let renderer = render::Renderer::new(c)?;
-    for n in selected {
-        let mut start = renderer.start_plan(n)?;
+    }
+
+    /// One node's (or pool machine's) layers, secrets and start plan. `key` finds its release files;
+    /// `extra` goes into its own layer, named `own_layer`.
+    fn node(
+        &self,
+        n: &NodeModel,
+        key: &str,
+        own_layer: String,
+        extra: Vec<Entry>,
+    ) -> Result<AssembledNode, BuildError> {
+        let mut start = self.renderer.start_plan(n)?;
         // The console report runs last, once cloud-init has finished.
         start.push(render::StartStep {
             unit: "kimage-report.service".into(),
             action: StartAction::EnableNow,
         });
-        let name = n.name.as_str();
-        let fetching = c.binaries.source == BinarySource::FetchAtBoot;
-        let f = node_files(
-            &renderer,
-            c,
+        let boot = match self.binaries {
+            NodeBinaries::FetchAtBoot(m) => Some(m.for_node(n)),
+            _ => None,
+        };
+        let installs = match self.binaries {
+            NodeBinaries::Embed(files) => files.get(key),
+            _ => None,
+        };
+        let mut f = node_files(
+            &self.renderer,
+            self.cluster,
             n,
-            pki,
-            if fetching { None } else { installs.get(name) },
-            if fetching { boot.get(name) } else { None },
+            self.pki,
+            installs,
+            boot.as_ref(),
             &start,
         )?;
-        let mut idx = Vec::new();
+        f.node.extend(extra);
+        let mut planned = Vec::new();
         if !f.binaries.is_empty() {
-            idx.push(add(
-                &mut layers,
-                PlannedLayer {
-                    kind: LayerKind::Binaries,
-                    name: binaries_label(n),
-                    entries: f.binaries,
-                },
+            planned.push(PlannedLayer::entries(
+                LayerKind::Binaries,
+                binaries_label(n),
+                f.binaries,
             ));
         }
-        idx.push(add(
-            &mut layers,
-            PlannedLayer {
-                kind: LayerKind::Config,
-                name: format!("config-{}", n.role.as_str()),
-                entries: f.config,
-            },
+        planned.push(PlannedLayer::entries(
+            LayerKind::Config,
+            format!("config-{}", n.role.as_str()),
+            f.config,
         ));
-        idx.push(add(
-            &mut layers,
-            PlannedLayer {
-                kind: LayerKind::Node,
-                name: format!("node-{name}"),
-                entries: f.node,
-            },
-        ));
-        nodes.push(NodeArtifacts {
-            index: n.index,
-            name: name.to_string(),
-            role: n.role.as_str().to_string(),
-            address: n.address.to_string(),
-            layers: idx,
-            secrets: f.secrets,
+        let mut own = PlannedLayer::entries(LayerKind::Node, own_layer, f.node);
+        let mut secrets = Secrets::Entries(f.secrets);
+        if self.detail == Detail::Compact {
+            // Exact-size copies: the compressors' buffers have room to spare, kept for every node.
+            let (gz, info) = own.compressed(self.mtime)?;
+            own.body = LayerBody::Compressed {
+                gz: gz.to_vec(),
+                info,
+            };
+            secrets = Secrets::Gzip(secrets_gz(self.mtime, n.name.as_str(), &secrets)?.to_vec());
+        }
+        planned.push(own);
+        Ok(AssembledNode {
+            layers: planned.into_iter().map(|l| (l.content_key(), l)).collect(),
+            secrets,
             start,
-            excluded: n.excluded.iter().map(|b| b.name().to_string()).collect(),
-        });
+        })
     }
-    Ok(Assembly {
-        mtime,
-        layers,
-        nodes,
-        pools: Vec::new(),
-        pool_join: BTreeMap::new(),
-    })
+
+    /// Every selected node's artifacts, layers shared between nodes with the same content.
+    pub fn nodes(&self, selected: &[&NodeModel]) -> Result<Assembly, BuildError> {
+        use rayon::prelude::*;
+        let mut a = Assembly {
+            mtime: self.mtime,
+            layers: Vec::new(),
+            nodes: Vec::with_capacity(selected.len()),
+            pools: Vec::new(),
+            pool_join: BTreeMap::new(),
+        };
+        let mut by_key = BTreeMap::new();
+        // In chunks: each node's copy of a shared layer lives only until it is found to be shared.
+        for chunk in selected.chunks(256) {
+            let done: Vec<AssembledNode> = chunk
+                .par_iter()
+                .map(|n| {
+                    let name = n.name.as_str();
+                    self.node(n, name, format!("node-{name}"), Vec::new())
+                })
+                .collect::<Result<_, _>>()?;
+            for (n, an) in chunk.iter().zip(done) {
+                a.nodes.push(NodeArtifacts {
+                    index: n.index,
+                    name: n.name.as_str().to_string(),
+                    role: n.role.as_str().to_string(),
+                    address: n.address.to_string(),
+                    layers: share(&mut a.layers, &mut by_key, an.layers),
+                    secrets: an.secrets,
+                    start: an.start,
+                    excluded: n.excluded.iter().map(|b| b.name().to_string()).collect(),
+                });
+            }
+        }
+        Ok(a)
+    }
+
+    /// Adds the worker pools' artifacts to an assembly. A pool machine gets what a static worker
+    /// gets, so its binaries and config layers are the static workers' when the profile has any (same
+    /// content, same layer); its own layer holds the kubelet settings for TLS bootstrapping and the
+    /// pool's settings.
+    pub fn pools(&self, a: &mut Assembly, pools: &[&PoolModel]) -> Result<(), BuildError> {
+        if pools.is_empty() {
+            return Ok(());
+        }
+        let mut by_key: BTreeMap<[u8; 32], usize> = a
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.content_key(), i))
+            .collect();
+        let ca_hash = self.pki.ca_cert_hash()?;
+        for p in pools {
+            let n = &p.node;
+            let env = Entry::file(
+                POOL_ENV_PATH,
+                0o644,
+                env_line("KIMAGE_POOL", p.name.as_str())
+                    + &env_line("KIMAGE_CA_CERT_HASH", &ca_hash),
+            );
+            let an = self.node(n, &p.key(), format!("pool-{}", p.name), vec![env])?;
+            let rec = self.pki.bootstrap_token(p.name.as_str()).ok_or_else(|| {
+                crate::pki::PkiError::Missing {
+                    what: format!("bootstrap token of worker pool {}", p.name),
+                }
+            })?;
+            a.pool_join.insert(
+                p.name.to_string(),
+                PoolJoin {
+                    token_id: rec.id.clone(),
+                    expires: rec
+                        .expires_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .expect("formats"),
+                    secret_yaml: String::from_utf8(
+                        self.pki
+                            .bytes(&PkiSource::BootstrapTokenSecret(p.name.to_string()))?,
+                    )
+                    .expect("the token Secret is UTF-8"),
+                    ca_cert_hash: ca_hash.clone(),
+                },
+            );
+            a.pools.push(NodeArtifacts {
+                // Pools are not in `Cluster::nodes`; `pool_docs` finds their model by name.
+                index: usize::MAX,
+                name: p.name.to_string(),
+                role: n.role.as_str().to_string(),
+                address: "dhcp".to_string(),
+                layers: share(&mut a.layers, &mut by_key, an.layers),
+                secrets: an.secrets,
+                start: an.start,
+                excluded: n.excluded.iter().map(|b| b.name().to_string()).collect(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Adds a node's layers to the build's unique layers (those with a content key already seen are
+/// dropped) and returns their indices, in extraction order.
+fn share(
+    layers: &mut Vec<PlannedLayer>,
+    by_key: &mut BTreeMap<[u8; 32], usize>,
+    node: Vec<([u8; 32], PlannedLayer)>,
+) -> Vec<usize> {
+    node.into_iter()
+        .map(|(key, l)| {
+            *by_key.entry(key).or_insert_with(|| {
+                layers.push(l);
+                layers.len() - 1
+            })
+        })
+        .collect()
 }
 
 /// The binaries layer's name for a node or pool machine.
@@ -377,108 +607,6 @@ fn binaries_label(n: &NodeModel) -> String {
         ""
     };
     format!("binaries-{label}{etcd}")
-}
-
-/// Adds the worker pools' artifacts to an assembly. A pool machine gets what a static worker gets,
-/// so its binaries and config layers are the static workers' when the profile has any (same content,
-/// same layer); its node layer holds the kubelet settings for TLS bootstrapping and the pool's
-/// settings. `installs` and `boot` are keyed by `PoolModel::key`.
-pub fn assemble_pools(
-    c: &Cluster,
-    a: &mut Assembly,
-    pools: &[&PoolModel],
-    pki: &PkiMaterial,
-    installs: &BTreeMap<String, Vec<release::InstallFile>>,
-    boot: &BTreeMap<String, release::BootManifest>,
-) -> Result<(), BuildError> {
-    let mut by_key: BTreeMap<[u8; 32], usize> = a
-        .layers
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.content_key(), i))
-        .collect();
-    let fetching = c.binaries.source == BinarySource::FetchAtBoot;
-    let ca_hash = pki.ca_cert_hash()?;
-    let renderer = render::Renderer::new(c)?;
-    for p in pools {
-        let n = &p.node;
-        let key = p.key();
-        let mut start = renderer.start_plan(n)?;
-        start.push(render::StartStep {
-            unit: "kimage-report.service".into(),
-            action: StartAction::EnableNow,
-        });
-        let mut f = node_files(
-            &renderer,
-            c,
-            n,
-            pki,
-            if fetching { None } else { installs.get(&key) },
-            if fetching { boot.get(&key) } else { None },
-            &start,
-        )?;
-        f.node.push(Entry::file(
-            POOL_ENV_PATH,
-            0o644,
-            env_line("KIMAGE_POOL", p.name.as_str()) + &env_line("KIMAGE_CA_CERT_HASH", &ca_hash),
-        ));
-        let mut idx = Vec::new();
-        let mut add = |l: PlannedLayer| -> usize {
-            *by_key.entry(l.content_key()).or_insert_with(|| {
-                a.layers.push(l);
-                a.layers.len() - 1
-            })
-        };
-        if !f.binaries.is_empty() {
-            idx.push(add(PlannedLayer {
-                kind: LayerKind::Binaries,
-                name: binaries_label(n),
-                entries: f.binaries,
-            }));
-        }
-        idx.push(add(PlannedLayer {
-            kind: LayerKind::Config,
-            name: format!("config-{}", n.role.as_str()),
-            entries: f.config,
-        }));
-        idx.push(add(PlannedLayer {
-            kind: LayerKind::Node,
-            name: format!("pool-{}", p.name),
-            entries: f.node,
-        }));
-        let rec =
-            pki.bootstrap_token(p.name.as_str())
-                .ok_or_else(|| crate::pki::PkiError::Missing {
-                    what: format!("bootstrap token of worker pool {}", p.name),
-                })?;
-        a.pool_join.insert(
-            p.name.to_string(),
-            PoolJoin {
-                token_id: rec.id.clone(),
-                expires: rec
-                    .expires_at
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .expect("formats"),
-                secret_yaml: String::from_utf8(
-                    pki.bytes(&PkiSource::BootstrapTokenSecret(p.name.to_string()))?,
-                )
-                .expect("the token Secret is UTF-8"),
-                ca_cert_hash: ca_hash.clone(),
-            },
-        );
-        a.pools.push(NodeArtifacts {
-            // Pools are not in `Cluster::nodes`; `pool_docs` finds their model by name.
-            index: usize::MAX,
-            name: p.name.to_string(),
-            role: n.role.as_str().to_string(),
-            address: "dhcp".to_string(),
-            layers: idx,
-            secrets: f.secrets,
-            start,
-            excluded: n.excluded.iter().map(|b| b.name().to_string()).collect(),
-        });
-    }
-    Ok(())
 }
 
 /// The three NoCloud documents of a worker pool: one user-data for every machine (token, CA pin,
@@ -507,21 +635,26 @@ pub struct BuiltLayer {
     pub path: PathBuf,
 }
 
-/// The secrets of one node as an uncompressed tar (the user-data compresses it).
-pub fn secrets_tar(a: &Assembly, n: &NodeArtifacts) -> Result<Vec<u8>, BuildError> {
-    if n.secrets.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut b = LayerBuilder::new(a.mtime);
-    for e in &n.secrets {
-        b.entry(e.clone());
-    }
+/// The secrets of one node as the user-data carries them: a tar, gzip-compressed (empty when there
+/// are none).
+fn secrets_gz<'s>(
+    mtime: u64,
+    node: &str,
+    secrets: &'s Secrets,
+) -> Result<std::borrow::Cow<'s, [u8]>, BuildError> {
+    let entries = match secrets {
+        Secrets::Gzip(gz) => return Ok(gz.as_slice().into()),
+        Secrets::Entries(e) if e.is_empty() => return Ok(Vec::new().into()),
+        Secrets::Entries(e) => e,
+    };
     let mut tar = Vec::new();
-    b.write_tar(&mut tar).map_err(|source| BuildError::Layer {
-        name: format!("secrets-{}", n.name),
-        source,
-    })?;
-    Ok(tar)
+    builder(entries, mtime)
+        .write_tar(&mut tar)
+        .map_err(|source| BuildError::Layer {
+            name: format!("secrets-{node}"),
+            source,
+        })?;
+    Ok(userdata::gzip(&tar).into())
 }
 
 /// The three NoCloud documents of one node.
@@ -557,14 +690,14 @@ fn docs_for(
             bytes: built[i].bytes,
         })
         .collect();
-    let secrets = secrets_tar(a, n)?;
+    let secrets = secrets_gz(a.mtime, &n.name, &n.secrets)?;
     let start = start_spec(&n.start);
     let user_data = userdata::user_data(
         c,
         model,
         &BootInputs {
             layers: &refs,
-            secrets_tar: &secrets,
+            secrets_gz: &secrets,
             start: &start,
         },
     );
@@ -603,14 +736,7 @@ pub fn build_layers(a: &Assembly, dir: &Path) -> Result<Vec<BuiltLayer>, BuildEr
         bytes: info.bytes,
     };
     let small = |l: &PlannedLayer| -> Result<BuiltLayer, BuildError> {
-        let mut bytes = Vec::new();
-        let info = l
-            .builder(a.mtime)
-            .build_to(&mut bytes)
-            .map_err(|source| BuildError::Layer {
-                name: l.name.clone(),
-                source,
-            })?;
+        let (bytes, info) = l.compressed(a.mtime)?;
         let b = done(l, info);
         if !b.path.exists() {
             let mut tmp = tempfile::Builder::new()
@@ -631,8 +757,8 @@ pub fn build_layers(a: &Assembly, dir: &Path) -> Result<Vec<BuiltLayer>, BuildEr
             .tempfile_in(dir)
             .map_err(io(dir))?;
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        let info = l
-            .builder(a.mtime)
+        let entries = l.files().expect("binary layers keep their files");
+        let info = builder(entries, a.mtime)
             .build_to(&mut w)
             .map_err(|source| BuildError::Layer {
                 name: l.name.clone(),
@@ -687,6 +813,7 @@ pub struct Inputs<'a> {
     /// Download cache (default: `KIMAGE_CACHE` or the user's cache directory).
     pub cache: Option<PathBuf>,
     pub now: time::OffsetDateTime,
+    pub detail: Detail,
 }
 
 /// The prepared build and what the PKI stage did.
@@ -726,8 +853,7 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
     let c = inp.cluster;
     let needs_binaries = inp.selected.iter().any(|n| !n.binaries.is_empty())
         || inp.pools.iter().any(|p| !p.node.binaries.is_empty());
-    let mut installs = BTreeMap::new();
-    let mut boot = BTreeMap::new();
+    let mut binaries = NodeBinaries::None;
     let mut locked = None;
     if needs_binaries {
         let (lock, written) = ensure_lock(inp)?;
@@ -739,19 +865,16 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
                     None => release::default_cache_dir()
                         .map_err(release::command::CommandError::from)?,
                 };
-                installs = release::node_files(c, &lock, &release::Cache::new(root))
-                    .map_err(BuildError::from)?;
+                binaries = NodeBinaries::Embed(
+                    release::node_files(c, &lock, &release::Cache::new(root))
+                        .map_err(BuildError::from)?,
+                );
             }
             BinarySource::FetchAtBoot => {
-                boot = release::boot_manifests(c, &lock)
-                    .map_err(release::command::CommandError::from)?;
-                for p in &inp.pools {
-                    boot.insert(
-                        p.key(),
-                        release::boot::boot_manifest(c, &lock, &p.node)
-                            .map_err(release::command::CommandError::from)?,
-                    );
-                }
+                binaries = NodeBinaries::FetchAtBoot(
+                    release::BootManifests::new(c, &lock)
+                        .map_err(release::command::CommandError::from)?,
+                );
             }
         }
     }
@@ -766,8 +889,9 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
         name: "(all)".into(),
         source,
     })?;
-    let mut assembly = assemble(c, &inp.selected, &pki, &installs, &boot, mtime)?;
-    assemble_pools(c, &mut assembly, &inp.pools, &pki, &installs, &boot)?;
+    let assembler = Assembler::new(c, &pki, &binaries, mtime, inp.detail)?;
+    let mut assembly = assembler.nodes(&inp.selected)?;
+    assembler.pools(&mut assembly, &inp.pools)?;
     Ok(Prepared {
         assembly,
         pki: report,
@@ -790,14 +914,7 @@ pub fn boot_files(
         .layers
         .iter()
         .map(|&i| {
-            let info =
-                a.layers[i]
-                    .builder(a.mtime)
-                    .digest()
-                    .map_err(|source| BuildError::Layer {
-                        name: a.layers[i].name.clone(),
-                        source,
-                    })?;
+            let info = a.layers[i].info(a.mtime)?;
             Ok(LayerRef {
                 name: a.layers[i].name.clone(),
                 sha256: info.sha256,
@@ -811,7 +928,7 @@ pub fn boot_files(
         model,
         &BootInputs {
             layers: &refs,
-            secrets_tar: &[],
+            secrets_gz: &[],
             start: &start,
         },
     );

@@ -6,7 +6,7 @@ use std::io;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 
-use super::build::{Assembly, NodeArtifacts};
+use super::build::{Assembly, NodeArtifacts, Secrets};
 use crate::error::Error;
 use crate::layers::{Content, Entry, EntryKind};
 
@@ -49,6 +49,7 @@ pub fn materialize(into: &Path, e: &Entry) -> Result<(), Error> {
             return Ok(());
         }
         EntryKind::File(Content::Bytes(b)) => fs::write(&p, b).map_err(Error::io(&p))?,
+        EntryKind::File(Content::Shared(b)) => fs::write(&p, b).map_err(Error::io(&p))?,
         EntryKind::File(Content::Path(src)) => {
             fs::copy(src, &p).map_err(Error::io(&p))?;
         }
@@ -72,7 +73,10 @@ pub fn unpack_node(
     fs::create_dir_all(into).map_err(Error::io(into))?;
     let mut count = 0;
     for &i in &n.layers {
-        for e in &a.layers[i].entries {
+        let files = a.layers[i]
+            .files()
+            .expect("unpack assembles with Detail::Full");
+        for e in files {
             materialize(into, e)?;
             count += 1;
         }
@@ -81,7 +85,10 @@ pub fn unpack_node(
         materialize(into, &Entry::file(path.as_str(), *mode, content.clone()))?;
         count += 1;
     }
-    for e in &n.secrets {
+    let Secrets::Entries(secrets) = &n.secrets else {
+        unreachable!("unpack assembles with Detail::Full")
+    };
+    for e in secrets {
         materialize(into, e)?;
         count += 1;
     }

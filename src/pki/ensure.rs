@@ -175,10 +175,10 @@ pub fn ensure_with(
 ) -> Result<(PkiMaterial, EnsureReport), PkiError> {
     let (doc, report) = transaction(state_dir, opts.lock, |sd, old| {
         let old = old.unwrap_or_default();
-        let plan = plan(cluster, &old, opts.now, req, sd)?;
+        let plan = plan(cluster, old, opts.now, req, sd)?;
         execute(cluster, plan, opts.now, &sd.state_file())
     })?;
-    Ok((PkiMaterial::from_doc(cluster, &doc), report))
+    Ok((PkiMaterial::from_state(cluster, doc), report))
 }
 
 /// Runs `f` on the current state under the exclusive lock and commits what it returns, writing
@@ -192,12 +192,17 @@ pub(crate) fn transaction(
     sd.create()?;
     let _lock = sd.lock(lock)?;
     let removed = sd.clean_temp()?;
-    let current = sd.read()?;
-    let old_bytes = current.as_ref().map(|(_, b)| b.clone());
-    let (doc, mut report) = f(&sd, current.map(|(d, _)| d))?;
-    let bytes = doc.to_bytes();
-    if old_bytes.as_deref() != Some(bytes.as_slice()) {
-        sd.write(&bytes)?;
+    // Only the digest of the stored bytes is kept: a large state is not held twice.
+    let (current, old_digest) = match sd.read()? {
+        Some((doc, bytes)) => (
+            Some(doc),
+            Some(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+        ),
+        None => (None, None),
+    };
+    let (doc, mut report) = f(&sd, current)?;
+    if old_digest.is_none_or(|d| d[..] != doc.digest()[..]) {
+        sd.write_doc(&doc)?;
         report.written = true;
     }
     report.state_file = sd.state_file();
@@ -320,6 +325,65 @@ fn check_sa(sa: &SaRecord) -> Result<Key, String> {
         return Err("sa.pub does not belong to sa.key".into());
     }
     Ok(key)
+}
+
+/// What to do with one leaf certificate: keep it, or re-issue it (and why); and a warning when it
+/// is kept but expires soon.
+fn decide_leaf(
+    s: &CertSpec,
+    old: Option<CertRecord>,
+    ca_serial: &BTreeMap<&str, Option<&str>>,
+    req: &Requests,
+    now: OffsetDateTime,
+) -> (Decision, Option<String>) {
+    let mut d = Decision {
+        spec: s.clone(),
+        action: Action::Kept,
+        reasons: vec![],
+        old,
+        key: None,
+        cert_der: None,
+    };
+    let mut warning = None;
+    let signer = s.signer.as_deref().expect("leaf has a signer");
+    let Some(rec) = d.old.as_ref() else {
+        d.action = Action::Issued;
+        d.reasons.push("new".into());
+        return (d, None);
+    };
+    if req.renew.contains(&s.id) {
+        d.reasons.push("renewal requested".into());
+    }
+    d.reasons.extend(spec_diff(&rec.spec, s));
+    match ca_serial.get(signer).copied().flatten() {
+        Some(serial) if rec.signer_serial.as_deref() == Some(serial) => {}
+        _ => d.reasons.push(format!("signer {signer} was replaced")),
+    }
+    match check_record(rec) {
+        Ok((key, _)) => {
+            if rec.key_algorithm == s.algorithm {
+                d.key = Some(key);
+            }
+        }
+        Err(e) => d.reasons.push(format!("stored certificate unusable: {e}")),
+    }
+    let left = days_left(rec.not_after, now);
+    if rec.not_after <= now {
+        d.reasons
+            .push(format!("expired on {}", rec.not_after.date()));
+    } else if d.reasons.is_empty() && left < EXPIRY_WARNING_DAYS {
+        warning = Some(format!(
+            "{} expires in {left} days; renew it with `kimage pki renew {}`",
+            s.id, s.id
+        ));
+    }
+    if d.reasons.is_empty() {
+        // Kept: its parsed key is not needed.
+        d.key = None;
+    } else {
+        d.action = Action::Reissued;
+    }
+    (d, warning)
 }
 
 fn days_left(not_after: OffsetDateTime, now: OffsetDateTime) -> i64 {
@@ -464,7 +528,7 @@ fn replace_hint(id: &str) -> String {
 /// Decides, without generating anything, what each certificate needs.
 pub(crate) fn plan(
     cluster: &Cluster,
-    old: &StateDoc,
+    mut old: StateDoc,
     now: OffsetDateTime,
     req: &Requests,
     sd: &StateDir,
@@ -472,9 +536,10 @@ pub(crate) fn plan(
     let now = truncate(now);
     let desired = spec::cert_specs(cluster);
     let wanted: BTreeSet<&str> = desired.iter().map(|s| s.id.as_str()).collect();
-    // Parsing RSA keys is the slow part of a rerun; do it on every core.
+    // Parsing RSA keys is the slow part of a rerun; do it on every core (leaves below).
     let mut checked: BTreeMap<String, Result<(Key, Vec<u8>), String>> = desired
         .par_iter()
+        .filter(|s| s.signer.is_none())
         .filter_map(|s| {
             old.certs
                 .get(&s.id)
@@ -486,17 +551,17 @@ pub(crate) fn plan(
     let mut cas = Vec::new();
     let mut replaced_cas = BTreeSet::new();
     for s in desired.iter().filter(|s| s.signer.is_none()) {
-        let rec = old.certs.get(&s.id);
         let check = checked.remove(&s.id);
+        // Moved out of the old state, not copied: at 10,000 nodes it is tens of MB.
         let mut d = Decision {
             spec: s.clone(),
             action: Action::Kept,
             reasons: vec![],
-            old: rec.cloned(),
+            old: old.certs.remove(&s.id),
             key: None,
             cert_der: None,
         };
-        match (rec, check) {
+        match (d.old.as_ref(), check) {
             (None, _) => {
                 d.action = Action::Issued;
                 d.reasons.push("new".into());
@@ -558,58 +623,20 @@ pub(crate) fn plan(
         })
         .collect();
 
-    let mut leaves = Vec::new();
-    for s in desired.iter().filter(|s| s.signer.is_some()) {
-        let rec = old.certs.get(&s.id);
-        let check = checked.remove(&s.id);
-        let mut d = Decision {
-            spec: s.clone(),
-            action: Action::Kept,
-            reasons: vec![],
-            old: rec.cloned(),
-            key: None,
-            cert_der: None,
-        };
-        let signer = s.signer.as_deref().expect("leaf has a signer");
-        match rec {
-            None => {
-                d.action = Action::Issued;
-                d.reasons.push("new".into());
-            }
-            Some(rec) => {
-                if req.renew.contains(&s.id) {
-                    d.reasons.push("renewal requested".into());
-                }
-                d.reasons.extend(spec_diff(&rec.spec, s));
-                match ca_serial.get(signer).copied().flatten() {
-                    Some(serial) if rec.signer_serial.as_deref() == Some(serial) => {}
-                    _ => d.reasons.push(format!("signer {signer} was replaced")),
-                }
-                match check {
-                    Some(Ok((key, der))) => {
-                        if rec.key_algorithm == s.algorithm {
-                            d.key = Some(key);
-                        }
-                        d.cert_der = Some(der);
-                    }
-                    Some(Err(e)) => d.reasons.push(format!("stored certificate unusable: {e}")),
-                    None => unreachable!("every stored desired record was checked"),
-                }
-                let left = days_left(rec.not_after, now);
-                if rec.not_after <= now {
-                    d.reasons
-                        .push(format!("expired on {}", rec.not_after.date()));
-                } else if d.reasons.is_empty() && left < EXPIRY_WARNING_DAYS {
-                    warnings.push(format!(
-                        "{} expires in {left} days; renew it with `kimage pki renew {}`",
-                        s.id, s.id
-                    ));
-                }
-                if !d.reasons.is_empty() {
-                    d.action = Action::Reissued;
-                }
-            }
-        }
+    // Records move out of the old state (at 10,000 nodes it is tens of MB), then every leaf is
+    // checked and decided in parallel; a parsed key is kept only when the leaf is re-issued with it.
+    let stored: Vec<(&CertSpec, Option<CertRecord>)> = desired
+        .iter()
+        .filter(|s| s.signer.is_some())
+        .map(|s| (s, old.certs.remove(&s.id)))
+        .collect();
+    let decided: Vec<(Decision, Option<String>)> = stored
+        .into_par_iter()
+        .map(|(s, rec)| decide_leaf(s, rec, &ca_serial, req, now))
+        .collect();
+    let mut leaves = Vec::with_capacity(decided.len());
+    for (d, warning) in decided {
+        warnings.extend(warning);
         leaves.push(d);
     }
 
@@ -639,7 +666,7 @@ pub(crate) fn plan(
         }
     };
 
-    let tokens = plan_tokens(cluster, old, now, req, &mut warnings);
+    let tokens = plan_tokens(cluster, &old, now, req, &mut warnings);
     let mut removed: Vec<String> = old
         .certs
         .keys()
@@ -664,7 +691,6 @@ pub(crate) fn plan(
 
 enum Slot {
     Ca(usize),
-    Leaf(usize),
     Sa,
 }
 
@@ -678,16 +704,11 @@ pub(crate) fn execute(
     let now = truncate(now);
     let algorithm = cluster.pki.algorithm;
 
-    // Every new key at once, on every core: RSA generation dominates a fresh run.
+    // New CA and service-account keys at once, on every core (leaf keys are made as they are signed).
     let mut jobs: Vec<(Slot, KeyAlgorithm)> = Vec::new();
     for (i, d) in plan.cas.iter().enumerate() {
         if d.action != Action::Kept {
             jobs.push((Slot::Ca(i), d.spec.algorithm));
-        }
-    }
-    for (i, d) in plan.leaves.iter().enumerate() {
-        if d.action != Action::Kept && d.key.is_none() {
-            jobs.push((Slot::Leaf(i), d.spec.algorithm));
         }
     }
     if plan.sa.0 != Action::Kept {
@@ -706,7 +727,6 @@ pub(crate) fn execute(
     for ((slot, _), key) in jobs.into_iter().zip(generated) {
         match slot {
             Slot::Ca(i) => plan.cas[i].key = Some(key),
-            Slot::Leaf(i) => plan.leaves[i].key = Some(key),
             Slot::Sa => sa_key = Some(key),
         }
     }
@@ -806,7 +826,17 @@ pub(crate) fn execute(
             }
             let signer_id = d.spec.signer.as_deref().expect("leaf has a signer");
             let (signer, signer_serial) = &signers[signer_id];
-            let key = d.key.as_ref().expect("leaf has a key");
+            // A new leaf key is made here, where it is used, so 20,000 of them are not held at once.
+            let generated;
+            let key = match &d.key {
+                Some(k) => k,
+                None => {
+                    generated = Key::generate(d.spec.algorithm).map_err(PkiError::crypto(
+                        format!("generating a {} key", d.spec.algorithm.as_str()),
+                    ))?;
+                    &generated
+                }
+            };
             let nb = signer.not_before.max(now - BACKDATE);
             let na = (nb + Duration::seconds(d.spec.validity_secs as i64)).min(signer.not_after);
             if na <= now {
@@ -840,7 +870,7 @@ pub(crate) fn execute(
         })
         .collect::<Result<_, PkiError>>()?;
     let mut warnings = std::mem::take(&mut plan.warnings);
-    for (d, new) in plan.leaves.iter().zip(issued) {
+    for (d, new) in std::mem::take(&mut plan.leaves).into_iter().zip(issued) {
         let rec = match new {
             Some(r) => {
                 if r.not_after < r.not_before + Duration::seconds(d.spec.validity_secs as i64) {
@@ -852,7 +882,7 @@ pub(crate) fn execute(
                 }
                 r
             }
-            None => d.old.clone().expect("kept leaf has a record"),
+            None => d.old.expect("kept leaf has a record"),
         };
         doc.certs.insert(d.spec.id.clone(), rec);
         changes.push(Change {
@@ -922,7 +952,7 @@ pub fn load(
             problems: vec!["  no pki state yet".into()],
         });
     };
-    let plan = plan(cluster, &doc, now, &Requests::default(), &sd)?;
+    let plan = plan(cluster, doc.clone(), now, &Requests::default(), &sd)?;
     // Records of nodes no longer in the profile are harmless here; `kimage pki` drops them.
     let problems = plan.pending();
     if !problems.is_empty() {

@@ -276,7 +276,7 @@ pub fn import(
                 }
             }
         }
-        let plan = ensure::plan(cluster, &doc, now, &Requests::default(), sd)?;
+        let plan = ensure::plan(cluster, doc, now, &Requests::default(), sd)?;
         let (doc, mut report) = ensure::execute(cluster, plan, now, &sd.state_file())?;
         for (id, path) in imported {
             if let Some(c) = report.changes.iter_mut().find(|c| c.id == id) {

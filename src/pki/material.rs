@@ -160,17 +160,22 @@ impl PkiMaterial {
     /// The material of a state document, with the cluster's kubeconfigs rendered (those whose
     /// certificates exist).
     pub fn from_doc(cluster: &Cluster, doc: &StateDoc) -> PkiMaterial {
+        PkiMaterial::from_state(cluster, doc.clone())
+    }
+
+    /// [`PkiMaterial::from_doc`] taking the document: its certificates and keys move, not copied.
+    pub fn from_state(cluster: &Cluster, doc: StateDoc) -> PkiMaterial {
         let certs: BTreeMap<String, CertMaterial> = doc
             .certs
-            .iter()
+            .into_iter()
             .map(|(id, r)| {
                 (
-                    id.clone(),
+                    id,
                     CertMaterial {
-                        spec: r.spec.clone(),
-                        cert_pem: r.cert.clone(),
-                        key_pem: r.key.clone(),
-                        serial: r.serial.clone(),
+                        spec: r.spec,
+                        cert_pem: r.cert,
+                        key_pem: r.key,
+                        serial: r.serial,
                         not_before: r.not_before,
                         not_after: r.not_after,
                         origin: r.origin,
@@ -201,12 +206,16 @@ impl PkiMaterial {
                 );
             }
         }
+        let (sa_key, sa_pub) = match doc.service_account {
+            Some(s) => (Some(s.key), Some(s.public)),
+            None => (None, None),
+        };
         PkiMaterial {
             certs,
-            sa_key: doc.service_account.as_ref().map(|s| s.key.clone()),
-            sa_pub: doc.service_account.as_ref().map(|s| s.public.clone()),
+            sa_key,
+            sa_pub,
             kubeconfigs,
-            tokens: doc.bootstrap_tokens.clone(),
+            tokens: doc.bootstrap_tokens,
             bootstrap_kubeconfigs,
             token_secrets,
             cluster_info: ca_pem

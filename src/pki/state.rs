@@ -149,15 +149,53 @@ impl Default for StateDoc {
 
 impl StateDoc {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut doc = self.clone();
-        doc.format = if doc.bootstrap_tokens.is_empty() {
-            FORMAT_WITHOUT_TOKENS
-        } else {
-            FORMAT
-        };
-        let mut v = serde_json::to_vec_pretty(&doc).expect("state serializes");
-        v.push(b'\n');
+        let mut v = Vec::new();
+        self.write_json(&mut v).expect("writing to memory");
         v
+    }
+
+    /// The sha256 of [`StateDoc::to_bytes`], computed without holding the bytes (a 10,000-node
+    /// state is tens of MB): a run that changes nothing compares digests instead of copies.
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::Digest;
+        let mut w = crate::layers::HashingWriter {
+            inner: std::io::sink(),
+            sha: sha2::Sha256::new(),
+            bytes: 0,
+        };
+        self.write_json(&mut w).expect("hashing");
+        w.sha.finalize().into()
+    }
+
+    /// Pretty JSON and a final newline. `format` says what the document needs (one without tokens
+    /// stays readable by kimage versions from before tokens); written from a borrowed view, not a copy.
+    pub fn write_json(&self, w: impl Write) -> std::io::Result<()> {
+        #[derive(Serialize)]
+        struct Written<'a> {
+            format: u32,
+            certs: &'a BTreeMap<String, CertRecord>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            service_account: Option<&'a SaRecord>,
+            #[serde(skip_serializing_if = "no_tokens")]
+            bootstrap_tokens: &'a BTreeMap<String, TokenRecord>,
+        }
+        fn no_tokens(t: &&BTreeMap<String, TokenRecord>) -> bool {
+            t.is_empty()
+        }
+        let doc = Written {
+            format: if self.bootstrap_tokens.is_empty() {
+                FORMAT_WITHOUT_TOKENS
+            } else {
+                FORMAT
+            },
+            certs: &self.certs,
+            service_account: self.service_account.as_ref(),
+            bootstrap_tokens: &self.bootstrap_tokens,
+        };
+        let mut w = std::io::BufWriter::new(w);
+        serde_json::to_writer_pretty(&mut w, &doc)?;
+        w.write_all(b"\n")?;
+        w.flush()
     }
 
     pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<StateDoc, PkiError> {
@@ -348,6 +386,18 @@ impl StateDir {
 
     /// Replaces the state document atomically: temp file, fsync, rename, fsync of the directory.
     pub fn write(&self, bytes: &[u8]) -> Result<(), PkiError> {
+        self.write_with(|f| f.write_all(bytes))
+    }
+
+    /// [`StateDir::write`] of a document, streamed to the file (not held as one more copy).
+    pub fn write_doc(&self, doc: &StateDoc) -> Result<(), PkiError> {
+        self.write_with(|f| doc.write_json(f))
+    }
+
+    fn write_with(
+        &self,
+        fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+    ) -> Result<(), PkiError> {
         let path = self.state_file();
         let tmp = self
             .dir
@@ -359,7 +409,7 @@ impl StateDir {
             .mode(0o600)
             .open(&tmp)
             .map_err(PkiError::io("creating", &tmp))?;
-        f.write_all(bytes).map_err(PkiError::io("writing", &tmp))?;
+        fill(&mut f).map_err(PkiError::io("writing", &tmp))?;
         f.sync_all().map_err(PkiError::io("syncing", &tmp))?;
         drop(f);
         fs::rename(&tmp, &path).map_err(PkiError::io("replacing", &path))?;

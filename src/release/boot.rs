@@ -2,7 +2,7 @@
 //! locked artifact at first boot (from the locked URL or the mirror), checks the locked digest and only
 //! then installs it. kimage writes the manifest and the script; the node needs only python3.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +11,7 @@ use super::digest::Algorithm;
 use super::lock::{Lock, StaleLock, check_lock};
 use super::need::node_needs;
 use super::net::via_mirror;
-use crate::model::{Cluster, NodeModel};
+use crate::model::{Binary, Cluster, NodeModel};
 
 /// The script the node runs (python3: urllib, hashlib, tarfile). Usage:
 /// `python3 kimage-fetch MANIFEST [--root DIR]`.
@@ -108,25 +108,50 @@ fn manifest_unchecked(cluster: &Cluster, lock: &Lock, node: &NodeModel) -> BootM
     }
 }
 
-/// Every node's manifest, by node name. The lock is checked once, and nodes with the same binaries
-/// share one computation (a cluster has few distinct binary sets, however many nodes).
+/// The manifests of a cluster's nodes and pools, one per distinct binary set (a cluster has few,
+/// however many nodes): the lock is checked once, and a node's manifest is its set's with its name.
+#[derive(Debug, Clone)]
+pub struct BootManifests {
+    by_set: BTreeMap<BTreeSet<Binary>, BootManifest>,
+}
+
+impl BootManifests {
+    pub fn new(cluster: &Cluster, lock: &Lock) -> Result<BootManifests, StaleLock> {
+        check_lock(cluster, lock)?;
+        let mut by_set = BTreeMap::new();
+        for n in cluster
+            .nodes
+            .iter()
+            .chain(cluster.pools.iter().map(|p| &p.node))
+        {
+            by_set
+                .entry(n.binaries.clone())
+                .or_insert_with(|| manifest_unchecked(cluster, lock, n));
+        }
+        Ok(BootManifests { by_set })
+    }
+
+    /// The manifest of one node (or pool machine) of the cluster this was made for.
+    pub fn for_node(&self, n: &NodeModel) -> BootManifest {
+        let mut m = self
+            .by_set
+            .get(&n.binaries)
+            .expect("every node's binary set was seen")
+            .clone();
+        m.node = n.name.as_str().to_string();
+        m
+    }
+}
+
+/// Every node's manifest, by node name.
 pub fn boot_manifests(
     cluster: &Cluster,
     lock: &Lock,
 ) -> Result<BTreeMap<String, BootManifest>, StaleLock> {
-    check_lock(cluster, lock)?;
-    let mut by_set: BTreeMap<&std::collections::BTreeSet<crate::model::Binary>, BootManifest> =
-        BTreeMap::new();
+    let all = BootManifests::new(cluster, lock)?;
     Ok(cluster
         .nodes
         .iter()
-        .map(|n| {
-            let template = by_set
-                .entry(&n.binaries)
-                .or_insert_with(|| manifest_unchecked(cluster, lock, n));
-            let mut m = template.clone();
-            m.node = n.name.as_str().to_string();
-            (m.node.clone(), m)
-        })
+        .map(|n| (n.name.as_str().to_string(), all.for_node(n)))
         .collect())
 }

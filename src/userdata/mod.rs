@@ -43,8 +43,8 @@ pub struct LayerRef {
 pub struct BootInputs<'a> {
     /// In the order they are extracted.
     pub layers: &'a [LayerRef],
-    /// A tar of the node's private files (modes 0600), delivered inline.
-    pub secrets_tar: &'a [u8],
+    /// A tar of the node's private files (modes 0600), gzip-compressed ([`gzip`]), delivered inline.
+    pub secrets_gz: &'a [u8],
     /// What to do with which unit, in order: `ACTION:UNIT` words (`restart`, `try-restart`, `enable-now`).
     pub start: &'a str,
 }
@@ -132,13 +132,13 @@ pub fn user_data(c: &Cluster, n: &NodeModel, inp: &BootInputs) -> String {
             ("content", Y::str(APPLY_SCRIPT_GZ_B64.as_str())),
         ]),
     ];
-    if !inp.secrets_tar.is_empty() {
+    if !inp.secrets_gz.is_empty() {
         files.push(Y::map([
             ("path", Y::str(SECRETS_PATH)),
             ("owner", Y::str("root:root")),
             ("permissions", Y::str("0600")),
             ("encoding", Y::str("gz+b64")),
-            ("content", Y::str(b64(&gzip(inp.secrets_tar)))),
+            ("content", Y::str(b64(inp.secrets_gz))),
         ]));
     }
     doc.push(("write_files".into(), Y::Seq(files)));

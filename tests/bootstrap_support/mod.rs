@@ -91,7 +91,7 @@ pub fn bootstrap_files(c: &Cluster, m: &PkiMaterial) -> BTreeMap<String, Vec<u8>
     let mut out = BTreeMap::new();
     for f in render::render_node(c, n).unwrap() {
         if let Some(name) = f.path.strip_prefix(&dir) {
-            out.insert(name.to_string(), f.content);
+            out.insert(name.to_string(), f.content.to_vec());
         }
     }
     for f in m.node_bundle(c, n.name.as_str()).unwrap() {

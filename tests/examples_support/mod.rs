@@ -104,16 +104,16 @@ pub fn build(template: &str, layers: Option<(&str, &str)>) -> Out {
             .filter(|f| f.secret)
             .map(|f| (f.path.trim_start_matches('/').to_string(), vec![b'k'; 240]))
             .collect();
-        let secrets = tar(&secret_files
+        let secrets = userdata::gzip(&tar(&secret_files
             .iter()
             .map(|(p, d)| (p.as_str(), d.as_slice(), 0o600))
-            .collect::<Vec<_>>());
+            .collect::<Vec<_>>()));
         let ud = userdata::user_data(
             &c,
             n,
             &BootInputs {
                 layers: &refs,
-                secrets_tar: if secret_files.is_empty() {
+                secrets_gz: if secret_files.is_empty() {
                     &[]
                 } else {
                     &secrets

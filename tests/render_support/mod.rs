@@ -56,7 +56,7 @@ pub fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a RenderedFile {
 }
 
 pub fn text(files: &[RenderedFile], path: &str) -> String {
-    String::from_utf8(file(files, path).content.clone()).expect("utf-8")
+    String::from_utf8(file(files, path).content.to_vec()).expect("utf-8")
 }
 
 /// Writes rendered files below `root` with their modes.
