@@ -333,3 +333,53 @@ fn shared_layers_carry_no_private_material() {
         );
     }
 }
+
+/// `kimage unpack` assembles a node with every file kept; `kimage build` compresses each node's own
+/// layer and secrets as it goes. Both must give the node the same files: what GNU tar extracts from the
+/// built layers and the user-data's secrets is exactly what unpack writes, apart from the two files the
+/// user-data itself writes (its settings and the apply script), which only unpack shows.
+#[test]
+fn unpack_shows_what_the_build_delivers() {
+    require("tar");
+    let boot_only: BTreeSet<&str> = ["run/kimage/boot.env", "usr/local/sbin/kimage-apply"].into();
+    for src in shipped() {
+        let case = Case::new(&src);
+        let out = case.build("out");
+        let m = manifest(&out);
+        for (node, entry) in m["nodes"].as_object().unwrap() {
+            let built = tempfile::tempdir().unwrap();
+            materialize(&out, entry, built.path());
+            let unpacked = tempfile::tempdir().unwrap();
+            let o = Command::new(BIN)
+                .arg("unpack")
+                .arg("--profile")
+                .arg(&case.profile)
+                .args(["--role", node, "--into"])
+                .arg(unpacked.path())
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{}: kimage unpack --role {node}: {}",
+                case.name,
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let mut want = files(built.path());
+            let mut got = files(unpacked.path());
+            got.retain(|path, _| !boot_only.contains(path.as_str()));
+            let only_built: Vec<&String> = want.keys().filter(|p| !got.contains_key(*p)).collect();
+            let only_unpacked: Vec<&String> =
+                got.keys().filter(|p| !want.contains_key(*p)).collect();
+            assert!(
+                only_built.is_empty() && only_unpacked.is_empty(),
+                "{}/{node}: only in the build: {only_built:?}; only in unpack: {only_unpacked:?}",
+                case.name
+            );
+            for (path, (mode, body)) in std::mem::take(&mut want) {
+                let (mode2, body2) = &got[&path];
+                assert_eq!(mode, *mode2, "{}/{node}: mode of {path}", case.name);
+                assert!(body == *body2, "{}/{node}: {path} differs", case.name);
+            }
+        }
+    }
+}

@@ -426,7 +426,9 @@ impl<'c> Assembler<'c> {
             action: StartAction::EnableNow,
         });
         let boot = match self.binaries {
-            NodeBinaries::FetchAtBoot(m) => Some(m.for_node(n)),
+            // A node with nothing to fetch gets no fetch manifest: it is the same node whether it
+            // is built alone (no lock needed) or with nodes that fetch.
+            NodeBinaries::FetchAtBoot(m) if !n.binaries.is_empty() => Some(m.for_node(n)),
             _ => None,
         };
         let installs = match self.binaries {
