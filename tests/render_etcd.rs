@@ -18,7 +18,10 @@ use render_support::*;
 
 const ETCD: &str = "/usr/bin/etcd";
 const ETCDCTL: &str = "/usr/bin/etcdctl";
-const OPENSSL: &str = "/usr/bin/openssl";
+#[path = "support/openssl.rs"]
+mod openssl_certs;
+
+use openssl_certs::{CA_EXT, CLIENT_EXT, OPENSSL, openssl_ca, openssl_leaf};
 
 const PROFILE: &str = r#"
 apiVersion: kimage/v1alpha1
@@ -34,12 +37,8 @@ nodes:
   - {name: etcd-c, role: etcd, address: 127.77.0.13}
 "#;
 
-fn openssl(args: &[&str]) {
-    let (ok, out) = run(Command::new(OPENSSL).args(args));
-    assert!(ok, "openssl {args:?}:\n{out}");
-}
-
-/// A key and a certificate signed by `ca` (`None`: self-signed CA).
+/// A key and a certificate signed by `ca` (cert, key), or a self-signed CA when `ca` is `None`
+/// (`ext` is then [`CA_EXT`]). Returns (cert, key).
 fn cert(
     dir: &Path,
     base: &str,
@@ -47,78 +46,20 @@ fn cert(
     ca: Option<(&Path, &Path)>,
     ext: &str,
 ) -> (PathBuf, PathBuf) {
-    let key = dir.join(format!("{base}.key"));
-    let crt = dir.join(format!("{base}.crt"));
-    std::fs::create_dir_all(dir).unwrap();
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        key.to_str().unwrap(),
-    ]);
-    let extfile = dir.join(format!("{base}.ext"));
-    std::fs::write(&extfile, ext).unwrap();
-    match ca {
-        None => openssl(&[
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            key.to_str().unwrap(),
-            "-subj",
-            &format!("/CN={cn}"),
-            "-days",
-            "2",
-            "-extensions",
-            "v3",
-            "-config",
-            extfile.to_str().unwrap(),
-            "-out",
-            crt.to_str().unwrap(),
-        ]),
-        Some((ca_crt, ca_key)) => {
-            let csr = dir.join(format!("{base}.csr"));
-            openssl(&[
-                "req",
-                "-new",
-                "-key",
-                key.to_str().unwrap(),
-                "-subj",
-                &format!("/CN={cn}"),
-                "-out",
-                csr.to_str().unwrap(),
-            ]);
-            openssl(&[
-                "x509",
-                "-req",
-                "-in",
-                csr.to_str().unwrap(),
-                "-CA",
-                ca_crt.to_str().unwrap(),
-                "-CAkey",
-                ca_key.to_str().unwrap(),
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                extfile.to_str().unwrap(),
-                "-extensions",
-                "v3",
-                "-out",
-                crt.to_str().unwrap(),
-            ]);
+    let (key, crt) = match ca {
+        None => {
+            assert_eq!(ext, CA_EXT, "a self-signed certificate here is a CA");
+            openssl_ca(dir, base, cn)
         }
-    }
+        Some((ca_crt, ca_key)) => {
+            let key = dir.join(format!("{base}.key"));
+            let crt = openssl_leaf(dir, base, &format!("/CN={cn}"), &key, (ca_key, ca_crt), ext);
+            (key, crt)
+        }
+    };
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     (crt, key)
 }
-
-const CA_EXT: &str = "[req]\ndistinguished_name=dn\n[dn]\n[v3]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,digitalSignature,keyEncipherment\n";
-const CLIENT_EXT: &str =
-    "[v3]\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n";
 
 fn member_ext(name: &str, ip: &str) -> String {
     format!(

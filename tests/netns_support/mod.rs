@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 pub const KIMAGE: &str = env!("CARGO_BIN_EXE_kimage");
 pub const IP: &str = "/usr/sbin/ip";
 pub const NSENTER: &str = "/usr/bin/nsenter";
-pub const OPENSSL: &str = "/usr/bin/openssl";
+pub use openssl_certs::OPENSSL;
 
 /// Writes to the real stderr (not captured by the test harness), so CI logs show the measurements.
 pub fn report(text: &str) {
@@ -322,110 +322,37 @@ impl Trees {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// companions: a scenario run on a broken tree must fail, and for the reason named
+
+/// Checks a companion's outcome (`Ok` carries the passing scenario's report): it must be an error that
+/// mentions one of `why`. Returns the line the test prints.
+pub fn failed_as_expected(outcome: Result<String, String>, why: &[&str]) -> String {
+    let e = match outcome {
+        Ok(report) => panic!("the scenario passed on a broken tree:\n{report}"),
+        Err(e) => e,
+    };
+    assert!(
+        why.iter().any(|w| e.contains(w)),
+        "the scenario failed, but not for the expected reason ({why:?}):\n{e}"
+    );
+    let first = e.lines().next().unwrap_or("");
+    let hit = e
+        .lines()
+        .find(|l| why.iter().any(|w| l.contains(w)) && *l != first)
+        .map(|l| format!("\n    {}", l.trim()))
+        .unwrap_or_default();
+    format!("  failed as expected: {first}{hit}\n")
+}
+
+// ---------------------------------------------------------------------------------------------------
 // openssl helpers for the companions (certificates kimage did not make)
 
-pub fn openssl(args: &[&str]) {
-    let (ok, out) = run(Command::new(OPENSSL).args(args));
-    assert!(ok, "openssl {args:?}:\n{out}");
-}
+#[path = "../support/openssl.rs"]
+mod openssl_certs;
 
-pub const CA_EXT: &str = "[req]\ndistinguished_name=dn\n[dn]\n[v3]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,digitalSignature,keyEncipherment\n";
-pub const CLIENT_EXT: &str =
-    "[v3]\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n";
-
-/// A self-signed CA (key, cert) made by openssl in `dir`.
-pub fn openssl_ca(dir: &Path, base: &str, cn: &str) -> (PathBuf, PathBuf) {
-    std::fs::create_dir_all(dir).unwrap();
-    let key = dir.join(format!("{base}.key"));
-    let crt = dir.join(format!("{base}.crt"));
-    let ext = dir.join(format!("{base}.ext"));
-    std::fs::write(&ext, CA_EXT).unwrap();
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        key.to_str().unwrap(),
-    ]);
-    openssl(&[
-        "req",
-        "-x509",
-        "-new",
-        "-key",
-        key.to_str().unwrap(),
-        "-subj",
-        &format!("/CN={cn}"),
-        "-days",
-        "2",
-        "-extensions",
-        "v3",
-        "-config",
-        ext.to_str().unwrap(),
-        "-out",
-        crt.to_str().unwrap(),
-    ]);
-    (key, crt)
-}
-
-/// A leaf certificate for `key` (an existing key file, or a new one when it does not exist), signed by
-/// the CA, with the given OpenSSL extension section `[v3]` text. Returns the certificate path.
-pub fn openssl_leaf(
-    dir: &Path,
-    base: &str,
-    subj: &str,
-    key: &Path,
-    ca: (&Path, &Path),
-    ext: &str,
-) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    if !key.exists() {
-        openssl(&[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            key.to_str().unwrap(),
-        ]);
-    }
-    let csr = dir.join(format!("{base}.csr"));
-    let crt = dir.join(format!("{base}.crt"));
-    let extf = dir.join(format!("{base}.ext"));
-    std::fs::write(&extf, ext).unwrap();
-    openssl(&[
-        "req",
-        "-new",
-        "-key",
-        key.to_str().unwrap(),
-        "-subj",
-        subj,
-        "-out",
-        csr.to_str().unwrap(),
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        csr.to_str().unwrap(),
-        "-CA",
-        ca.1.to_str().unwrap(),
-        "-CAkey",
-        ca.0.to_str().unwrap(),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        extf.to_str().unwrap(),
-        "-extensions",
-        "v3",
-        "-out",
-        crt.to_str().unwrap(),
-    ]);
-    crt
-}
+// Each suite uses a different part.
+#[allow(unused_imports)]
+pub use openssl_certs::{CLIENT_EXT, openssl_ca, openssl_leaf};
 
 // ---------------------------------------------------------------------------------------------------
 // systemd units
