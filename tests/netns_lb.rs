@@ -228,7 +228,9 @@ fn verify(client: &Host, connect: &str, ip: Option<&str>, name: Option<&str>) ->
     if let Some(n) = name {
         argv.extend(["-verify_hostname", n, "-servername", n]);
     }
-    let (ok, out) = client.run(&argv);
+    // Short, so that one connection that hangs (a SYN to a VIP holder that just gave it up) leaves the
+    // poll time for fresh attempts.
+    let (ok, out) = client.run_for(&argv, 5);
     (ok && out.contains("Verify return code: 0 (ok)"), out)
 }
 

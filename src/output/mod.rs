@@ -10,6 +10,12 @@ use crate::error::Error;
 
 /// Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+    replace_file(path, bytes, mode, true)
+}
+
+/// A temp file beside `path` with `mode` and `bytes`, renamed over `path`; with `durable`, the file and
+/// then its directory are synced too.
+fn replace_file(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<(), Error> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -23,14 +29,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
         .set_permissions(fs::Permissions::from_mode(mode))
         .map_err(Error::io(tmp.path()))?;
     tmp.write_all(bytes).map_err(Error::io(tmp.path()))?;
-    tmp.as_file().sync_all().map_err(Error::io(tmp.path()))?;
+    if durable {
+        tmp.as_file().sync_all().map_err(Error::io(tmp.path()))?;
+    }
     tmp.persist(path).map_err(|e| Error::Io {
         path: path.to_path_buf(),
         source: e.error,
     })?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io(dir))?;
+    if durable {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(Error::io(dir))?;
+    }
     Ok(())
 }
 
@@ -170,20 +180,8 @@ fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, Error>
     {
         return Ok(false);
     }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kimage-")
-        .tempfile_in(dir)
-        .map_err(Error::io(dir))?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(Error::io(tmp.path()))?;
-    tmp.write_all(bytes).map_err(Error::io(tmp.path()))?;
-    tmp.persist(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
+    // Not synced one by one: the build syncs the filesystem once, before the manifest names the files.
+    replace_file(path, bytes, mode, false)?;
     Ok(true)
 }
 

@@ -80,13 +80,19 @@ pub fn require_root() {
 }
 
 pub fn run(cmd: &mut Command) -> (bool, String) {
+    let (status, s) = run_status(cmd);
+    (status.success(), s)
+}
+
+/// Runs with no stdin; returns the exit status and stdout followed by stderr.
+fn run_status(cmd: &mut Command) -> (std::process::ExitStatus, String) {
     let out = cmd
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
     s.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), s)
+    (out.status, s)
 }
 
 fn must(cmd: &mut Command) -> String {
@@ -582,9 +588,20 @@ impl Host {
 
     /// Runs a command in the node (bounded by `timeout` so a hang cannot stall the suite).
     pub fn run(&self, argv: &[&str]) -> (bool, String) {
-        let mut v = vec!["/usr/bin/timeout", "60"];
+        self.run_for(argv, 60)
+    }
+
+    /// [`Host::run`] killed after `secs` seconds; the output then says so (what the command had
+    /// buffered is lost with it).
+    pub fn run_for(&self, argv: &[&str], secs: u32) -> (bool, String) {
+        let secs = secs.to_string();
+        let mut v = vec!["/usr/bin/timeout", secs.as_str()];
         v.extend_from_slice(argv);
-        run(&mut self.command(&v))
+        let (status, mut s) = run_status(&mut self.command(&v));
+        if status.code() == Some(124) {
+            s.push_str(&format!("(killed after {secs} s: {})\n", argv.join(" ")));
+        }
+        (status.success(), s)
     }
 
     /// The unit file from the node's /etc/systemd/system, parsed.
