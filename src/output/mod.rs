@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use crate::error::Error;
@@ -173,16 +173,34 @@ pub struct BuildReport {
 /// Writes `bytes` at `path` unless the file already holds exactly them (with `mode`): a rebuild that
 /// changes little rewrites little. New content goes to a temporary file and is renamed into place.
 fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, Error> {
-    if let Ok(meta) = fs::metadata(path)
-        && meta.len() == bytes.len() as u64
-        && meta.permissions().mode() & 0o7777 == mode
-        && fs::read(path).is_ok_and(|old| old == bytes)
-    {
-        return Ok(false);
-    }
     // Not synced one by one: the build syncs the filesystem once, before the manifest names the files.
-    replace_file(path, bytes, mode, false)?;
-    Ok(true)
+    match fs::metadata(path) {
+        Ok(meta)
+            if meta.len() == bytes.len() as u64
+                && meta.permissions().mode() & 0o7777 == mode
+                && fs::read(path).is_ok_and(|old| old == bytes) =>
+        {
+            Ok(false)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A new file, which no manifest can name yet: written in place, without the temp file and
+            // rename that keep an existing file whole (half the directory updates of a first build).
+            // Created with at most `mode` (the umask only removes bits), then given exactly `mode`.
+            let dir = path.parent().unwrap_or(Path::new("."));
+            fs::create_dir_all(dir).map_err(Error::io(dir))?;
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(path)
+                .map_err(Error::io(path))?;
+            f.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(Error::io(path))?;
+            f.write_all(bytes).map_err(Error::io(path))?;
+            Ok(true)
+        }
+        _ => replace_file(path, bytes, mode, false).map(|()| true),
+    }
 }
 
 /// What out/pools/<name>/ holds.
