@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 use support::artifacts::materialize;
-use support::fixtures::{require, sha256};
+use support::fixtures::{assert_valid_cloud_config, require, sha256};
 use support::http::TestServer;
 use support::releases::{FakeUpstream, Versions, fetch, lock, profile_yaml};
 
@@ -272,17 +272,7 @@ fn pools_build_share_layers_carry_the_token_and_rebuild_identically() {
     assert!(!hosts.contains("gpu"));
 
     // cloud-init 22.4 accepts the user-data and reads the network-config as DHCP.
-    let out_ci = Command::new("cloud-init")
-        .args(["schema", "--config-file"])
-        .arg(out.join("pools/gpu/user-data"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out_ci.stdout).into_owned()
-        + &String::from_utf8_lossy(&out_ci.stderr);
-    assert!(
-        out_ci.status.success() && text.contains("Valid cloud-config"),
-        "{text}"
-    );
+    assert_valid_cloud_config(&out.join("pools/gpu/user-data"), "pool gpu");
     let net = Command::new("/usr/bin/python3")
         .arg("-c")
         .arg("import sys, yaml\nfrom cloudinit.net.network_state import parse_net_config_data\nns = parse_net_config_data(yaml.safe_load(open(sys.argv[1])))\nfor i in ns.iter_interfaces():\n    for s in i['subnets']:\n        print(i['name'], s['type'])\n")

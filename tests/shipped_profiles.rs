@@ -13,7 +13,7 @@ use std::process::Command;
 
 use serde_json::Value as Json;
 use support::artifacts::materialize;
-use support::fixtures::require;
+use support::fixtures::{assert_valid_cloud_config, require};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kimage");
 
@@ -182,26 +182,7 @@ fn user_data_passes_cloud_init_schema_and_fits_16_kib() {
                 "{}/{node}: user-data is {bytes} bytes",
                 case.name
             );
-            let o = Command::new("cloud-init")
-                .args(["schema", "--config-file"])
-                .arg(&ud)
-                .output()
-                .unwrap();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            );
-            assert!(
-                o.status.success() && text.contains("Valid cloud-config"),
-                "{}/{node}: cloud-init schema: {text}",
-                case.name
-            );
-            assert!(
-                !text.to_lowercase().contains("deprecat"),
-                "{}/{node}: {text}",
-                case.name
-            );
+            assert_valid_cloud_config(&ud, &format!("{}/{node}", case.name));
         }
     }
 }

@@ -2,11 +2,14 @@
 //! errors or deprecations, network-config parses into cloud-init's network state with the node's address,
 //! gateway and resolvers, and meta-data is what NoCloud expects.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
 use kimage::model::Cluster;
 use kimage::userdata::{self, BootInputs, LayerRef};
+use support::fixtures::{assert_valid_cloud_config, require};
 
 fn cluster(profile: &str) -> Cluster {
     let p = kimage::profile::load_file(
@@ -16,17 +19,6 @@ fn cluster(profile: &str) -> Cluster {
     )
     .unwrap();
     Cluster::resolve(&p.profile)
-}
-
-fn require(tool: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .unwrap()
-        .status
-        .success();
-    assert!(ok, "{tool} is not installed; run ci/deps.sh");
 }
 
 #[test]
@@ -61,27 +53,7 @@ fn user_data_passes_cloud_init_schema() {
             let dir = tempfile::tempdir().unwrap();
             let f = dir.path().join("user-data");
             std::fs::write(&f, &ud).unwrap();
-            let out = Command::new("cloud-init")
-                .args(["schema", "--config-file"])
-                .arg(&f)
-                .output()
-                .unwrap();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(
-                out.status.success(),
-                "{profile}/{}: cloud-init schema failed:\n{text}\n{ud}",
-                n.name
-            );
-            assert!(text.contains("Valid cloud-config"), "{text}");
-            assert!(
-                !text.to_lowercase().contains("deprecat"),
-                "{profile}/{}: {text}",
-                n.name
-            );
+            assert_valid_cloud_config(&f, &format!("{profile}/{}", n.name));
         }
     }
 }

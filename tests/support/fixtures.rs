@@ -108,3 +108,27 @@ pub fn tar_gz(files: &[(&str, Vec<u8>, u32)], dot: bool) -> Vec<u8> {
     assert!(st.success(), "tar failed");
     std::fs::read(&out).unwrap()
 }
+
+/// Debian's `cloud-init schema --config-file` accepts the user-data at `path` with no error and no
+/// deprecation; `what` names it in the failure, which shows cloud-init's words and the document.
+pub fn assert_valid_cloud_config(path: &Path, what: &str) {
+    require("cloud-init");
+    let out = Command::new("cloud-init")
+        .args(["schema", "--config-file"])
+        .arg(path)
+        .output()
+        .expect("run cloud-init schema");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let doc = || std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        out.status.success() && text.contains("Valid cloud-config"),
+        "{what}: cloud-init schema failed:\n{text}\n{}",
+        doc()
+    );
+    assert!(
+        !text.to_lowercase().contains("deprecat"),
+        "{what}: cloud-init schema reports a deprecation:\n{text}\n{}",
+        doc()
+    );
+}
