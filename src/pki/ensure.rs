@@ -961,5 +961,5 @@ pub fn load(
             problems,
         });
     }
-    Ok(PkiMaterial::from_doc(cluster, &doc))
+    Ok(PkiMaterial::from_state(cluster, doc))
 }

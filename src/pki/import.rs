@@ -301,5 +301,5 @@ pub fn import(
             from.display()
         ));
     }
-    Ok((PkiMaterial::from_doc(cluster, &doc), report))
+    Ok((PkiMaterial::from_state(cluster, doc), report))
 }

@@ -158,12 +158,7 @@ pub fn render_kubeconfig(
 
 impl PkiMaterial {
     /// The material of a state document, with the cluster's kubeconfigs rendered (those whose
-    /// certificates exist).
-    pub fn from_doc(cluster: &Cluster, doc: &StateDoc) -> PkiMaterial {
-        PkiMaterial::from_state(cluster, doc.clone())
-    }
-
-    /// [`PkiMaterial::from_doc`] taking the document: its certificates and keys move, not copied.
+    /// certificates exist). Its certificates and keys move out of the document, not copied.
     pub fn from_state(cluster: &Cluster, doc: StateDoc) -> PkiMaterial {
         let certs: BTreeMap<String, CertMaterial> = doc
             .certs

@@ -148,14 +148,8 @@ impl Default for StateDoc {
 }
 
 impl StateDoc {
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = Vec::new();
-        self.write_json(&mut v).expect("writing to memory");
-        v
-    }
-
-    /// The sha256 of [`StateDoc::to_bytes`], computed without holding the bytes (a 10,000-node
-    /// state is tens of MB): a run that changes nothing compares digests instead of copies.
+    /// The sha256 of what [`StateDoc::write_json`] writes, computed without holding the bytes (a
+    /// 10,000-node state is tens of MB): a run that changes nothing compares digests, not copies.
     pub fn digest(&self) -> [u8; 32] {
         use sha2::Digest;
         let mut w = crate::layers::HashingWriter {

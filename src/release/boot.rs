@@ -64,17 +64,7 @@ impl BootManifest {
     }
 }
 
-/// The manifest of one node.
-pub fn boot_manifest(
-    cluster: &Cluster,
-    lock: &Lock,
-    node: &NodeModel,
-) -> Result<BootManifest, StaleLock> {
-    check_lock(cluster, lock)?;
-    Ok(manifest_unchecked(cluster, lock, node))
-}
-
-/// `boot_manifest` for a lock already checked against the cluster.
+/// The manifest of one node, for a lock already checked against the cluster.
 fn manifest_unchecked(cluster: &Cluster, lock: &Lock, node: &NodeModel) -> BootManifest {
     let mirror = cluster.binaries.mirror.as_ref().map(|m| m.as_str());
     let artifacts = node_needs(cluster, node)

@@ -24,7 +24,7 @@ pub mod need;
 pub mod net;
 pub mod progress;
 
-pub use boot::{BootManifest, BootManifests, boot_manifest, boot_manifests};
+pub use boot::{BootManifest, BootManifests, boot_manifests};
 pub use cache::{Cache, default_cache_dir};
 pub use fetch::{FetchOptions, fetch_lock};
 pub use install::{InstallFile, node_files};
