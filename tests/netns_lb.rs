@@ -271,6 +271,19 @@ fn host_port(host: &str, port: u16) -> String {
     format!("{host}:{port}")
 }
 
+/// Waits until `node`, and no other load balancer, holds the VIP.
+fn vip_held_by(lab: &Lab, node: &str, what: &str, deadline: Duration) -> Result<(), String> {
+    poll(what, deadline, Duration::from_millis(50), || {
+        let h = lab.vip_holders();
+        if h == [node.to_string()] {
+            Poll::Ok(())
+        } else {
+            Poll::Retry(format!("VIP on {h:?}"))
+        }
+    })
+    .map(|_| ())
+}
+
 /// Fatal conditions while waiting for the VIP: a process died, the proxies have no backend left, a load
 /// balancer's health check put it in FAULT.
 fn broken(lab: &Lab) -> Option<String> {
@@ -504,18 +517,11 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
     )?;
     // Both nodes may hold the VIP for an instant at start (the backup's Master_Down_Interval is only
     // the priority skew longer than the master's); VRRP settles it on the higher priority.
-    poll(
+    vip_held_by(
+        &lab,
+        &master,
         &format!("the VIP settles on {master} alone"),
         UP,
-        Duration::from_millis(50),
-        || {
-            let h = lab.vip_holders();
-            if h == [master.clone()] {
-                Poll::Ok(())
-            } else {
-                Poll::Retry(format!("VIP on {h:?}"))
-            }
-        },
     )?;
     let mut verified = vec![format!("{vip_port} (-verify_ip {})", lab.ep.vip)];
     if lab.ep.is_name() {
@@ -690,19 +696,7 @@ fn wait_vip(
     what: &str,
 ) -> Result<(Duration, Duration), String> {
     let t = since;
-    poll(
-        &format!("{what}: the VIP moves to {to}"),
-        deadline,
-        Duration::from_millis(50),
-        || {
-            let h = lab.vip_holders();
-            if h == [to.to_string()] {
-                Poll::Ok(())
-            } else {
-                Poll::Retry(format!("VIP on {h:?}"))
-            }
-        },
-    )?;
+    vip_held_by(lab, to, &format!("{what}: the VIP moves to {to}"), deadline)?;
     let moved = t.elapsed();
     let vip_port = host_port(&lab.ep.vip, lab.ep.port);
     poll(
