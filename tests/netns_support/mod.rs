@@ -7,8 +7,10 @@
 //! - `/var/lib`: the node's `/var/lib` alone (a fresh node has nothing of the test machine there);
 //! - `/run`, `/tmp`, `/root`: empty tmpfs; `/var/log`: overlay of the machine's, writes stay in the node.
 //!
-//! A holder process (`sleep`) keeps both namespaces alive; programs run inside with `nsenter`, so a
-//! member that is stopped and started again finds its data where it left it, as on a real host.
+//! Each node also has its own UTS namespace with its name as hostname (components name themselves after
+//! it: leader-election identities, Node names). A holder process (`sleep`) keeps the namespaces alive;
+//! programs run inside with `nsenter`, so a member that is stopped and started again finds its data
+//! where it left it, as on a real host.
 //! systemd units from the node's tree are started the way systemd would ([`Unit`]): User=/Group=,
 //! EnvironmentFile=, Environment=, LoadCredential= (copied into `/run/credentials/<unit>` and
 //! `$CREDENTIALS_DIRECTORY`/`%d` set), Limit*=, ExecStartPre=, ExecStart=.
@@ -452,11 +454,14 @@ pub struct Unit {
     pub exec_start_pre: Vec<Vec<String>>,
     pub exec_start: Vec<Vec<String>>,
     pub limits: Vec<(String, String)>,
+    /// LogsDirectory= (relative to /var/log) and LogsDirectoryMode=.
+    pub logs_directories: Vec<String>,
+    pub logs_directory_mode: u32,
     pub sections: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// [Service] keys that change nothing about how the process is started once (restart policy,
-/// timeouts, kill mode, reload commands, log directories of programs the tests do not run).
+/// timeouts, kill mode, reload commands, where the output goes).
 const IGNORED_SERVICE_KEYS: &[&str] = &[
     "Restart",
     "RestartSec",
@@ -465,8 +470,8 @@ const IGNORED_SERVICE_KEYS: &[&str] = &[
     "SuccessExitStatus",
     "ExecReload",
     "RemainAfterExit",
-    "LogsDirectory",
-    "LogsDirectoryMode",
+    "StandardOutput",
+    "StandardError",
 ];
 
 impl Unit {
@@ -483,6 +488,8 @@ impl Unit {
             exec_start_pre: vec![],
             exec_start: vec![],
             limits: vec![],
+            logs_directories: vec![],
+            logs_directory_mode: 0o755,
             sections: sections.clone(),
         };
         for (k, v) in sections.get("Service").into_iter().flatten() {
@@ -501,6 +508,13 @@ impl Unit {
                 "ExecStartPre" => u.exec_start_pre.push(split_command(v)),
                 "ExecStart" => u.exec_start.push(split_command(v)),
                 k if k.starts_with("Limit") => u.limits.push((k.to_string(), v.clone())),
+                "LogsDirectory" => u
+                    .logs_directories
+                    .extend(v.split_whitespace().map(str::to_string)),
+                "LogsDirectoryMode" => {
+                    u.logs_directory_mode = u32::from_str_radix(v, 8)
+                        .unwrap_or_else(|e| panic!("{name}: LogsDirectoryMode={v}: {e}"))
+                }
                 k if IGNORED_SERVICE_KEYS.contains(&k) => {}
                 other => panic!(
                     "{name}: [Service] {other}={v} is not emulated by the netns harness; teach \
@@ -574,7 +588,7 @@ impl Host {
     /// A command that runs inside the node (its network and mount namespaces), as root.
     pub fn command(&self, argv: &[&str]) -> Command {
         let mut c = Command::new(NSENTER);
-        c.args(["-t", &self.pid.to_string(), "-m", "-n", "--"])
+        c.args(["-t", &self.pid.to_string(), "-m", "-n", "-u", "--"])
             .args(argv)
             .current_dir("/")
             .env_clear()
@@ -665,6 +679,59 @@ pub struct Proc {
     child: Child,
     pub log: PathBuf,
     pub exited: Option<String>,
+    pub started: Instant,
+    /// Type=notify units: the sd_notify messages received, with when (see [`Notify`]).
+    notify: Option<Arc<Notify>>,
+}
+
+/// The receiving end of `$NOTIFY_SOCKET` for one Type=notify unit, as systemd holds it: a datagram socket
+/// in the node's /run. A thread records each message; it ends when the process's record is dropped.
+pub struct Notify {
+    messages: Mutex<Vec<(Instant, String)>>,
+}
+
+impl Notify {
+    /// Binds `/run/kimage-netns-notify/<unit>.sock` inside the node; returns the path as the node sees it.
+    fn bind(host: &Host, unit: &str) -> (Arc<Notify>, String) {
+        use std::os::unix::net::UnixDatagram;
+        let dir = "/run/kimage-netns-notify";
+        std::fs::create_dir_all(host.path(dir)).unwrap();
+        let node_path = format!("{dir}/{unit}.sock");
+        let path = host.path(&node_path);
+        let _ = std::fs::remove_file(&path);
+        let sock = UnixDatagram::bind(&path)
+            .unwrap_or_else(|e| panic!("{}: binding {node_path}: {e}", host.info.name));
+        // Services running under User= must be able to send to it (systemd's socket is 0777 too).
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let n = Arc::new(Notify {
+            messages: Mutex::new(vec![]),
+        });
+        let weak = Arc::downgrade(&n);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let got = sock.recv(&mut buf);
+                let Some(n) = weak.upgrade() else { return };
+                if let Ok(len) = got {
+                    let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+                    n.messages.lock().unwrap().push((Instant::now(), text));
+                }
+            }
+        });
+        (n, node_path)
+    }
+
+    /// When the first message carrying `KEY=VALUE` (as a line) came.
+    fn first(&self, line: &str) -> Option<Instant> {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, m)| m.lines().any(|l| l == line))
+            .map(|(t, _)| *t)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -685,6 +752,13 @@ pub struct Net {
 impl Net {
     /// Creates the hub with its bridge, one namespace per tree, and boots every node's holder.
     pub fn start(trees: Trees) -> Net {
+        Net::start_with_programs(trees, &[])
+    }
+
+    /// [`Net::start`], with the programs of `bins` (directories, e.g. the real Kubernetes and etcd
+    /// builds) in every node's /usr/local/bin beside the node's own files there, so units start the
+    /// release binaries from the paths they name, as on a node after kimage's apply step.
+    pub fn start_with_programs(trees: Trees, bins: &[PathBuf]) -> Net {
         require_root();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("kn{}x{n}", std::process::id());
@@ -740,7 +814,7 @@ impl Net {
             ]));
             must(Command::new(IP).args(["-n", &ns, "link", "set", &info.interface, "up"]));
             let root = net.trees.root(&info.name);
-            let (child, pid) = boot_holder(&ns, &root);
+            let (child, pid) = boot_holder(&ns, &info.name, &root, bins);
             net.holders.push(child);
             net.hosts.push(Host {
                 info: info.clone(),
@@ -772,7 +846,17 @@ impl Net {
     }
 
     /// Starts a long-running command inside a node, its output in a log file.
-    pub fn spawn(&self, host: &Host, label: &str, mut cmd: Command) -> ProcId {
+    pub fn spawn(&self, host: &Host, label: &str, cmd: Command) -> ProcId {
+        self.spawn_notify(host, label, cmd, None)
+    }
+
+    fn spawn_notify(
+        &self,
+        host: &Host,
+        label: &str,
+        mut cmd: Command,
+        notify: Option<Arc<Notify>>,
+    ) -> ProcId {
         let mut procs = self.procs.lock().unwrap();
         let log = self
             .logs
@@ -790,6 +874,8 @@ impl Net {
             child,
             log,
             exited: None,
+            started: Instant::now(),
+            notify,
         });
         ProcId(procs.len() - 1)
     }
@@ -835,6 +921,31 @@ impl Net {
             self.label(id),
             v[from..].join("\n")
         )
+    }
+
+    /// For a Type=notify unit: waits for `READY=1` (what systemd waits for before it starts the units
+    /// ordered after it). Returns the time from the start of the process.
+    pub fn wait_ready(&self, id: ProcId, deadline: Duration) -> Result<Duration, String> {
+        let notify = self.procs.lock().unwrap()[id.0]
+            .notify
+            .clone()
+            .unwrap_or_else(|| panic!("{} is not a Type=notify unit", self.label(id)));
+        let started = self.procs.lock().unwrap()[id.0].started;
+        poll(
+            &format!("{} notifies READY=1", self.label(id)),
+            deadline,
+            Duration::from_millis(50),
+            || {
+                if let Some(t) = notify.first("READY=1") {
+                    return Poll::Ok(t - started);
+                }
+                if !self.running(id) {
+                    return Poll::Fatal(format!("it exited\n{}", self.tail(id, 30)));
+                }
+                Poll::Retry(self.tail(id, 10))
+            },
+        )
+        .map(|(d, _)| d)
     }
 
     pub fn pid(&self, id: ProcId) -> u32 {
@@ -931,6 +1042,33 @@ impl Net {
                 format!("/run/credentials/{}", unit.name),
             );
         }
+        // LogsDirectory=: /var/log/<dir>, owned by the service user, with LogsDirectoryMode=.
+        for d in &unit.logs_directories {
+            let mut path = PathBuf::from("/var/log");
+            for part in Path::new(d).components() {
+                path.push(part);
+                let p = host.path(&path.display().to_string());
+                if !p.exists() {
+                    std::fs::create_dir(&p).unwrap();
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+                }
+            }
+            let p = host.path(&path.display().to_string());
+            std::fs::set_permissions(
+                &p,
+                std::fs::Permissions::from_mode(unit.logs_directory_mode),
+            )
+            .unwrap();
+            if let Some((_, uid, gid, _, _)) = &account {
+                std::os::unix::fs::chown(&p, Some(*uid), Some(*gid)).unwrap();
+            }
+        }
+        // Type=notify: systemd hands the service $NOTIFY_SOCKET and waits for READY=1.
+        let notify = (unit.service_type == "notify").then(|| {
+            let (n, path) = Notify::bind(host, &unit.name);
+            env.insert("NOTIFY_SOCKET".into(), path);
+            n
+        });
         let mut prefix: Vec<String> = vec!["/usr/bin/prlimit".into()];
         for (k, v) in &unit.limits {
             let (res, row) = match k.as_str() {
@@ -989,11 +1127,13 @@ impl Net {
             if let Some((_, to)) = program.iter().find(|(from, _)| *from == argv[0]) {
                 argv[0] = to.to_string();
             }
+            // As the node sees it (its /usr/local/bin holds the programs given to the Net).
             assert!(
-                Path::new(&argv[0]).exists(),
-                "{}: {} is not on this machine",
+                host.path(&argv[0]).exists(),
+                "{}: {} is not on the node {}",
                 unit.name,
-                argv[0]
+                argv[0],
+                host.info.name
             );
             argv.extend(extra.iter().map(|s| s.to_string()));
             let all: Vec<&str> = prefix
@@ -1028,10 +1168,11 @@ impl Net {
             }
             return Ok(None);
         }
-        Ok(Some(self.spawn(
+        Ok(Some(self.spawn_notify(
             host,
             unit.name.trim_end_matches(".service"),
             build(unit.command(), extra),
+            notify,
         )))
     }
 }
@@ -1049,15 +1190,37 @@ pub fn hard_limit(row: &str) -> Option<u64> {
 
 /// Boots a node's holder: `ip netns exec` (network namespace) + `unshare --mount` (private mounts), the
 /// node's tree mounted over the real paths, then `sleep` keeps both namespaces alive.
-fn boot_holder(ns: &str, root: &Path) -> (Child, u32) {
+fn boot_holder(ns: &str, hostname: &str, root: &Path, bins: &[PathBuf]) -> (Child, u32) {
     let r = root.display().to_string();
+    for p in std::iter::once(r.clone()).chain(bins.iter().map(|b| b.display().to_string())) {
+        assert!(
+            !p.contains([':', ',', ' ', '\'']),
+            "overlay paths cannot contain ':', ',', spaces or quotes: {p}"
+        );
+    }
     assert!(
-        !r.contains([':', ',', ' ', '\'']),
-        "overlay paths cannot contain ':', ',', spaces or quotes: {r}"
+        hostname
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-'),
+        "node name {hostname} is not a plain hostname"
     );
     std::fs::create_dir_all(root.join("var/lib")).unwrap();
+    // The node's /usr/local/bin first (kimage's scripts), then the programs given.
+    let usr_local_bin = if bins.is_empty() {
+        String::new()
+    } else {
+        std::fs::create_dir_all(root.join("usr/local/bin")).unwrap();
+        let lower: Vec<String> = std::iter::once(format!("{r}/usr/local/bin"))
+            .chain(bins.iter().map(|b| b.display().to_string()))
+            .collect();
+        format!(
+            "mount -t overlay kimage-bin -o ro,lowerdir={} /usr/local/bin\n",
+            lower.join(":")
+        )
+    };
     let script = format!(
         r#"set -e
+hostname {hostname}
 mount -t tmpfs -o mode=0755 kimage-run /run
 s=/run/.kimage-netns
 mkdir -p $s/etc.u $s/etc.w $s/varlib.u $s/varlib.w $s/varlog.u $s/varlog.w
@@ -1066,7 +1229,7 @@ mount -t overlay kimage-var-lib -o lowerdir={r}/var/lib,upperdir=$s/varlib.u,wor
 mount -t overlay kimage-var-log -o lowerdir=/var/log,upperdir=$s/varlog.u,workdir=$s/varlog.w /var/log
 mount -t tmpfs -o mode=1777 kimage-tmp /tmp
 mount -t tmpfs -o mode=0700 kimage-root /root
-echo ready
+{usr_local_bin}echo ready
 exec sleep infinity
 "#
     );
@@ -1077,6 +1240,7 @@ exec sleep infinity
             ns,
             "/usr/bin/unshare",
             "--mount",
+            "--uts",
             "--propagation",
             "private",
         ])
@@ -1249,3 +1413,228 @@ pub fn kubectl() -> String {
         .map(|p| p.display().to_string())
         .expect("this test needs kubectl (CI's machine has it)")
 }
+
+// ---------------------------------------------------------------------------------------------------
+// reports
+
+/// What a scenario found, one line per step with the time the step took.
+pub struct Report {
+    pub lines: Vec<String>,
+    last: Instant,
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Report {
+            lines: vec![],
+            last: Instant::now(),
+        }
+    }
+}
+
+impl Report {
+    pub fn new() -> Report {
+        Report::default()
+    }
+
+    /// A finding, with the time since the previous one.
+    pub fn add(&mut self, s: impl Into<String>) {
+        let now = Instant::now();
+        self.lines
+            .push(format!("[{}] {}", secs(now - self.last), s.into()));
+        self.last = now;
+    }
+
+    pub fn text(&self) -> String {
+        self.lines.iter().map(|l| format!("  - {l}\n")).collect()
+    }
+}
+
+/// Runs a test body and prints what it reported with its time (to the real stderr: CI logs keep it).
+pub fn timed(name: &str, f: impl FnOnce() -> String) {
+    let t = Instant::now();
+    let text = f();
+    report(&format!(
+        "[netns] {name}: {} (passed)\n{text}",
+        secs(t.elapsed())
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// units that several suites start
+
+/// The units etcd.service Requires= (kimage-etcd-setup.service: systemd-sysusers, systemd-tmpfiles),
+/// then etcd.service itself, from the binary its ExecStart names.
+pub fn start_etcd_member(net: &Net, host: &Host) -> Result<ProcId, String> {
+    let etcd = host.unit("etcd.service");
+    let requires = etcd.sections["Unit"]
+        .iter()
+        .filter(|(k, _)| k == "Requires")
+        .flat_map(|(_, v)| v.split_whitespace().map(str::to_string))
+        .collect::<Vec<_>>();
+    for dep in &requires {
+        net.start_unit(host, &host.unit(dep), &[], &[])?;
+    }
+    assert_eq!(
+        etcd.command()[0],
+        "/usr/local/bin/etcd",
+        "etcd.service runs the release binary"
+    );
+    Ok(net
+        .start_unit(host, &etcd, &[], &[])?
+        .expect("etcd.service is long-running"))
+}
+
+/// keepalived timers of a node's config.
+pub struct Vrrp {
+    pub advert: f64,
+    pub priority: u32,
+    pub interval: f64,
+    pub fall: f64,
+    pub rise: f64,
+}
+
+impl Vrrp {
+    pub fn parse(conf: &str) -> Vrrp {
+        let get = |key: &str| -> f64 {
+            conf.lines()
+                .map(str::trim)
+                .find_map(|l| l.strip_prefix(&format!("{key} ")))
+                .unwrap_or_else(|| panic!("keepalived config has no `{key}`:\n{conf}"))
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        Vrrp {
+            advert: get("advert_int"),
+            priority: get("priority") as u32,
+            interval: get("interval"),
+            fall: get("fall"),
+            rise: get("rise"),
+        }
+    }
+
+    /// RFC 3768's Master_Down_Interval for this (backup) router: 3 × advert + skew.
+    pub fn master_down(&self) -> f64 {
+        3.0 * self.advert + self.skew()
+    }
+
+    pub fn skew(&self) -> f64 {
+        (256.0 - self.priority as f64) / 256.0 * self.advert
+    }
+}
+
+/// A load-balancer node running its proxy unit and keepalived.
+#[derive(Clone)]
+pub struct Lb {
+    pub node: String,
+    /// `haproxy.service` or `nginx.service`.
+    pub unit: String,
+    pub proxy: ProcId,
+    pub keepalived: ProcId,
+    pub vrrp_priority: u32,
+}
+
+/// haproxy needs about 2 × maxconn file descriptors and refuses to start without them. A node's
+/// systemd grants a hard limit of 524288 (DefaultLimitNOFILE); a container without CAP_SYS_RESOURCE may
+/// cap it lower (20000 here). Only then the node's copy gets a maxconn that fits, and the report says so.
+pub fn fit_haproxy_maxconn(net: &Net, h: &Host) {
+    let path = "/etc/haproxy/kimage.cfg";
+    let cfg = h.read(path);
+    let Some(line) = cfg.lines().find(|l| l.trim_start().starts_with("maxconn ")) else {
+        return;
+    };
+    let maxconn: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let Some(hard) = hard_limit("Max open files") else {
+        return;
+    };
+    let need = 2 * maxconn + 100;
+    if hard >= need {
+        return;
+    }
+    let fit = (hard - 100) / 2;
+    std::fs::write(
+        h.path(path),
+        cfg.replace(line, &line.replace(&maxconn.to_string(), &fit.to_string())),
+    )
+    .unwrap();
+    net.note(format!(
+        "haproxy maxconn {maxconn} needs {need} fds, this machine's hard limit is {hard} (a systemd \
+         node's is 524288): maxconn {fit} in the node's copy"
+    ));
+}
+
+/// Starts each load balancer's proxy unit (haproxy.service or nginx.service), waits until it serves
+/// (what systemd waits for before keepalived.service, which is ordered After= it), then keepalived.
+/// Returns them in VRRP priority order (the intended master first).
+pub fn start_load_balancers(net: &Net, names: &[String]) -> Result<Vec<Lb>, String> {
+    let mut started = Vec::new();
+    for n in names {
+        let h = net.host(n);
+        let unit = ["haproxy.service", "nginx.service"]
+            .into_iter()
+            .find(|u| h.has(&format!("/etc/systemd/system/{u}")))
+            .ok_or_else(|| format!("{n} has neither haproxy.service nor nginx.service"))?;
+        if unit == "haproxy.service" {
+            fit_haproxy_maxconn(net, h);
+        }
+        let proxy = net
+            .start_unit(h, &h.unit(unit), &[], &[])?
+            .expect("long-running");
+        started.push((n.clone(), unit.to_string(), proxy));
+    }
+    for (n, unit, proxy) in &started {
+        // haproxy (Type=notify) says READY=1; nginx.service is Type=exec: its workers run.
+        if unit == "haproxy.service" {
+            net.wait_ready(*proxy, Duration::from_secs(30))?;
+            continue;
+        }
+        poll(
+            &format!("{unit} on {n} started"),
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || {
+                if !net.running(*proxy) {
+                    return Poll::Fatal(net.tail(*proxy, 20));
+                }
+                if net.log(*proxy).contains("start worker process") {
+                    Poll::Ok(())
+                } else {
+                    Poll::Retry(net.log(*proxy))
+                }
+            },
+        )?;
+    }
+    let mut lbs = Vec::new();
+    for (n, unit, proxy) in started {
+        let h = net.host(&n);
+        // Logging to the console is the only addition (systemd would hand keepalived a journal).
+        let keepalived = net
+            .start_unit(
+                h,
+                &h.unit("keepalived.service"),
+                &[],
+                &["--log-console", "--log-detail"],
+            )?
+            .expect("long-running");
+        let vrrp_priority = Vrrp::parse(&h.read("/etc/keepalived/kimage.conf")).priority;
+        lbs.push(Lb {
+            node: n,
+            unit,
+            proxy,
+            keepalived,
+            vrrp_priority,
+        });
+    }
+    lbs.sort_by_key(|l| std::cmp::Reverse(l.vrrp_priority));
+    Ok(lbs)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// the real programs (ci/real/build.sh)
+
+#[path = "../support/real.rs"]
+pub mod real;
+
+#[path = "../support/artifacts.rs"]
+pub mod artifacts;

@@ -30,6 +30,13 @@ pub fn materialize(out: &Path, entry: &Json, root: &Path) -> Value {
         &std::fs::read(out.join(entry["user_data"]["path"].as_str().unwrap())).unwrap(),
     )
     .unwrap();
+    extract_secrets(&ud, root);
+    ud
+}
+
+/// Extracts the secrets tarball a user-data carries (a node's or a worker pool's) under `root`, with
+/// GNU tar as the node's apply step does. A load balancer's carries none.
+pub fn extract_secrets(ud: &Value, root: &Path) {
     let secrets = ud["write_files"]
         .as_sequence()
         .unwrap()
@@ -46,5 +53,4 @@ pub fn materialize(out: &Path, entry: &Json, root: &Path) -> Value {
         untar(&f, root);
         std::fs::remove_file(&f).unwrap();
     }
-    ud
 }
