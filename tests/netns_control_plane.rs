@@ -37,6 +37,90 @@ const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
 /// A control plane of three on two cores: apiservers take a while to get every post-start hook done.
 const UP: Duration = Duration::from_secs(240);
 
+/// A stand-in extension apiserver for the aggregation layer: serves one API group over TLS, accepts only
+/// clients with a certificate from the front-proxy CA (what kube-apiserver's --proxy-client-cert-file must
+/// be), and answers who the apiserver says the user is (the --requestheader-* headers).
+const EXTENSION_APISERVER: &str = r#"
+import http.server, json, socketserver, ssl, sys
+bind, port, cert, key, client_ca = sys.argv[1:6]
+GV = "/apis/probe.kimage.test/v1"
+class H(http.server.BaseHTTPRequestHandler):
+    timeout = 10
+    def do_GET(self):
+        pc = self.connection.getpeercert() or {}
+        cn = [v for rdn in pc.get("subject", ()) for (k, v) in rdn if k == "commonName"]
+        path = self.path.split("?")[0]
+        if path == GV:
+            body = {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "probe.kimage.test/v1",
+                    "resources": [{"name": "whoamis", "singularName": "whoami", "namespaced": False,
+                                   "kind": "WhoAmI", "verbs": ["get", "list"]}]}
+        elif path == GV + "/whoamis":
+            body = {"kind": "WhoAmIList", "apiVersion": "probe.kimage.test/v1", "metadata": {}, "items": [],
+                    "user": self.headers.get("X-Remote-User"),
+                    "groups": self.headers.get_all("X-Remote-Group") or [],
+                    "proxyClient": cn[0] if cn else None}
+        else:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, fmt, *args):
+        sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    def handle_error(self, request, client_address):
+        sys.stderr.write("connection from %s: %s\n" % (client_address, sys.exc_info()[1]))
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ctx.verify_mode = ssl.CERT_REQUIRED
+ctx.load_verify_locations(client_ca)
+srv = S((bind, int(port)), H)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
+print("listening on %s:%s" % (bind, port), flush=True)
+srv.serve_forever()
+"#;
+
+/// The objects that register it: a Service without selector, its EndpointSlice (the stand-in's host),
+/// and the APIService, which the aggregator reaches through the Service's cluster IP (kube-proxy).
+fn extension_objects(endpoint: &str, ca_bundle: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: kimage-probe, namespace: kube-system}}
+spec:
+  ports: [{{name: https, port: 443, targetPort: 8443, protocol: TCP}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kimage-probe-1
+  namespace: kube-system
+  labels: {{kubernetes.io/service-name: kimage-probe}}
+addressType: IPv4
+ports: [{{name: https, port: 8443, protocol: TCP}}]
+endpoints: [{{addresses: ["{endpoint}"], conditions: {{ready: true}}}}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {{name: v1.probe.kimage.test}}
+spec:
+  group: probe.kimage.test
+  version: v1
+  groupPriorityMinimum: 1000
+  versionPriority: 15
+  caBundle: {ca_bundle}
+  service: {{name: kimage-probe, namespace: kube-system, port: 443}}
+"#
+    )
+}
+
 /// One control plane at a time: three apiservers and etcd members already fill this machine's 2 cores.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -64,6 +148,7 @@ struct ControlPlane {
     apiserver: ProcId,
     controller_manager: Option<ProcId>,
     scheduler: Option<ProcId>,
+    kube_proxy: Option<ProcId>,
 }
 
 struct Lab {
@@ -73,6 +158,8 @@ struct Lab {
     /// `https://VIP:port`
     endpoint: String,
     client: String,
+    /// The stand-in extension apiserver on the client host.
+    extension: Option<ProcId>,
 }
 
 impl Lab {
@@ -98,6 +185,7 @@ impl Lab {
         for l in &self.lbs {
             all.extend([Some(l.proxy), Some(l.keepalived)]);
         }
+        all.push(self.extension);
         all.into_iter()
             .flatten()
             .find(|p| !self.net.running(*p))
@@ -195,16 +283,39 @@ fn register_node(h: &Host) -> Result<(), String> {
             },
         },
         "spec": {"taints": taints},
+        // The kubelet registers with its addresses (kube-proxy reads them).
+        "status": {"addresses": [
+            {"type": "InternalIP", "address": h.info.address.to_string()},
+            {"type": "Hostname", "address": name},
+        ]},
     });
     std::fs::write(h.path("/tmp/node.json"), node.to_string()).unwrap();
     let (ok, out) = kubectl(h, KUBELET_CONF, None, &["create", "-f", "/tmp/node.json"]);
-    if ok || out.contains("AlreadyExists") {
-        Ok(())
-    } else {
-        Err(format!(
+    if !ok && !out.contains("AlreadyExists") {
+        return Err(format!(
             "{name}: registering its Node with kubelet.conf: {out}"
-        ))
+        ));
     }
+    Ok(())
+}
+
+/// kube-proxy raises nf_conntrack_max (from conntrack.maxPerCore), a sysctl only the host's initial network
+/// namespace may write; on a node it runs there. In a test node's namespace the node's copy of its
+/// configuration leaves the limit alone (maxPerCore 0, kube-proxy's own "do not touch"), and the report
+/// says so.
+fn fit_kube_proxy_conntrack(net: &Net, h: &Host) {
+    let path = "/var/lib/kube-proxy/config.conf";
+    let conf = h.read(path);
+    assert!(
+        !conf.contains("conntrack:"),
+        "{path} sets conntrack itself: adapt the test"
+    );
+    std::fs::write(h.path(path), format!("{conf}conntrack:\n  maxPerCore: 0\n")).unwrap();
+    net.note(
+        "kube-proxy: conntrack.maxPerCore 0 in the nodes' copies (nf_conntrack_max can only be set from \
+         the host's initial network namespace; on a node kube-proxy sets it)"
+            .into(),
+    );
 }
 
 /// `kubectl auth can-i` as an identity: each (verb resource [name] [-n ns], want) must answer want.
@@ -345,6 +456,7 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
             apiserver,
             controller_manager: None,
             scheduler: None,
+            kube_proxy: None,
         });
     }
     let mut ready_times = vec![];
@@ -373,6 +485,7 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
         lbs,
         endpoint: ep,
         client,
+        extension: None,
     };
     let none = BTreeSet::new();
 
@@ -484,7 +597,7 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
 
     // 4. cp-1 holds both Leases; then the other nodes start theirs.
     for lease in ["kube-controller-manager", "kube-scheduler"] {
-        let (_, d) = poll(
+        poll(
             &format!("{cp1} holds the {lease} Lease"),
             UP,
             Duration::from_millis(500),
@@ -498,11 +611,11 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
                 }
             },
         )?;
-        r.add(format!(
-            "{lease} on {cp1} holds its Lease ({} after its start)",
-            secs(d)
-        ));
     }
+    r.add(format!(
+        "kube-controller-manager and kube-scheduler on {cp1} hold their Leases (kube-system/\
+         kube-controller-manager, kube-system/kube-scheduler)"
+    ));
     for n in &cp_names[1..] {
         start_cm_sched(&mut lab, n)?;
     }
@@ -721,45 +834,265 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
     }
     r.add("a token from `kubectl create token` (sa.key) is accepted by every apiserver (sa.pub); /apis answers");
 
-    // 7. The node holding both Leases (the bootstrap node) stops: the others take over, the VIP serves.
+    // 7. kube-proxy on every control-plane node (nftables mode, as the profile says): the kubernetes
+    // Service's cluster IP reaches the apiservers.
+    let cluster_ip = {
+        let (ok, out) = kubectl(
+            lab.host(&cp1),
+            ADMIN,
+            None,
+            &[
+                "get",
+                "service",
+                "kubernetes",
+                "-o",
+                "jsonpath={.spec.clusterIP}",
+            ],
+        );
+        if !ok {
+            return Err(format!("the kubernetes Service: {out}"));
+        }
+        out.trim().to_string()
+    };
+    for n in &cp_names {
+        let h = lab.net.host(n);
+        fit_kube_proxy_conntrack(&lab.net, h);
+        let p = lab
+            .net
+            .start_unit(h, &h.unit("kube-proxy.service"), &[], &[])?
+            .expect("long-running");
+        lab.cps
+            .iter_mut()
+            .find(|c| &c.name == n)
+            .unwrap()
+            .kube_proxy = Some(p);
+    }
+    let mut synced = vec![];
+    for n in &cp_names {
+        let h = lab.host(n);
+        let p = lab.cp(n).kube_proxy.unwrap();
+        let healthz = format!("http://{}:10256/healthz", h.info.address);
+        let (_, d) = poll(
+            &format!("kube-proxy on {n}: {healthz} and the kubernetes Service's cluster IP"),
+            UP,
+            Duration::from_millis(500),
+            || {
+                if !lab.net.running(p) {
+                    return Poll::Fatal(lab.net.tail(p, 30));
+                }
+                let (ok, out) = h.run_for(&["curl", "-fsS", "--max-time", "2", &healthz], 10);
+                if !ok {
+                    return Poll::Retry(format!("{out}\n{}", lab.net.tail(p, 10)));
+                }
+                match health(
+                    h,
+                    ADMIN,
+                    Some(&format!("https://{cluster_ip}:443")),
+                    "/readyz",
+                ) {
+                    Ok(_) => Poll::Ok(()),
+                    Err(e) => Poll::Retry(format!("{e}\n{}", lab.net.tail(p, 10))),
+                }
+            },
+        )?;
+        synced.push(format!("{n} {}", secs(d)));
+    }
+    let (_, rules) = lab
+        .host(&cp2)
+        .run(&["nft", "list", "table", "ip", "kube-proxy"]);
+    if !rules.contains(&cluster_ip) {
+        return Err(format!(
+            "kube-proxy's nftables table has no rule for {cluster_ip}:\n{rules}"
+        ));
+    }
+    r.add(format!(
+        "kube-proxy.service (mode nftables) healthy and https://{cluster_ip}:443 (the kubernetes Service) \
+         serving readyz through its rules on every node: {}",
+        synced.join(", ")
+    ));
+
+    // 8. The aggregation layer: an APIService served by a stand-in on the client host, reached through
+    // kube-proxy, which accepts the apiservers only with the front-proxy client certificate.
+    {
+        let certs = lab.net.trees.dir.path().join("extension");
+        let (ca_key, ca_crt) = openssl_ca(&certs, "ca", "kimage-probe-ca");
+        let key = certs.join("server.key");
+        let crt = openssl_leaf(
+            &certs,
+            "server",
+            "/CN=kimage-probe.kube-system.svc",
+            &key,
+            (&ca_key, &ca_crt),
+            "[v3]\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n\
+             subjectAltName=DNS:kimage-probe.kube-system.svc\n",
+        );
+        let front_proxy_ca = certs.join("front-proxy-ca.crt");
+        std::fs::write(
+            &front_proxy_ca,
+            lab.host(&cp1)
+                .read("/etc/kubernetes/pki/front-proxy-ca.crt"),
+        )
+        .unwrap();
+        let script = certs.join("extension.py");
+        std::fs::write(&script, EXTENSION_APISERVER).unwrap();
+        let ch = lab.net.host(&lab.client);
+        let addr = ch.info.address.to_string();
+        let p = lab.net.spawn(
+            ch,
+            "extension-apiserver",
+            ch.command(&[
+                "/usr/bin/python3",
+                "-u",
+                script.to_str().unwrap(),
+                &addr,
+                "8443",
+                crt.to_str().unwrap(),
+                key.to_str().unwrap(),
+                front_proxy_ca.to_str().unwrap(),
+            ]),
+        );
+        lab.extension = Some(p);
+        use base64::Engine;
+        let bundle =
+            base64::engine::general_purpose::STANDARD.encode(std::fs::read(&ca_crt).unwrap());
+        let h1 = lab.host(&cp1);
+        std::fs::write(
+            h1.path("/tmp/extension.yaml"),
+            extension_objects(&addr, &bundle),
+        )
+        .unwrap();
+        let (ok, out) = kubectl(h1, ADMIN, None, &["apply", "-f", "/tmp/extension.yaml"]);
+        if !ok {
+            return Err(format!("registering the APIService: {out}"));
+        }
+        let (_, d) = poll(
+            "APIService v1.probe.kimage.test Available",
+            Duration::from_secs(90),
+            Duration::from_millis(500),
+            || {
+                if !lab.net.running(p) {
+                    return Poll::Fatal(lab.net.tail(p, 30));
+                }
+                let (_, out) = kubectl(
+                    h1,
+                    ADMIN,
+                    None,
+                    &[
+                        "get",
+                        "apiservice",
+                        "v1.probe.kimage.test",
+                        "-o",
+                        "jsonpath={.status.conditions[?(@.type==\"Available\")]}",
+                    ],
+                );
+                if out.contains("\"status\":\"True\"") {
+                    Poll::Ok(())
+                } else {
+                    Poll::Retry(format!("{out}\n{}", lab.net.tail(p, 10)))
+                }
+            },
+        )?;
+        let (ok, apis) = kubectl(h1, ADMIN, None, &["get", "--raw", "/apis"]);
+        if !ok || !apis.contains("probe.kimage.test") {
+            return Err(format!(
+                "GET /apis does not list the aggregated group: {apis}"
+            ));
+        }
+        let mut seen = vec![];
+        for c in &cp_names {
+            let server = format!("https://{}:6443", lab.host(c).info.address);
+            let (ok, out) = kubectl(
+                h1,
+                ADMIN,
+                Some(&server),
+                &["get", "--raw", "/apis/probe.kimage.test/v1/whoamis"],
+            );
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+            if !ok || v["proxyClient"] != "front-proxy-client" || v["user"] != "kubernetes-admin" {
+                return Err(format!(
+                    "the aggregated API through {c}'s apiserver: {out}\n{}",
+                    lab.net.tail(p, 10)
+                ));
+            }
+            seen.push(format!("{c}: user {} groups {}", v["user"], v["groups"]));
+        }
+        r.add(format!(
+            "aggregation layer: APIService Available {} after it was created; /apis lists it; through each \
+             apiserver the extension saw the front-proxy-client certificate and the caller ({})",
+            secs(d),
+            seen.join("; ")
+        ));
+    }
+
+    // 9. The node holding both Leases (the bootstrap node) stops: the others take over, the VIP serves.
     let stopped: BTreeSet<String> = [cp1.clone()].into();
+    // All of its units at once, as when the machine shuts down or is lost: the clock starts with the
+    // signal (a controller manager does not give its Lease up when stopped; the others wait it out).
     let c1 = lab.cp(&cp1);
-    let t_stop = Instant::now();
-    for p in [
+    let c1_procs: Vec<ProcId> = [
         c1.scheduler,
         c1.controller_manager,
         Some(c1.apiserver),
         Some(c1.etcd),
+        c1.kube_proxy,
     ]
     .into_iter()
     .flatten()
-    {
-        lab.net.stop(p, Duration::from_secs(10));
+    .collect();
+    let t_stop = Instant::now();
+    for p in &c1_procs {
+        lab.net.signal(*p, "-TERM");
     }
+    // Until both Leases moved: one request through the VIP per round (cp-2's admin.conf), counted.
     let h2 = lab.host(&cp2);
-    let mut takeovers = vec![];
-    for lease in ["kube-controller-manager", "kube-scheduler"] {
-        let (holder, _) = poll(
-            &format!("another node takes the {lease} Lease over from {cp1}"),
-            Duration::from_secs(120),
-            Duration::from_millis(250),
-            || {
-                if let Some(d) = lab.dead(&stopped) {
-                    return Poll::Fatal(d);
+    let mut holders: BTreeMap<&str, (String, Duration)> = BTreeMap::new();
+    let (mut served, mut failed, mut last_failure) = (0, 0, None);
+    poll(
+        &format!("another node takes both Leases over from {cp1}"),
+        Duration::from_secs(120),
+        Duration::from_millis(200),
+        || {
+            if let Some(d) = lab.dead(&stopped) {
+                return Poll::Fatal(d);
+            }
+            match kubectl(h2, ADMIN, None, &["get", "--raw", "/readyz"]) {
+                (true, _) => served += 1,
+                (false, out) => {
+                    failed += 1;
+                    last_failure = Some((t_stop.elapsed(), out));
                 }
-                match lease_holder(h2, lease) {
-                    Some(h) if h != cp1 => Poll::Ok(h),
-                    other => Poll::Retry(format!("holder {other:?}")),
+            }
+            for lease in ["kube-controller-manager", "kube-scheduler"] {
+                if holders.contains_key(lease) {
+                    continue;
                 }
-            },
-        )?;
-        takeovers.push(format!(
-            "{lease} → {holder} after {}",
-            secs(t_stop.elapsed())
-        ));
+                if let Some(h) = lease_holder(h2, lease).filter(|h| *h != cp1) {
+                    holders.insert(lease, (h, t_stop.elapsed()));
+                }
+            }
+            if holders.len() == 2 {
+                Poll::Ok(())
+            } else {
+                Poll::Retry(format!("new holders so far: {holders:?}"))
+            }
+        },
+    )?;
+    // haproxy marks a backend down after `fall` failed checks `inter` apart (3 × 2 s): until then a
+    // request may reach the stopped node; after that none may fail.
+    if let Some((at, out)) = &last_failure {
+        if *at > Duration::from_secs(10) {
+            return Err(format!(
+                "a request through the VIP failed {} after {cp1} stopped: {out}",
+                secs(*at)
+            ));
+        }
     }
+    for p in &c1_procs {
+        lab.net.stop(*p, Duration::from_secs(30));
+    }
+    let stopped_after = t_stop.elapsed();
     let (_, d) = poll(
-        "readyz through the VIP without the bootstrap node",
+        "readyz?verbose through the VIP without the bootstrap node: every check ok",
         Duration::from_secs(60),
         Duration::from_millis(500),
         || match health(h2, ADMIN, None, "/readyz") {
@@ -767,18 +1100,29 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
             Err(e) => Poll::Retry(e),
         },
     )?;
-    let mut served = 0;
-    for _ in 0..10 {
-        let (ok, out) = kubectl(h2, ADMIN, None, &["get", "nodes", "-o", "name"]);
-        if !ok {
-            return Err(format!("through the VIP without {cp1}: {out}"));
-        }
-        served += 1;
-    }
+    let cm_flags = lab
+        .host(&cp2)
+        .unit("kube-controller-manager.service")
+        .flags();
     r.add(format!(
-        "{cp1} stopped (etcd, apiserver, controller manager, scheduler): Leases taken over: {}; readyz \
-         through the VIP ok {} after the stop, then {served} of 10 requests served",
-        takeovers.join(", "),
+        "{cp1} (the bootstrap node, holder of both Leases) stopped (SIGTERM to every unit; all exited \
+         within {}): {}; configured lease duration {} (default: 15s); \
+         through the VIP meanwhile {served} requests served, {failed} failed{}; readyz?verbose through \
+         the VIP all ok again {} later",
+        secs(stopped_after),
+        holders
+            .iter()
+            .map(|(l, (h, at))| format!("{l} taken over by {h} {} after the stop began", secs(*at)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        cm_flags
+            .get("--leader-elect-lease-duration")
+            .cloned()
+            .unwrap_or_else(|| "15s".into()),
+        last_failure
+            .as_ref()
+            .map(|(at, _)| format!(" (the last {} after the stop began)", secs(*at)))
+            .unwrap_or_default(),
         secs(d)
     ));
     let _ = &lab.client;
@@ -793,4 +1137,98 @@ fn control_plane_forms_and_serves() {
     timed("control_plane_forms_and_serves", || {
         scenario(|_, _| {}).unwrap_or_else(|e| panic!("{e}")).text()
     });
+}
+
+/// Expects the scenario to fail, with one of `why` in the message.
+fn expect_failure(why: &[&str], tamper: impl FnOnce(&Built, &Trees)) -> String {
+    failed_as_expected(scenario(tamper).map(|r| r.text()), why)
+}
+
+/// The cluster CA of the build as files openssl can sign with.
+fn cluster_ca(b: &Built, t: &Trees, id: &str) -> (PathBuf, PathBuf) {
+    let dir = t.dir.path().join(format!("state-{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (crt, key) = b.state_pem(id);
+    let (k, c) = (dir.join("ca.key"), dir.join("ca.crt"));
+    std::fs::write(&k, key).unwrap();
+    std::fs::write(&c, crt).unwrap();
+    (k, c)
+}
+
+#[test]
+fn companion_apiserver_cert_without_vip_san_is_caught() {
+    // Every apiserver serves a certificate for its own address and the service IP, not the VIP that
+    // every kubeconfig dials (seed 004's failure).
+    timed("companion_apiserver_cert_without_vip_san_is_caught", || {
+        expect_failure(&["is valid for", "not 10.78.0.100"], |b, t| {
+            let ca = cluster_ca(b, t, "ca");
+            for cp in b.with_role("control-plane") {
+                let crt = openssl_leaf(
+                    &t.dir.path().join("no-vip"),
+                    &cp.name,
+                    "/CN=kube-apiserver",
+                    &t.file(&cp.name, "/etc/kubernetes/pki/apiserver.key"),
+                    (&ca.0, &ca.1),
+                    &format!(
+                        "[v3]\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
+                         extendedKeyUsage=serverAuth\nsubjectAltName=IP:10.96.0.1,IP:{},\
+                         DNS:kubernetes,DNS:kubernetes.default.svc\n",
+                        cp.address
+                    ),
+                );
+                std::fs::copy(crt, t.file(&cp.name, "/etc/kubernetes/pki/apiserver.crt")).unwrap();
+            }
+        })
+    });
+}
+
+#[test]
+fn companion_etcd_client_cert_from_another_ca_is_caught() {
+    // cp-1's apiserver presents an etcd client certificate from a CA etcd does not trust. kube-apiserver
+    // 1.35 does not come up with a failing etcd check: it cannot create its storage and exits; its log
+    // names etcd's refusal.
+    timed(
+        "companion_etcd_client_cert_from_another_ca_is_caught",
+        || {
+            expect_failure(&["tls: unknown certificate authority"], |_, t| {
+                let dir = t.dir.path().join("other-etcd-ca");
+                let ca = openssl_ca(&dir, "ca", "etcd-ca");
+                let key = t.file("cp-1", "/etc/kubernetes/pki/apiserver-etcd-client.key");
+                let crt = openssl_leaf(
+                    &dir,
+                    "client",
+                    "/O=system:masters/CN=kube-apiserver-etcd-client",
+                    &key,
+                    (&ca.0, &ca.1),
+                    CLIENT_EXT,
+                );
+                std::fs::copy(
+                    crt,
+                    t.file("cp-1", "/etc/kubernetes/pki/apiserver-etcd-client.crt"),
+                )
+                .unwrap();
+            })
+        },
+    );
+}
+
+#[test]
+fn companion_kubelet_kubeconfig_of_another_node_is_caught() {
+    // cp-1 got cp-2's kubelet.conf: registering cp-1's Node as system:node:cp-2 is refused (by the
+    // NodeRestriction admission plugin, once the Node authorizer let the request in).
+    timed(
+        "companion_kubelet_kubeconfig_of_another_node_is_caught",
+        || {
+            expect_failure(
+                &["node \"cp-2\" is not allowed to modify node \"cp-1\""],
+                |_, t| {
+                    std::fs::copy(
+                        t.file("cp-2", "/etc/kubernetes/kubelet.conf"),
+                        t.file("cp-1", "/etc/kubernetes/kubelet.conf"),
+                    )
+                    .unwrap();
+                },
+            )
+        },
+    );
 }

@@ -135,6 +135,8 @@ pub struct NodeInfo {
     /// Interface name and `address/prefix` from the node's network-config.
     pub interface: String,
     pub cidr: String,
+    /// `(to, via)` of the network-config's routes (the default route when the profile has a gateway).
+    pub routes: Vec<(String, String)>,
 }
 
 /// The output of `kimage build --all` on a copy of a fixture profile, in a temp dir.
@@ -191,12 +193,24 @@ impl Built {
             );
             let (iface, cfg) = eths.iter().next().unwrap();
             let cidr = cfg["addresses"][0].as_str().unwrap().to_string();
+            let routes = cfg["routes"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    (
+                        r["to"].as_str().unwrap().to_string(),
+                        r["via"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
             nodes.push(NodeInfo {
                 name: name.clone(),
                 role: n["role"].as_str().unwrap().to_string(),
                 address: n["address"].as_str().unwrap().parse().unwrap(),
                 interface: iface.as_str().unwrap().to_string(),
                 cidr,
+                routes,
             });
         }
         Built {
@@ -813,6 +827,12 @@ impl Net {
                 &info.interface,
             ]));
             must(Command::new(IP).args(["-n", &ns, "link", "set", &info.interface, "up"]));
+            // The routes of its network-config (a gateway nobody answers for is still a route: local
+            // traffic to Service cluster IPs needs one before kube-proxy's rules rewrite it).
+            for (to, via) in &info.routes {
+                let to = if to == "0.0.0.0/0" { "default" } else { to };
+                must(Command::new(IP).args(["-n", &ns, "route", "add", to, "via", via]));
+            }
             let root = net.trees.root(&info.name);
             let (child, pid) = boot_holder(&ns, &info.name, &root, bins);
             net.holders.push(child);
