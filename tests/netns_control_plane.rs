@@ -1079,13 +1079,13 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
     )?;
     // haproxy marks a backend down after `fall` failed checks `inter` apart (3 × 2 s): until then a
     // request may reach the stopped node; after that none may fail.
-    if let Some((at, out)) = &last_failure {
-        if *at > Duration::from_secs(10) {
-            return Err(format!(
-                "a request through the VIP failed {} after {cp1} stopped: {out}",
-                secs(*at)
-            ));
-        }
+    if let Some((at, out)) = &last_failure
+        && *at > Duration::from_secs(10)
+    {
+        return Err(format!(
+            "a request through the VIP failed {} after {cp1} stopped: {out}",
+            secs(*at)
+        ));
     }
     for p in &c1_procs {
         lab.net.stop(*p, Duration::from_secs(30));
