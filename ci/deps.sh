@@ -4,8 +4,9 @@
 set -euo pipefail
 groups=(
   "openssl iproute2 etcd-server etcd-client haproxy nginx libnginx-mod-stream keepalived cloud-init golang-cfssl containerd"
-  # The netns tests run kimage-etcd-setup.service's systemd-sysusers/systemd-tmpfiles and stop processes with kill.
-  "systemd procps python3"
+  # The netns tests run kimage-etcd-setup.service's systemd-sysusers/systemd-tmpfiles and stop processes with kill;
+  # kube-proxy (nftables mode) needs nft; a C compiler builds the kubelet (cgo) and a test stand-in.
+  "systemd procps python3 nftables gcc libc6-dev"
   "dosfstools mtools genisoimage xorriso pigz hyperfine shellcheck time jq curl"
   "virtinst zsh fish groff-base man-db"
 )

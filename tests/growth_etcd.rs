@@ -1,4 +1,5 @@
-//! Growth without SSH, for real: a 3-member etcd cluster (Debian's etcd 3.4) runs from one `kimage
+//! Growth without SSH, for real: a 3-member etcd cluster (the pinned etcd 3.6, built from its Go module
+//! by ci/real/build.sh) runs from one `kimage
 //! build`; a fourth member added to the profile is built alone (`kimage build --role etcd-4`), and when it
 //! starts exactly as its units say — kimage-etcd-join.service first, then etcd.service with its drop-in,
 //! then kimage-etcd-promote.service — it adds itself as a learner, joins and becomes a voting member, with
@@ -19,9 +20,9 @@ const NET: &str = "10.77.7";
 fn profile(members: &[(&str, u8)]) -> String {
     let mut s = format!(
         "apiVersion: kimage/v1alpha1\nkind: Cluster\nname: grow\n\
-         etcd:\n  version: v3.4.23\n  topology: external\n  heartbeatInterval: 100\n  electionTimeout: 1000\n\
-         # The binaries are Debian's (on this machine), not kimage's downloads.\n\
-         binaries:\n  exclude: [kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl, etcd, etcdctl, containerd, runc, crictl, cni-plugins]\n\
+         etcd:\n  topology: external\n  heartbeatInterval: 100\n  electionTimeout: 1000\n\
+         # The binaries are the real build's (on this machine), not kimage's downloads.\n\
+         binaries:\n  exclude: [kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl, etcd, etcdctl, etcdutl, containerd, runc, crictl, cni-plugins]\n\
          # /etc/hosts would list the new member on every node; without it the first members' artifacts\n\
          # stay byte-identical when the cluster grows.\n\
          os:\n  hostsFile: false\n\
@@ -86,7 +87,7 @@ fn ctl(lan: &Lan, pki: &Path, endpoints: &str, args: &[&str]) -> (bool, String) 
     let cert = pki.join("healthcheck-client.crt");
     let key = pki.join("healthcheck-client.key");
     let mut cmd = vec![
-        "etcdctl".to_string(),
+        support::real::program(&support::real::etcd(), "etcdctl"),
         format!("--endpoints={endpoints}"),
         format!("--cacert={}", ca.display()),
         format!("--cert={}", cert.display()),
@@ -123,7 +124,7 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<String>
 #[test]
 fn a_fourth_member_joins_by_itself_and_a_member_is_removed() {
     require_root();
-    for t in ["etcd", "etcdctl", "unshare", "ip"] {
+    for t in ["unshare", "ip"] {
         require(t);
     }
     let started = Instant::now();
@@ -132,7 +133,11 @@ fn a_fourth_member_joins_by_itself_and_a_member_is_removed() {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     for b in ["etcd", "etcdctl"] {
-        std::os::unix::fs::symlink(format!("/usr/bin/{b}"), bin.join(b)).unwrap();
+        std::os::unix::fs::symlink(
+            support::real::program(&support::real::etcd(), b),
+            bin.join(b),
+        )
+        .unwrap();
     }
 
     // 1. Three members from the first build.

@@ -1,5 +1,6 @@
 //! Real etcd members from kimage's output: `kimage build` + `kimage unpack` per node, each node its own
-//! host (network + mount namespace, tests/netns_support), Debian's etcd 3.4 started from exactly what the
+//! host (network, mount, UTS and PID namespace, tests/netns_support), the pinned etcd (3.6, built from its
+//! Go module by ci/real/build.sh, in the nodes' /usr/local/bin) started from exactly what the
 //! node's etcd.service carries (kimage-etcd-setup.service first, as Requires= says; EnvironmentFile=,
 //! Environment=, LoadCredential= → $CREDENTIALS_DIRECTORY, User=etcd, Limit*=, the ExecStart flags),
 //! with the node's certificates at their on-node paths. Checks, with etcdctl and curl from inside the
@@ -9,8 +10,9 @@
 //! HTTP are refused; one member of three stopped keeps the cluster writable, restarted it rejoins with
 //! its data. Companions break one thing in the unpacked trees and expect the scenario to fail.
 //!
-//! Debian ships etcd 3.4; kimage pins 3.6. `etcd_settings_against_3_4_and_3_6` prints what the rendered
-//! keys are in each (etcd 3.4's own --help, tests/reference/etcd.yaml for 3.6 and the portable subset).
+//! kimage's etcd settings are meant to hold from 3.4 to 3.6 (members of an older cluster):
+//! `etcd_settings_against_3_4_and_3_6` checks every rendered key against the real 3.6's own --help and
+//! Debian's etcd 3.4's (tests/reference/etcd.yaml gives the portable subset and the default changes).
 
 mod netns_support;
 
@@ -19,16 +21,16 @@ use std::time::{Duration, Instant};
 
 use netns_support::*;
 
-const ETCD: &str = "/usr/bin/etcd";
-const ETCDCTL: &str = "/usr/bin/etcdctl";
+/// As the nodes see them (the real build overlaid on their /usr/local/bin).
+const ETCDCTL: &str = "/usr/local/bin/etcdctl";
+/// Debian's etcd 3.4: only the settings test asks it, for members of older clusters.
+const ETCD_3_4: &str = "/usr/bin/etcd";
 const CURL: &str = "/usr/bin/curl";
 /// Generous: a healthy cluster forms in about a second with the fixtures' raft timers.
 const FORM: Duration = Duration::from_secs(30);
 
 fn require_tools() {
     require_root();
-    require_tool(ETCD, "etcd-server");
-    require_tool(ETCDCTL, "etcd-client");
     require_tool(CURL, "curl");
     require_tool(OPENSSL, "openssl");
     require_tool("/usr/bin/systemd-tmpfiles", "systemd");
@@ -76,27 +78,6 @@ impl Lab {
     }
 }
 
-/// Runs kimage-etcd-setup.service (systemd-sysusers, systemd-tmpfiles) and etcd.service on a node.
-fn start_member(net: &Net, host: &Host) -> Result<ProcId, String> {
-    let etcd = host.unit("etcd.service");
-    let requires = etcd.sections["Unit"]
-        .iter()
-        .filter(|(k, _)| k == "Requires")
-        .flat_map(|(_, v)| v.split_whitespace().map(str::to_string))
-        .collect::<Vec<_>>();
-    for dep in &requires {
-        net.start_unit(host, &host.unit(dep), &[], &[])?;
-    }
-    assert_eq!(
-        etcd.command()[0],
-        "/usr/local/bin/etcd",
-        "etcd.service runs the release binary"
-    );
-    Ok(net
-        .start_unit(host, &etcd, &[("/usr/local/bin/etcd", ETCD)], &[])?
-        .expect("etcd.service is long-running"))
-}
-
 /// etcdctl inside a node with TLS files at node paths (`None`: no client certificate).
 fn etcdctl(
     host: &Host,
@@ -133,7 +114,6 @@ fn etcdctl_t(
     argv.extend(args.iter().map(|s| s.to_string()));
     let v: Vec<&str> = argv.iter().map(String::as_str).collect();
     let mut cmd = host.command(&v);
-    cmd.env("ETCDCTL_API", "3");
     run(&mut cmd)
 }
 
@@ -279,34 +259,10 @@ fn host_of(url: &str) -> String {
         .to_string()
 }
 
-struct Report {
-    lines: Vec<String>,
-    last: Instant,
-}
-
-impl Default for Report {
-    fn default() -> Self {
-        Report {
-            lines: vec![],
-            last: Instant::now(),
-        }
-    }
-}
-
-impl Report {
-    /// A finding, with the time the step took.
-    fn add(&mut self, s: impl Into<String>) {
-        let now = Instant::now();
-        self.lines
-            .push(format!("[{}] {}", secs(now - self.last), s.into()));
-        self.last = now;
-    }
-}
-
 /// The whole scenario on a fixture; `tamper` breaks something in the unpacked trees first.
 fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
     require_tools();
-    let mut r = Report::default();
+    let mut r = Report::new();
     let built = Built::shared(fixture);
     let member_names: Vec<String> = built
         .nodes
@@ -329,7 +285,7 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
         );
     }
     tamper(&built, &trees);
-    let net = Net::start(trees);
+    let net = Net::start_with_programs(trees, &[real::etcd().join("bin")]);
     r.add(format!(
         "kimage build (once per fixture) + unpack of {} nodes, namespaces up",
         names.len()
@@ -341,7 +297,7 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
         let conf: BTreeMap<String, String> = env_file(&h.read("/etc/etcd/etcd.conf"))
             .into_iter()
             .collect();
-        let proc = start_member(&net, h)?;
+        let proc = start_etcd_member(&net, h)?;
         members.push(Member {
             name: m.clone(),
             proc,
@@ -631,7 +587,7 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
             "endpoint health --cluster did not notice {vname} stopped:\n{out}"
         ));
     }
-    let restarted = start_member(&lab.net, lab.host(&vname))?;
+    let restarted = start_etcd_member(&lab.net, lab.host(&vname))?;
     lab.members[vi].proc = restarted;
     let (_, rejoined) = poll(
         "the restarted member has the write it missed",
@@ -693,7 +649,7 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
         secs(rejoined)
     ));
 
-    // etcd 3.4 understood every rendered ETCD_* variable (it warns about unknown ones).
+    // etcd understood every rendered ETCD_* variable (it warns about unknown ones).
     for m in &lab.members {
         let log = lab.net.log(m.proc);
         if let Some(l) = log
@@ -714,8 +670,9 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
     Ok(r)
 }
 
-fn etcd_version() -> String {
-    let (_, out) = run(std::process::Command::new(ETCD).arg("--version"));
+/// The version an etcd binary reports.
+fn etcd_version_of(binary: &str) -> String {
+    let (_, out) = run(std::process::Command::new(binary).arg("--version"));
     out.lines()
         .next()
         .unwrap_or("")
@@ -723,40 +680,32 @@ fn etcd_version() -> String {
         .to_string()
 }
 
-fn timed(name: &str, f: impl FnOnce() -> String) {
-    let t = Instant::now();
-    let text = f();
-    report(&format!(
-        "[netns] {name}: {} ({})\n{text}",
-        secs(t.elapsed()),
-        "passed"
-    ));
-}
-
-fn print(r: &Report) -> String {
-    r.lines
-        .iter()
-        .map(|l| format!("  - {l}\n"))
-        .collect::<String>()
+/// The pinned etcd the members run.
+fn etcd_version() -> String {
+    etcd_version_of(&real::program(&real::etcd(), "etcd"))
 }
 
 #[test]
 fn stacked_etcd_forms_a_tls_cluster() {
     timed("stacked_etcd_forms_a_tls_cluster", || {
-        print(&scenario("stacked-haproxy", |_, _| {}).unwrap_or_else(|e| panic!("{e}")))
+        scenario("stacked-haproxy", |_, _| {})
+            .unwrap_or_else(|e| panic!("{e}"))
+            .text()
     });
 }
 
 #[test]
 fn external_etcd_forms_a_tls_cluster() {
     timed("external_etcd_forms_a_tls_cluster", || {
-        print(&scenario("external-nginx", |_, _| {}).unwrap_or_else(|e| panic!("{e}")))
+        scenario("external-nginx", |_, _| {})
+            .unwrap_or_else(|e| panic!("{e}"))
+            .text()
     });
 }
 
 /// Expects the scenario to fail, with `why` in the message.
 fn expect_failure(fixture: &str, why: &[&str], tamper: impl FnOnce(&Built, &Trees)) -> String {
-    failed_as_expected(scenario(fixture, tamper).map(|r| print(&r)), why)
+    failed_as_expected(scenario(fixture, tamper).map(|r| r.text()), why)
 }
 
 #[test]
@@ -907,7 +856,7 @@ fn find_key(v: &toml::Value, key: &str) -> Option<toml::Value> {
 #[test]
 fn etcd_settings_against_3_4_and_3_6() {
     let t = Instant::now();
-    require_tool(ETCD, "etcd-server");
+    require_tool(ETCD_3_4, "etcd-server");
     let reference: serde_yaml_ng::Value = serde_yaml_ng::from_str(
         &std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/etcd.yaml"),
@@ -950,8 +899,12 @@ fn etcd_settings_against_3_4_and_3_6() {
         }
     }
     let portable = portable_flags(&reference);
-    let (_, help34) = run(std::process::Command::new(ETCD).arg("--help"));
-    let version = etcd_version();
+    let (_, help34) = run(std::process::Command::new(ETCD_3_4).arg("--help"));
+    let version = etcd_version_of(ETCD_3_4);
+    // The real 3.6 judges: its own --help, not only the reference's flag list.
+    let etcd36 = real::program(&real::etcd(), "etcd");
+    let (_, help36) = run(std::process::Command::new(&etcd36).arg("--help"));
+    let version36 = etcd_version_of(&etcd36);
 
     let mut text = String::new();
     let mut problems = Vec::new();
@@ -997,11 +950,12 @@ fn etcd_settings_against_3_4_and_3_6() {
             settings.push((k.to_string(), v.to_string(), "ExecStart"));
         }
         text.push_str(&format!(
-            "  {fixture} ({member}): {} settings\n    {:<36} {:<34} {:<10} {:<12} {:<10} note\n",
+            "  {fixture} ({member}): {} settings\n    {:<36} {:<34} {:<10} {:<10} {:<12} {:<10} note\n",
             settings.len(),
             "setting",
             "flag",
-            "3.6",
+            version36.as_str(),
+            "3.6 (ref.)",
             "3.4–3.6",
             version.as_str()
         ));
@@ -1011,6 +965,8 @@ fn etcd_settings_against_3_4_and_3_6() {
                 None => k.clone(),
             };
             let in36 = flags36.contains(&flag) && !removed_36.contains(&flag);
+            let in_real36 =
+                help36.contains(&format!("{flag} ")) || help36.contains(&format!("{flag}\n"));
             let in_portable = portable.contains_key(&flag);
             let in34 =
                 help34.contains(&format!("{flag} ")) || help34.contains(&format!("{flag}\n"));
@@ -1031,16 +987,24 @@ fn etcd_settings_against_3_4_and_3_6() {
                 note.push("not in 3.4".into());
             }
             text.push_str(&format!(
-                "    {:<36} {:<34} {:<10} {:<12} {:<10} {}\n",
+                "    {:<36} {:<34} {:<10} {:<10} {:<12} {:<10} {}\n",
                 format!("{k} ({from})"),
                 flag,
+                if in_real36 { "yes" } else { "NO" },
                 if in36 { "yes" } else { "NO" },
                 if in_portable { "yes" } else { "no" },
                 if in34 { "yes" } else { "NO" },
                 note.join("; ")
             ));
             if !in36 {
-                problems.push(format!("{fixture}: {k} ({flag}) is not an etcd 3.6 flag"));
+                problems.push(format!(
+                    "{fixture}: {k} ({flag}) is not an etcd 3.6 flag (reference)"
+                ));
+            }
+            if !in_real36 {
+                problems.push(format!(
+                    "{fixture}: {k} ({flag}) is not in etcd {version36}'s own --help"
+                ));
             }
             if !in34 || not_in_34.contains(&flag) {
                 problems.push(format!(

@@ -86,30 +86,6 @@ fn require_tools() {
     }
 }
 
-struct Report {
-    lines: Vec<String>,
-    last: Instant,
-}
-
-impl Report {
-    fn new() -> Report {
-        Report {
-            lines: vec![],
-            last: Instant::now(),
-        }
-    }
-    /// A finding, with the time the step took.
-    fn add(&mut self, s: impl Into<String>) {
-        let now = Instant::now();
-        self.lines
-            .push(format!("[{}] {}", secs(now - self.last), s.into()));
-        self.last = now;
-    }
-    fn text(&self) -> String {
-        self.lines.iter().map(|l| format!("  - {l}\n")).collect()
-    }
-}
-
 /// What the profile says clients dial.
 struct Endpoint {
     host: String,
@@ -136,51 +112,13 @@ fn endpoint(built: &Built) -> Endpoint {
     }
 }
 
-/// keepalived timers of a node's config.
-struct Vrrp {
-    advert: f64,
-    priority: u32,
-    interval: f64,
-    fall: f64,
-    rise: f64,
-}
-
-fn vrrp(conf: &str) -> Vrrp {
-    let get = |key: &str| -> f64 {
-        conf.lines()
-            .map(str::trim)
-            .find_map(|l| l.strip_prefix(&format!("{key} ")))
-            .unwrap_or_else(|| panic!("keepalived config has no `{key}`:\n{conf}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    Vrrp {
-        advert: get("advert_int"),
-        priority: get("priority") as u32,
-        interval: get("interval"),
-        fall: get("fall"),
-        rise: get("rise"),
-    }
-}
-
-impl Vrrp {
-    /// RFC 3768's Master_Down_Interval for this (backup) router: 3 × advert + skew.
-    fn master_down(&self) -> f64 {
-        3.0 * self.advert + (256.0 - self.priority as f64) / 256.0 * self.advert
-    }
-    fn skew(&self) -> f64 {
-        (256.0 - self.priority as f64) / 256.0 * self.advert
-    }
-}
-
 struct Lab {
     net: Net,
     ep: Endpoint,
     client: String,
     cps: Vec<String>,
-    /// (node, proxy unit, its process, keepalived process), in VRRP priority order (master first).
-    lbs: Vec<(String, String, ProcId, ProcId)>,
+    /// In VRRP priority order (master first).
+    lbs: Vec<Lb>,
     standins: BTreeMap<String, ProcId>,
 }
 
@@ -193,16 +131,16 @@ impl Lab {
     fn vip_holders(&self) -> Vec<String> {
         self.lbs
             .iter()
-            .filter(|(n, ..)| self.net.host(n).addresses().contains(&self.ep.vip))
-            .map(|(n, ..)| n.clone())
+            .filter(|l| self.net.host(&l.node).addresses().contains(&self.ep.vip))
+            .map(|l| l.node.clone())
             .collect()
     }
 
     fn dead(&self) -> Option<String> {
         let mut all: Vec<ProcId> = self.standins.values().copied().collect();
-        for (_, _, p, k) in &self.lbs {
-            all.push(*p);
-            all.push(*k);
+        for l in &self.lbs {
+            all.push(l.proxy);
+            all.push(l.keepalived);
         }
         all.into_iter()
             .find(|p| !self.net.running(*p))
@@ -290,7 +228,14 @@ fn broken(lab: &Lab) -> Option<String> {
     if let Some(d) = lab.dead() {
         return Some(d);
     }
-    for (n, unit, p, k) in &lab.lbs {
+    for Lb {
+        node: n,
+        unit,
+        proxy: p,
+        keepalived: k,
+        ..
+    } in &lab.lbs
+    {
         let log = lab.net.log(*p);
         for bad in ["has no server available", "no live upstreams"] {
             if let Some(l) = log.lines().find(|l| l.contains(bad)) {
@@ -309,35 +254,6 @@ fn broken(lab: &Lab) -> Option<String> {
         }
     }
     None
-}
-
-/// haproxy needs about 2 × maxconn file descriptors and refuses to start without them. A node's
-/// systemd grants a hard limit of 524288 (DefaultLimitNOFILE); a container without CAP_SYS_RESOURCE may
-/// cap it lower (20000 here). Only then the node's copy gets a maxconn that fits, and the report says so.
-fn fit_haproxy_maxconn(net: &Net, h: &Host) {
-    let path = "/etc/haproxy/kimage.cfg";
-    let cfg = h.read(path);
-    let Some(line) = cfg.lines().find(|l| l.trim_start().starts_with("maxconn ")) else {
-        return;
-    };
-    let maxconn: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let Some(hard) = hard_limit("Max open files") else {
-        return;
-    };
-    let need = 2 * maxconn + 100;
-    if hard >= need {
-        return;
-    }
-    let fit = (hard - 100) / 2;
-    std::fs::write(
-        h.path(path),
-        cfg.replace(line, &line.replace(&maxconn.to_string(), &fit.to_string())),
-    )
-    .unwrap();
-    net.note(format!(
-        "haproxy maxconn {maxconn} needs {need} fds, this machine's hard limit is {hard} (a systemd \
-         node's is 524288): maxconn {fit} in the node's copy"
-    ));
 }
 
 /// The whole scenario on a fixture; `tamper` breaks something in the unpacked trees first.
@@ -408,76 +324,19 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
     }
 
     // The proxies, then keepalived, as the units order them (keepalived.service After= the proxy).
-    let mut lbs = Vec::new();
-    for n in &lb_names {
-        let h = net.host(n);
-        let unit = ["haproxy.service", "nginx.service"]
-            .into_iter()
-            .find(|u| h.has(&format!("/etc/systemd/system/{u}")))
-            .ok_or_else(|| format!("{n} has neither haproxy.service nor nginx.service"))?;
-        if unit == "haproxy.service" {
-            fit_haproxy_maxconn(&net, h);
-        }
-        let proxy = net
-            .start_unit(h, &h.unit(unit), &[], &[])?
-            .expect("long-running");
-        lbs.push((n.clone(), unit.to_string(), proxy));
-    }
-    // keepalived.service is ordered After= the proxy units, which systemd considers started once haproxy
-    // notifies READY (Type=notify) or nginx runs (Type=exec): wait until each has bound its sockets.
-    for (n, unit, proxy) in &lbs {
-        let ready = if unit == "haproxy.service" {
-            "Loading success."
-        } else {
-            "start worker process"
-        };
-        poll(
-            &format!("{unit} on {n} started"),
-            UP,
-            Duration::from_millis(50),
-            || {
-                if !net.running(*proxy) {
-                    return Poll::Fatal(net.tail(*proxy, 20));
-                }
-                if net.log(*proxy).contains(ready) {
-                    Poll::Ok(())
-                } else {
-                    Poll::Retry(net.log(*proxy))
-                }
-            },
-        )?;
-    }
-    let mut with_ka = Vec::new();
-    for (n, unit, proxy) in lbs {
-        let h = net.host(&n);
-        // Logging to the console is the only addition (systemd would hand keepalived a journal).
-        let ka = net
-            .start_unit(
-                h,
-                &h.unit("keepalived.service"),
-                &[],
-                &["--log-console", "--log-detail"],
-            )?
-            .expect("long-running");
-        let prio = vrrp(&h.read("/etc/keepalived/kimage.conf")).priority;
-        with_ka.push((prio, n, unit, proxy, ka));
-    }
-    with_ka.sort_by_key(|k| std::cmp::Reverse(k.0));
-    let vrrp_master = vrrp(&net.host(&with_ka[0].1).read("/etc/keepalived/kimage.conf"));
-    let vrrp_backup = vrrp(&net.host(&with_ka[1].1).read("/etc/keepalived/kimage.conf"));
+    let lbs = start_load_balancers(&net, &lb_names)?;
+    let vrrp_master = Vrrp::parse(&net.host(&lbs[0].node).read("/etc/keepalived/kimage.conf"));
+    let vrrp_backup = Vrrp::parse(&net.host(&lbs[1].node).read("/etc/keepalived/kimage.conf"));
     let lab = Lab {
-        lbs: with_ka
-            .into_iter()
-            .map(|(_, n, u, p, k)| (n, u, p, k))
-            .collect(),
+        lbs,
         net,
         ep,
         client,
         cps,
         standins,
     };
-    let (master, backup) = (lab.lbs[0].0.clone(), lab.lbs[1].0.clone());
-    let proxy_unit = lab.lbs[0].1.clone();
+    let (master, backup) = (lab.lbs[0].node.clone(), lab.lbs[1].node.clone());
+    let proxy_unit = lab.lbs[0].unit.clone();
 
     // 1. The VIP serves TLS verified for the VIP address (and the endpoint name).
     let vip_port = host_port(&lab.ep.vip, lab.ep.port);
@@ -499,11 +358,12 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
                 let logs: Vec<String> = lab
                     .lbs
                     .iter()
-                    .map(|(n, _, p, k)| {
+                    .map(|l| {
                         format!(
                             "{n} proxy:\n{}\n{n} keepalived:\n{}",
-                            lab.net.tail(*p, 5),
-                            lab.net.tail(*k, 8)
+                            lab.net.tail(l.proxy, 5),
+                            lab.net.tail(l.keepalived, 8),
+                            n = l.node
                         )
                     })
                     .collect();
@@ -603,8 +463,8 @@ fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report
     ));
 
     // 5. The proxy on the VIP holder dies: the vrrp_script fails and the VIP moves.
-    let (_, _, mproxy, mka) = lab.lbs[0].clone();
-    let (_, _, _, bka) = lab.lbs[1].clone();
+    let (mproxy, mka) = (lab.lbs[0].proxy, lab.lbs[0].keepalived);
+    let bka = lab.lbs[1].keepalived;
     let t = Instant::now();
     lab.net.signal(mproxy, "-TERM");
     let bound = vrrp_master.fall * vrrp_master.interval + vrrp_backup.skew();
@@ -828,15 +688,6 @@ fn kubeconfigs(lab: &Lab, r: &mut Report) -> Result<(), String> {
         done.join(", ")
     ));
     Ok(())
-}
-
-fn timed(name: &str, f: impl FnOnce() -> String) {
-    let t = Instant::now();
-    let text = f();
-    report(&format!(
-        "[netns] {name}: {} (passed)\n{text}",
-        secs(t.elapsed())
-    ));
 }
 
 #[test]

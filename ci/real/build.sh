@@ -8,8 +8,8 @@
 #   kube-bench  kube-bench, plus its cfg/ copied from the module
 #
 # Usage: ci/real/build.sh [kubernetes|etcd|kube-bench]...   (default: all three)
-# Prints, on stdout, one `NAME=DIR` line per set (DIR holds bin/ and, for kube-bench, cfg/) and on stderr
-# what each build cost. Binaries are cached by version under $KIMAGE_REAL_CACHE (default
+# Prints, on stdout, one `KIMAGE_REAL_<SET>=DIR` line per set (DIR holds bin/ and, for kube-bench, cfg/;
+# ci/test.sh exports them for the tests) and on stderr what each build cost. Binaries are cached by version under $KIMAGE_REAL_CACHE (default
 # /var/cache/kimage-real), outside the work tree: a second run reuses them in well under a second.
 #
 # Versions: kimage's defaults (src/profile/mod.rs), or KIMAGE_REAL_K8S_VERSION / KIMAGE_REAL_ETCD_VERSION.
@@ -100,7 +100,7 @@ build_kubernetes() {
   want=${KIMAGE_REAL_K8S_VERSION:-$(default_version kubernetes_version)}
   version=$(resolve k8s.io/kubernetes "$want")
   out=$CACHE/kubernetes-$version
-  echo "kubernetes=$out"
+  echo "KIMAGE_REAL_KUBERNETES=$out"
   cached "$out" "kubernetes $version" && return 0
   t0=$(date +%s)
   rm -rf "$out"; mkdir -p "$out/bin"
@@ -158,7 +158,7 @@ build_etcd() {
   ctl=$(resolve go.etcd.io/etcd/etcdctl/v3 "$want")
   utl=$(resolve go.etcd.io/etcd/etcdutl/v3 "$want")
   out=$CACHE/etcd-$version
-  echo "etcd=$out"
+  echo "KIMAGE_REAL_ETCD=$out"
   cached "$out" "etcd $version" && return 0
   t0=$(date +%s)
   rm -rf "$out"; mkdir -p "$out/bin"
@@ -182,7 +182,7 @@ build_etcd() {
 build_kube_bench() {
   local version=$KUBE_BENCH_VERSION out wrapper t0 src
   out=$CACHE/kube-bench-$version
-  echo "kube-bench=$out"
+  echo "KIMAGE_REAL_KUBE_BENCH=$out"
   cached "$out" "kube-bench $version" && return 0
   t0=$(date +%s)
   rm -rf "$out"; mkdir -p "$out/bin"

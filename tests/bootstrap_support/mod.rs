@@ -146,7 +146,9 @@ pub fn objects(
     out
 }
 
-/// The real kubectl binaries of this machine: Debian's /usr/bin/kubectl and the newest versioned one.
+/// The real kubectl binaries of this machine: Debian's /usr/bin/kubectl and the newest versioned one,
+/// then the one at kimage's Kubernetes version (ci/real/build.sh). The manifests also meet the real
+/// kube-apiserver in tests/netns_control_plane.rs.
 pub fn kubectls() -> Vec<PathBuf> {
     let mut out = Vec::new();
     for p in [
@@ -159,8 +161,12 @@ pub fn kubectls() -> Vec<PathBuf> {
         );
         out.push(PathBuf::from(p));
     }
+    out.push(PathBuf::from(real::kubectl()));
     out
 }
+
+#[path = "../support/real.rs"]
+mod real;
 
 pub fn require(tool: &str, how: &str) {
     let ok = Command::new("sh")

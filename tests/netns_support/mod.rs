@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -602,7 +603,7 @@ impl Host {
     /// A command that runs inside the node (its network and mount namespaces), as root.
     pub fn command(&self, argv: &[&str]) -> Command {
         let mut c = Command::new(NSENTER);
-        c.args(["-t", &self.pid.to_string(), "-m", "-n", "-u", "--"])
+        c.args(["-t", &self.pid.to_string(), "-m", "-n", "-u", "-p", "--"])
             .args(argv)
             .current_dir("/")
             .env_clear()
@@ -883,6 +884,8 @@ impl Net {
             .join(format!("{}-{label}-{}.log", host.info.name, procs.len()));
         let f = std::fs::File::create(&log).unwrap();
         let child = cmd
+            // Its own process group: stopping it reaches the program behind nsenter and its children.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::from(f.try_clone().unwrap()))
             .stderr(Stdio::from(f))
@@ -968,11 +971,14 @@ impl Net {
         .map(|(d, _)| d)
     }
 
+    /// The program's pid as the test machine sees it (the child of the `nsenter` the harness started).
     pub fn pid(&self, id: ProcId) -> u32 {
-        self.procs.lock().unwrap()[id.0].child.id()
+        let nsenter = self.procs.lock().unwrap()[id.0].child.id();
+        only_child(nsenter).unwrap_or(nsenter)
     }
 
-    /// Sends a signal (`-TERM`) without waiting, by pid: failover times then start at the signal.
+    /// Sends a signal (`-TERM`) to the process's group without waiting: failover times then start at
+    /// the signal.
     pub fn signal(&self, id: ProcId, sig: &str) {
         let procs = self.procs.lock().unwrap();
         if procs[id.0].exited.is_none() {
@@ -980,7 +986,7 @@ impl Net {
         }
     }
 
-    /// Stops a process as systemd does (SIGTERM, then SIGKILL after `grace`), by its pid.
+    /// Stops a process as systemd does (SIGTERM, then SIGKILL after `grace`), by its process group.
     pub fn stop(&self, id: ProcId, grace: Duration) {
         let mut procs = self.procs.lock().unwrap();
         stop_child(&mut procs[id.0], grace);
@@ -1261,6 +1267,9 @@ exec sleep infinity
             "/usr/bin/unshare",
             "--mount",
             "--uts",
+            "--pid",
+            "--fork",
+            "--mount-proc",
             "--propagation",
             "private",
         ])
@@ -1282,13 +1291,28 @@ exec sleep infinity
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let pid = child.id();
+    // `unshare --fork` runs the script (now `sleep`) as PID 1 of the node's PID namespace, as its child:
+    // that process is the node (its mount, UTS and PID namespaces).
+    let pid =
+        only_child(child.id()).unwrap_or_else(|| panic!("the holder of {ns} has no child process"));
     (child, pid)
 }
 
-fn signal(pid: u32, sig: &str) {
+/// The one child of a process (`nsenter` and `unshare --fork` run the program as their child).
+fn only_child(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Signals a process group (a started program, the `nsenter` in front of it and whatever it forked),
+/// as systemd signals a unit's whole control group.
+fn signal(pgid: u32, sig: &str) {
     let _ = Command::new("/usr/bin/kill")
-        .args([sig, &pid.to_string()])
+        .args([sig, "--", &format!("-{pgid}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
@@ -1311,7 +1335,7 @@ fn stop_child(p: &mut Proc, grace: Duration) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = p.child.kill();
+    signal(p.child.id(), "-KILL");
     let st = p.child.wait();
     p.exited = Some(format!("{st:?} (SIGKILL after {grace:?})"));
 }
@@ -1403,35 +1427,9 @@ pub fn is_tls_refusal(out: &str) -> bool {
     .any(|k| o.contains(k))
 }
 
-/// The kubectl to use: Debian's /usr/bin/kubectl or the newest google-cloud-sdk one.
+/// The kubectl to use: the real one at kimage's Kubernetes version (ci/real/build.sh).
 pub fn kubectl() -> String {
-    if Path::new("/usr/bin/kubectl").exists() {
-        return "/usr/bin/kubectl".into();
-    }
-    let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/lib/google-cloud-sdk/bin")
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name()
-                        .unwrap()
-                        .to_string_lossy()
-                        .starts_with("kubectl.1.")
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort_by_key(|p| {
-        p.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .rsplit('.')
-            .next()
-            .and_then(|m| m.parse::<u32>().ok())
-            .unwrap_or(0)
-    });
-    v.pop()
-        .map(|p| p.display().to_string())
-        .expect("this test needs kubectl (CI's machine has it)")
+    real::kubectl()
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -6,4 +6,5 @@ pub mod artifacts;
 pub mod fixtures;
 pub mod http;
 pub mod nodes;
+pub mod real;
 pub mod releases;

@@ -2,6 +2,9 @@
 //! running openssl / kubectl. Included with `#[path = "support/pki.rs"] mod support;`.
 #![allow(dead_code)]
 
+#[path = "real.rs"]
+mod real;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -135,7 +138,8 @@ pub fn openssl_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Every kubectl on the machine: the one on PATH and the versioned ones of the Cloud SDK package.
+/// Every kubectl on the machine: the one on PATH and the versioned ones of the Cloud SDK package, then
+/// the real one at kimage's Kubernetes version (ci/real/build.sh).
 pub fn kubectls() -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/usr/lib/google-cloud-sdk/bin") {
@@ -159,12 +163,13 @@ pub fn kubectls() -> Vec<PathBuf> {
     if path.status.success() {
         out.push(PathBuf::from(String::from_utf8_lossy(&path.stdout).trim()));
     }
-    assert!(!out.is_empty(), "this test needs kubectl (CI installs it)");
+    out.push(PathBuf::from(real::kubectl()));
     out
 }
 
+/// The real kubectl at kimage's Kubernetes version.
 pub fn kubectl() -> PathBuf {
-    kubectls().pop().unwrap()
+    PathBuf::from(real::kubectl())
 }
 
 /// A free loopback port (bound and released; the tool that uses it binds right after).
