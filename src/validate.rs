@@ -876,6 +876,22 @@ fn settings(x: &mut Ctx, p: &Profile, c: &Cluster) {
         .chain(c.pools.iter().map(|p| &p.node))
         .filter(|n| n.runs_kubelet)
         .collect();
+    // Found by the real kube-proxy (tests/netns_control_plane.rs): a packet a node sends to a Service
+    // cluster IP is routed before kube-proxy's rules rewrite it, so without a route there is "network is
+    // unreachable". Pool machines take their routes from DHCP.
+    if p.network.gateway.is_none() && c.nodes.iter().any(|n| n.runs_kubelet) {
+        x.warning(
+            "network.gateway",
+            format!(
+                "is not set, so the nodes get no default route and cannot reach Service cluster IPs \
+                 (such as {}, the kubernetes Service) from their own network namespace: kube-proxy \
+                 rewrites that traffic only after the kernel found a route; host-network pods such as \
+                 flannel then cannot reach the API",
+                c.kubernetes.first_service_ip
+            ),
+            "set network.gateway to the subnet's router",
+        );
+    }
     if !kubelet_nodes.is_empty()
         && kubelet_nodes.iter().all(|n| {
             n.taints
