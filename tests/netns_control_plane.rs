@@ -269,13 +269,32 @@ fn lease_holder(h: &Host, lease: &str) -> Option<String> {
 /// Registers a node's Node object with the node's own kubelet.conf, as the kubelet does at start: the
 /// labels a kubelet sets on itself and the taints of its configuration's registerWithTaints.
 fn register_node(h: &Host) -> Result<(), String> {
-    let name = &h.info.name;
     let config: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&h.read("/var/lib/kubelet/config.yaml")).unwrap();
     let taints: Vec<serde_json::Value> = config["registerWithTaints"]
         .as_sequence()
         .map(|s| s.iter().map(|t| serde_json::to_value(t).unwrap()).collect())
         .unwrap_or_default();
+    register_as(
+        h,
+        KUBELET_CONF,
+        &h.info.name,
+        &h.info.address.to_string(),
+        taints,
+    )
+}
+
+/// Creates Node `name` through `kubeconfig` (run on `h`) as a kubelet registers itself: its own labels,
+/// its taints, its addresses (kube-proxy reads them) and the capacity it reports (the scheduler counts
+/// pods against it).
+fn register_as(
+    h: &Host,
+    kubeconfig: &str,
+    name: &str,
+    address: &str,
+    taints: Vec<serde_json::Value>,
+) -> Result<(), String> {
+    let resources = serde_json::json!({"cpu": "2", "memory": "4Gi", "pods": "110"});
     let node = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Node",
@@ -290,20 +309,320 @@ fn register_node(h: &Host) -> Result<(), String> {
             },
         },
         "spec": {"taints": taints},
-        // The kubelet registers with its addresses (kube-proxy reads them).
-        "status": {"addresses": [
-            {"type": "InternalIP", "address": h.info.address.to_string()},
-            {"type": "Hostname", "address": name},
-        ]},
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": address},
+                {"type": "Hostname", "address": name},
+            ],
+            "capacity": resources,
+            "allocatable": resources,
+        },
     });
-    std::fs::write(h.path("/tmp/node.json"), node.to_string()).unwrap();
-    let (ok, out) = kubectl(h, KUBELET_CONF, None, &["create", "-f", "/tmp/node.json"]);
+    let file = format!("/tmp/node-{name}.json");
+    std::fs::write(h.path(&file), node.to_string()).unwrap();
+    let (ok, out) = kubectl(h, kubeconfig, None, &["create", "-f", &file]);
     if !ok && !out.contains("AlreadyExists") {
         return Err(format!(
-            "{name}: registering its Node with kubelet.conf: {out}"
+            "{}: registering Node {name} with {kubeconfig}: {out}",
+            h.info.name
         ));
     }
     Ok(())
+}
+
+/// A key and a certificate signing request (PEM) made by openssl for `subj`, with `san` if given.
+fn openssl_csr(
+    dir: &std::path::Path,
+    base: &str,
+    subj: &str,
+    san: Option<&str>,
+) -> (PathBuf, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let key = dir.join(format!("{base}.key"));
+    let csr = dir.join(format!("{base}.csr"));
+    let mut args: Vec<String> = vec![
+        "req".into(),
+        "-new".into(),
+        "-newkey".into(),
+        "ec".into(),
+        "-pkeyopt".into(),
+        "ec_paramgen_curve:P-256".into(),
+        "-nodes".into(),
+        "-keyout".into(),
+        key.display().to_string(),
+        "-subj".into(),
+        subj.into(),
+        "-out".into(),
+        csr.display().to_string(),
+    ];
+    if let Some(san) = san {
+        args.extend(["-addext".into(), format!("subjectAltName={san}")]);
+    }
+    let (ok, out) = run(std::process::Command::new(OPENSSL).args(&args));
+    assert!(ok, "openssl {args:?}: {out}");
+    (key, std::fs::read_to_string(csr).unwrap())
+}
+
+/// A CertificateSigningRequest object for a PEM request.
+fn csr_object(name: &str, pem: &str, signer: &str, usages: &[&str]) -> String {
+    use base64::Engine;
+    serde_json::json!({
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"name": name},
+        "spec": {
+            "request": base64::engine::general_purpose::STANDARD.encode(pem),
+            "signerName": signer,
+            "usages": usages,
+        },
+    })
+    .to_string()
+}
+
+/// Waits for a CSR's certificate (approved and signed); returns it as PEM.
+fn issued(h: &Host, name: &str) -> Result<String, String> {
+    use base64::Engine;
+    let (pem, _) = poll(
+        &format!("CSR {name} approved and signed"),
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || {
+            let (ok, out) = kubectl(
+                h,
+                ADMIN,
+                None,
+                &["get", "csr", name, "-o", "jsonpath={.status.certificate}"],
+            );
+            match (ok, out.trim()) {
+                (true, b64) if !b64.is_empty() => {
+                    match base64::engine::general_purpose::STANDARD.decode(b64) {
+                        Ok(pem) => Poll::Ok(String::from_utf8_lossy(&pem).into_owned()),
+                        Err(e) => Poll::Fatal(format!("{e}: {b64}")),
+                    }
+                }
+                _ => {
+                    let (_, status) = kubectl(h, ADMIN, None, &["get", "csr", name, "-o", "json"]);
+                    Poll::Retry(status)
+                }
+            }
+        },
+    )?;
+    Ok(pem)
+}
+
+/// A worker-pool machine joins as its kubelet does with TLS bootstrapping: with the pool's bootstrap
+/// token it requests a client certificate, which the real controller manager approves
+/// (kubeadm:node-autoapprove-bootstrap) and signs; with that certificate it registers its Node and
+/// requests a serving certificate, which kimage-csr-approver.service (run on `cp`) approves, while a
+/// request naming an address that is not the node's stays pending.
+fn pool_machine_joins(lab: &Lab, built: &Built, cp: &str) -> Result<String, String> {
+    let h = lab.host(cp);
+    let name = "pool-a-machine-1";
+    let address = "10.78.0.41";
+    let dir = lab.net.trees.dir.path().join("pool-machine");
+    let conf = pool_file(built, "pool-a", "/etc/kubernetes/bootstrap-kubelet.conf");
+    std::fs::write(h.path("/tmp/bootstrap-kubelet.conf"), conf).unwrap();
+    // 1. The client certificate, through the bootstrap token.
+    let (key, pem) = openssl_csr(
+        &dir,
+        "client",
+        &format!("/O=system:nodes/CN=system:node:{name}"),
+        None,
+    );
+    std::fs::write(
+        h.path("/tmp/csr-client.json"),
+        csr_object(
+            "kimage-pool-client",
+            &pem,
+            "kubernetes.io/kube-apiserver-client-kubelet",
+            &["digital signature", "client auth"],
+        ),
+    )
+    .unwrap();
+    let (ok, out) = kubectl(
+        h,
+        "/tmp/bootstrap-kubelet.conf",
+        None,
+        &["create", "-f", "/tmp/csr-client.json"],
+    );
+    if !ok {
+        return Err(format!("the bootstrap token creating a client CSR: {out}"));
+    }
+    let t = Instant::now();
+    let cert = issued(h, "kimage-pool-client")?;
+    let signed_in = t.elapsed();
+    let crt = dir.join("client.crt");
+    std::fs::write(&crt, &cert).unwrap();
+    std::fs::write(h.path("/tmp/pool-client.crt"), &cert).unwrap();
+    std::fs::copy(&key, h.path("/tmp/pool-client.key")).unwrap();
+    let (ok, out) = run(std::process::Command::new(OPENSSL).args([
+        "verify",
+        "-CAfile",
+        h.path("/etc/kubernetes/pki/ca.crt").to_str().unwrap(),
+        crt.to_str().unwrap(),
+    ]));
+    if !ok {
+        return Err(format!(
+            "the signed client certificate against the cluster CA: {out}"
+        ));
+    }
+    // 2. As the node: its Node object.
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    \
+         certificate-authority: /etc/kubernetes/pki/ca.crt\nusers:\n- name: u\n  user:\n    \
+         client-certificate: /tmp/pool-client.crt\n    client-key: /tmp/pool-client.key\ncontexts:\n\
+         - name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
+        lab.endpoint
+    );
+    std::fs::write(h.path("/tmp/pool-node.conf"), kubeconfig).unwrap();
+    register_as(h, "/tmp/pool-node.conf", name, address, vec![])?;
+    // 3. Serving certificates: one for the node's own name and address, one naming another address.
+    for (csr, san) in [
+        ("kimage-pool-serving", format!("DNS:{name},IP:{address}")),
+        (
+            "kimage-pool-serving-foreign-ip",
+            format!("DNS:{name},IP:10.78.0.99"),
+        ),
+    ] {
+        let (_, pem) = openssl_csr(
+            &dir,
+            csr,
+            &format!("/O=system:nodes/CN=system:node:{name}"),
+            Some(&san),
+        );
+        let file = format!("/tmp/{csr}.json");
+        std::fs::write(
+            h.path(&file),
+            csr_object(
+                csr,
+                &pem,
+                "kubernetes.io/kubelet-serving",
+                &["digital signature", "server auth"],
+            ),
+        )
+        .unwrap();
+        let (ok, out) = kubectl(h, "/tmp/pool-node.conf", None, &["create", "-f", &file]);
+        if !ok {
+            return Err(format!("{name} creating its serving CSR {csr}: {out}"));
+        }
+    }
+    lab.net
+        .start_unit(h, &h.unit("kimage-csr-approver.service"), &[], &[])
+        .map_err(|e| format!("kimage-csr-approver.service: {e}"))?;
+    issued(h, "kimage-pool-serving")?;
+    let (_, conditions) = kubectl(
+        h,
+        ADMIN,
+        None,
+        &[
+            "get",
+            "csr",
+            "kimage-pool-serving-foreign-ip",
+            "-o",
+            "jsonpath={.status.conditions}",
+        ],
+    );
+    if !conditions.trim().is_empty() {
+        return Err(format!(
+            "kimage-csr-approver decided on a serving CSR naming another node's address: {conditions}"
+        ));
+    }
+    Ok(format!(
+        "worker pool pool-a: a machine's client CSR through the bootstrap token was approved and signed \
+         by the controller manager in {} (verifies against ca.crt); as system:node:{name} it registered \
+         its Node; kimage-csr-approver.service approved its serving CSR and left the one naming \
+         10.78.0.99 pending",
+        secs(signed_in)
+    ))
+}
+
+/// A Deployment's pod is created by the controller manager and bound to a node by the scheduler (no
+/// kubelet runs it here). Returns the node.
+fn schedule_a_pod(h: &Host) -> Result<String, String> {
+    let deployment = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: kimage-probe, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: kimage-probe}}
+  template:
+    metadata: {labels: {app: kimage-probe}}
+    spec:
+      tolerations: [{operator: Exists}]
+      containers: [{name: pause, image: registry.k8s.io/pause:3.10.1}]
+"#;
+    std::fs::write(h.path("/tmp/deployment.yaml"), deployment).unwrap();
+    let (ok, out) = kubectl(h, ADMIN, None, &["apply", "-f", "/tmp/deployment.yaml"]);
+    if !ok {
+        return Err(format!("the test Deployment: {out}"));
+    }
+    let (node, _) = poll(
+        "the Deployment's pod bound to a node",
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        || {
+            let (_, out) = kubectl(
+                h,
+                ADMIN,
+                None,
+                &[
+                    "-n",
+                    "default",
+                    "get",
+                    "pods",
+                    "-l",
+                    "app=kimage-probe",
+                    "-o",
+                    "jsonpath={.items[*].spec.nodeName}",
+                ],
+            );
+            if out.trim().is_empty() || out.contains("rror") {
+                let (_, events) = kubectl(h, ADMIN, None, &["-n", "default", "get", "events"]);
+                Poll::Retry(format!("{out}\n{events}"))
+            } else {
+                Poll::Ok(out.trim().to_string())
+            }
+        },
+    )?;
+    Ok(node)
+}
+
+/// kube-apiserver's audit log on a node, judged against what the audit policy promises: Secrets at
+/// Metadata (never their content). Returns (events, events on Secrets, pod creations).
+fn audit_log(h: &Host) -> Result<(usize, usize, usize), String> {
+    let flags = h.unit("kube-apiserver.service").flags();
+    let path = &flags["--audit-log-path"];
+    let text = std::fs::read_to_string(h.path(path))
+        .map_err(|e| format!("{}: {path}: {e}", h.info.name))?;
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("{path}: {e}: {l}")))
+        .collect::<Result<_, _>>()?;
+    let secrets: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["objectRef"]["resource"] == "secrets")
+        .collect();
+    if let Some(e) = secrets.iter().find(|e| {
+        e["level"] != "Metadata"
+            || e.get("requestObject").is_some()
+            || e.get("responseObject").is_some()
+    }) {
+        return Err(format!(
+            "{}: {path}: a Secret request beyond Metadata: {e}",
+            h.info.name
+        ));
+    }
+    let pod_creates = events
+        .iter()
+        .filter(|e| {
+            e["objectRef"]["resource"] == "pods"
+                && e["verb"] == "create"
+                && e["objectRef"]["subresource"].is_null()
+                && e["level"] == "Request"
+                && e.get("requestObject").is_some()
+        })
+        .count();
+    Ok((events.len(), secrets.len(), pod_creates))
 }
 
 /// kube-proxy raises nf_conntrack_max (from conntrack.maxPerCore), a sysctl only the host's initial network
@@ -1043,6 +1362,30 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
         return Err(format!("GET /apis: {apis}"));
     }
     r.add("a token from `kubectl create token` (sa.key) is accepted by every apiserver (sa.pub); /apis answers");
+
+    // 6b. A worker-pool machine joins through TLS bootstrapping; a Deployment's pod is scheduled; the
+    // audit log says what the policy promises.
+    r.add(pool_machine_joins(&lab, &built, &cp1)?);
+    let node = schedule_a_pod(lab.host(&cp1))?;
+    r.add(format!(
+        "a Deployment's pod created by the controller manager and bound to {node} by the scheduler"
+    ));
+    // Every apiserver audits what it serves; the pod was created through one of them.
+    let (mut events, mut secrets, mut pods) = (0, 0, 0);
+    for n in &cp_names {
+        let (e, s, p) = audit_log(lab.host(n))?;
+        (events, secrets, pods) = (events + e, secrets + s, pods + p);
+    }
+    if secrets == 0 || pods == 0 {
+        return Err(format!(
+            "the audit logs record {secrets} requests on Secrets and {pods} pod creations at Request \
+             level ({events} events): the audit policy promises both"
+        ));
+    }
+    r.add(format!(
+        "audit logs of the three apiservers: {events} events; {secrets} on Secrets, all at Metadata \
+         without content; {pods} pod creations at Request level with the pod"
+    ));
 
     // 7. kube-proxy on every control-plane node (nftables mode, as the profile says): the kubernetes
     // Service's cluster IP reaches the apiservers.
