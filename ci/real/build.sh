@@ -22,6 +22,8 @@ PROXY=${GOPROXY_URL:-https://proxy.golang.org}
 KUBE_BENCH_VERSION=${KIMAGE_REAL_KUBE_BENCH_VERSION:-v0.16.0}
 # Upstream's release settings (kubernetes hack/lib/golang.sh, etcd scripts/build-binary.sh).
 GO_TAGS="selinux,notest,grpcnotrace"
+# Bump when the build settings change: a cached set built with another recipe is rebuilt.
+RECIPE=1
 mkdir -p "$CACHE"
 
 log() { echo "real/build: $*" >&2; }
@@ -86,22 +88,22 @@ build_each() {
 # Marks a set done only once every program is built, so an interrupted run is redone, not half reused.
 finish() {
   local out=$1 label=$2 t0=$3
-  echo "$label built $(date -u +%FT%TZ) with $(go env GOVERSION)" > "$out/.complete"
+  echo "recipe $RECIPE: $label built $(date -u +%FT%TZ) with $(go env GOVERSION)" > "$out/.complete"
   log "$label: built in $(( $(date +%s) - t0 ))s -> $out"
 }
 
 cached() {
-  if [ -f "$1/.complete" ]; then log "$2: cached in $1"; return 0; fi
+  if grep -qs "^recipe $RECIPE:" "$1/.complete"; then log "$2: cached in $1"; return 0; fi
   return 1
 }
 
 build_kubernetes() {
   local want version out wrapper gomod t0 major minor commit date ldflags staging
   want=${KIMAGE_REAL_K8S_VERSION:-$(default_version kubernetes_version)}
-  version=$(resolve k8s.io/kubernetes "$want")
-  out=$CACHE/kubernetes-$version
+  out=$CACHE/kubernetes-$want
   echo "KIMAGE_REAL_KUBERNETES=$out"
-  cached "$out" "kubernetes $version" && return 0
+  cached "$out" "kubernetes $want" && return 0
+  version=$(resolve k8s.io/kubernetes "$want")
   t0=$(date +%s)
   rm -rf "$out"; mkdir -p "$out/bin"
   wrapper=$CACHE/work/kubernetes-$version
@@ -145,21 +147,22 @@ build_kubernetes() {
     kubelet=k8s.io/kubernetes/cmd/kubelet
   "$out/bin/kube-apiserver" --version | grep -qx "Kubernetes $version" \
     || die "kube-apiserver --version does not say $version: $("$out/bin/kube-apiserver" --version)"
+  echo "k8s.io/kubernetes $version (asked for $want)" > "$out/versions"
   finish "$out" "kubernetes $version" "$t0"
 }
 
 build_etcd() {
   local want version ctl utl out wrapper t0 ldflags
   want=${KIMAGE_REAL_ETCD_VERSION:-$(default_version etcd_version)}
+  out=$CACHE/etcd-$want
+  echo "KIMAGE_REAL_ETCD=$out"
+  cached "$out" "etcd $want" && return 0
   # The three are separate modules and the proxy does not serve every patch of each (v3.6.12: the server
   # yes, etcdctl and etcdutl no); each takes its nearest served patch. The server is what runs the tests;
   # the tools then link its libraries (MVS picks the higher of the shared api/client/pkg versions).
   version=$(resolve go.etcd.io/etcd/server/v3 "$want")
   ctl=$(resolve go.etcd.io/etcd/etcdctl/v3 "$want")
   utl=$(resolve go.etcd.io/etcd/etcdutl/v3 "$want")
-  out=$CACHE/etcd-$version
-  echo "KIMAGE_REAL_ETCD=$out"
-  cached "$out" "etcd $version" && return 0
   t0=$(date +%s)
   rm -rf "$out"; mkdir -p "$out/bin"
   wrapper=$CACHE/work/etcd-$version
@@ -175,7 +178,8 @@ build_etcd() {
     etcd=go.etcd.io/etcd/server/v3 etcdctl=go.etcd.io/etcd/etcdctl/v3 etcdutl=go.etcd.io/etcd/etcdutl/v3
   "$out/bin/etcd" --version | grep -q "etcd Version: ${version#v}" \
     || die "etcd --version does not say ${version#v}: $("$out/bin/etcd" --version)"
-  printf 'etcd server %s, etcdctl %s, etcdutl %s\n' "$version" "$ctl" "$utl" > "$out/versions"
+  printf 'go.etcd.io/etcd/server/v3 %s, etcdctl/v3 %s, etcdutl/v3 %s (asked for %s)\n' \
+    "$version" "$ctl" "$utl" "$want" > "$out/versions"
   finish "$out" "etcd $version (etcdctl $ctl, etcdutl $utl)" "$t0"
 }
 
@@ -198,6 +202,7 @@ build_kube_bench() {
   src=$(cd "$wrapper" && go list -m -f '{{.Dir}}' github.com/aquasecurity/kube-bench)
   cp -r "$src/cfg" "$out/cfg"
   chmod -R u+w "$out/cfg"
+  echo "github.com/aquasecurity/kube-bench $version" > "$out/versions"
   finish "$out" "kube-bench $version" "$t0"
 }
 
