@@ -419,6 +419,7 @@ fn inputs<'a>(
     selected: Vec<&'a crate::model::NodeModel>,
     pools: Vec<&'a crate::model::PoolModel>,
     detail: crate::output::build::Detail,
+    state: crate::output::build::StateUse,
 ) -> crate::output::build::Inputs<'a> {
     crate::output::build::Inputs {
         cluster,
@@ -429,6 +430,7 @@ fn inputs<'a>(
         cache: None,
         now: time::OffsetDateTime::now_utc(),
         detail,
+        state,
     }
 }
 
@@ -461,17 +463,28 @@ fn cmd_build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
         selected,
         pools,
         crate::output::build::Detail::Compact,
+        crate::output::build::StateUse::Issue,
     ))?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| c.loaded.dir().join("out"));
-    let (manifest, report) =
-        crate::output::write_build(&cluster, &prepared.assembly, &out, args.all, args.seed)?;
+    // Everything is computed; from here on the output stage writes: the state first (what every
+    // artifact is made from), what the cluster formed with, the lock, then out/.
+    let pki = prepared
+        .pki
+        .expect("a build issues what it needs")
+        .commit(crate::pki::LockMode::Wait)?;
     if let Some(first) = first {
         let p = crate::cluster_state::path(&state);
         crate::output::write_atomic(&p, first.to_json().as_bytes(), 0o600)?;
     }
+    if let Some((path, lock)) = &prepared.new_lock {
+        lock.write(path)
+            .map_err(crate::release::command::CommandError::from)?;
+    }
+    let (manifest, report) =
+        crate::output::write_build(&cluster, &prepared.assembly, &out, args.all, args.seed)?;
     if !cluster.etcd.joining.is_empty() {
         let names: Vec<&str> = cluster.etcd.joining.iter().map(|n| n.as_str()).collect();
         println!(
@@ -479,7 +492,7 @@ fn cmd_build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
             names.join(", ")
         );
     }
-    if let Some(lock) = &prepared.locked {
+    if let Some((lock, _)) = &prepared.new_lock {
         eprintln!(
             "wrote {} (no lock existed; `kimage lock` refreshes it)",
             lock.display()
@@ -487,10 +500,10 @@ fn cmd_build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
     }
     if cli.output == Output::Json {
         return print_json(
-            &serde_json::json!({"manifest": manifest, "report": report, "pki": prepared.pki}),
+            &serde_json::json!({"manifest": manifest, "report": report, "pki": pki}),
         );
     }
-    let p = &prepared.pki;
+    let p = &pki;
     let count = |a| p.changes.iter().filter(|x| x.action == a).count();
     use crate::pki::Action;
     println!(
@@ -585,6 +598,7 @@ fn cmd_unpack(cli: &Cli, args: &UnpackArgs) -> Result<(), Error> {
     let state = state_dir(&c, &args.state);
     let (cluster, _) = stateful_cluster(&c, &state)?;
     let selected = select_nodes(&cluster, std::slice::from_ref(&args.role), false)?;
+    // What a build made: the stored state as it is (unpack writes nothing but --into).
     let prepared = crate::output::build::prepare(&inputs(
         cli,
         &cluster,
@@ -592,6 +606,7 @@ fn cmd_unpack(cli: &Cli, args: &UnpackArgs) -> Result<(), Error> {
         selected,
         Vec::new(),
         crate::output::build::Detail::Full,
+        crate::output::build::StateUse::Existing,
     ))?;
     let a = &prepared.assembly;
     let n = &a.nodes[0];

@@ -816,18 +816,31 @@ pub struct Inputs<'a> {
     pub cache: Option<PathBuf>,
     pub now: time::OffsetDateTime,
     pub detail: Detail,
+    pub state: StateUse,
 }
 
-/// The prepared build and what the PKI stage did.
+/// How a preparation uses the PKI state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateUse {
+    /// Issue what the profile needs, in memory; the output stage commits it (`kimage build`).
+    Issue,
+    /// The stored state as it is: anything missing or out of date is an error that names `kimage pki`
+    /// (`kimage unpack` shows what a build made, and writes nothing else).
+    Existing,
+}
+
+/// The prepared build: everything in memory, nothing written yet.
 pub struct Prepared {
     pub assembly: Assembly,
-    pub pki: crate::pki::EnsureReport,
-    /// True when kimage.lock did not exist and was resolved for this build.
-    pub locked: Option<PathBuf>,
+    /// The PKI state the build needs, to be committed by the output stage (`StateUse::Issue`).
+    pub pki: Option<crate::pki::PendingState>,
+    /// kimage.lock resolved for this build because none existed: to be written by the output stage.
+    pub new_lock: Option<(PathBuf, release::Lock)>,
 }
 
-/// The lock for the cluster: read and checked when it exists, resolved and written (like Cargo.lock)
-/// when it does not. A lock that no longer fits the profile is an error that says to run `kimage lock`.
+/// The lock for the cluster: read and checked when it exists, resolved in memory (to be written like
+/// Cargo.lock) when it does not. A lock that no longer fits the profile is an error that says to run
+/// `kimage lock`.
 fn ensure_lock(inp: &Inputs) -> Result<(release::Lock, Option<PathBuf>), crate::error::Error> {
     let path = release::command::lock_path(inp.profile);
     if path.exists() {
@@ -844,22 +857,19 @@ fn ensure_lock(inp: &Inputs) -> Result<(release::Lock, Option<PathBuf>), crate::
     };
     let lock =
         release::resolve_lock(inp.cluster, &opts).map_err(release::command::CommandError::from)?;
-    lock.write(&path)
-        .map_err(release::command::CommandError::from)?;
     Ok((lock, Some(path)))
 }
 
-/// Runs every stage up to the in-memory assembly: lock, release files or boot manifests, PKI (which
-/// creates or refreshes the state), rendering.
+/// Runs every stage up to the in-memory assembly: lock, release files or boot manifests, PKI, rendering.
+/// Writes nothing: the state and the lock it computed are committed by the output stage.
 pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
     let c = inp.cluster;
     let needs_binaries = inp.selected.iter().any(|n| !n.binaries.is_empty())
         || inp.pools.iter().any(|p| !p.node.binaries.is_empty());
     let mut binaries = NodeBinaries::None;
-    let mut locked = None;
+    let mut new_lock = None;
     if needs_binaries {
-        let (lock, written) = ensure_lock(inp)?;
-        locked = written;
+        let (lock, new_path) = ensure_lock(inp)?;
         match c.binaries.source {
             BinarySource::Embed => {
                 let root = match &inp.cache {
@@ -879,8 +889,16 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
                 );
             }
         }
+        new_lock = new_path.map(|p| (p, lock));
     }
-    let (pki, report) = crate::pki::ensure(c, &inp.state_dir, inp.now)?;
+    let (pki, pending) = match inp.state {
+        StateUse::Issue => {
+            let (m, p) =
+                crate::pki::compute(c, &inp.state_dir, inp.now, &crate::pki::Requests::default())?;
+            (m, Some(p))
+        }
+        StateUse::Existing => (crate::pki::load(c, &inp.state_dir, inp.now)?, None),
+    };
     // Layer timestamps come from the state (the cluster CA's NotBefore), so rebuilding later gives
     // the same bytes; SOURCE_DATE_EPOCH overrides.
     let fallback = pki
@@ -896,8 +914,8 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
     assembler.pools(&mut assembly, &inp.pools)?;
     Ok(Prepared {
         assembly,
-        pki: report,
-        locked,
+        pki: pending,
+        new_lock,
     })
 }
 

@@ -181,6 +181,102 @@ pub fn ensure_with(
     Ok((PkiMaterial::from_state(cluster, doc), report))
 }
 
+/// The state a build computed, not written yet: the output stage commits it once everything else
+/// is assembled, so a build that fails before then leaves the state directory as it was.
+pub struct PendingState {
+    state_dir: std::path::PathBuf,
+    /// Digest of the stored state the change was computed from (`None`: there was none).
+    base: Option<[u8; 32]>,
+    /// The new document, when it differs from the stored one.
+    bytes: Option<Vec<u8>>,
+    report: EnsureReport,
+}
+
+impl std::fmt::Debug for PendingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingState")
+            .field("state_dir", &self.state_dir)
+            .field("changed", &self.bytes.is_some())
+            .field("report", &self.report)
+            .finish()
+    }
+}
+
+impl PendingState {
+    /// What the build does to the state, as `kimage pki` would report it (`written` says whether a
+    /// commit writes).
+    pub fn report(&self) -> &EnsureReport {
+        &self.report
+    }
+
+    /// Writes the new state under the exclusive lock, if the stored one is still the one it was
+    /// computed from (another run may have changed it meanwhile: then nothing is written).
+    pub fn commit(self, lock: LockMode) -> Result<EnsureReport, PkiError> {
+        let sd = StateDir::new(&self.state_dir);
+        let mut report = self.report;
+        report.state_file = sd.state_file();
+        // Also when nothing changed: a run killed while writing left a temp file to remove.
+        sd.create()?;
+        let _lock = sd.lock(lock)?;
+        report.removed_temp_files = sd.clean_temp()?;
+        let stored = sd
+            .read_bytes()?
+            .map(|b| <[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(&b)));
+        if stored != self.base {
+            return Err(PkiError::ChangedMeanwhile {
+                path: sd.state_file(),
+            });
+        }
+        if let Some(bytes) = &self.bytes {
+            sd.write(bytes)?;
+        }
+        Ok(report)
+    }
+}
+
+/// What the state under `state_dir` must become for the cluster, computed in memory: reads the stored
+/// state (if any) without creating, locking or cleaning anything, issues what the profile needs, and
+/// returns the material to build with and the change to commit.
+pub fn compute(
+    cluster: &Cluster,
+    state_dir: &Path,
+    now: OffsetDateTime,
+    req: &Requests,
+) -> Result<(PkiMaterial, PendingState), PkiError> {
+    let sd = StateDir::new(state_dir);
+    let (current, base) = match sd.read()? {
+        Some((doc, bytes)) => (
+            Some(doc),
+            Some(<[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(
+                &bytes,
+            ))),
+        ),
+        None => (None, None),
+    };
+    let plan = plan(cluster, current.unwrap_or_default(), now, req, &sd)?;
+    let (doc, mut report) = execute(cluster, plan, now, &sd.state_file())?;
+    let digest = doc.digest();
+    let bytes = if base.is_none_or(|b| b != digest) {
+        let mut v = Vec::new();
+        doc.write_json(&mut v)
+            .map_err(PkiError::io("serializing", sd.state_file()))?;
+        Some(v)
+    } else {
+        None
+    };
+    report.written = bytes.is_some();
+    report.state_file = sd.state_file();
+    Ok((
+        PkiMaterial::from_state(cluster, doc),
+        PendingState {
+            state_dir: state_dir.to_path_buf(),
+            base,
+            bytes,
+            report,
+        },
+    ))
+}
+
 /// Runs `f` on the current state under the exclusive lock and commits what it returns, writing
 /// only when the document changed.
 pub(crate) fn transaction(

@@ -73,6 +73,11 @@ pub enum PkiError {
     )]
     CaNeedsReplace { id: String },
 
+    #[error(
+        "pki state {path} changed while this run prepared its build (another kimage run?); nothing was written: run the command again"
+    )]
+    ChangedMeanwhile { path: PathBuf },
+
     #[error("{0}")]
     Usage(String),
 }
@@ -106,9 +111,10 @@ impl PkiError {
             | PkiError::CaNeedsReplace { .. }
             | PkiError::ImportConflict { .. }
             | PkiError::Import { .. } => exit::INVALID,
-            PkiError::Stale { .. } | PkiError::Missing { .. } | PkiError::NewerFormat { .. } => {
-                exit::STATE
-            }
+            PkiError::Stale { .. }
+            | PkiError::Missing { .. }
+            | PkiError::NewerFormat { .. }
+            | PkiError::ChangedMeanwhile { .. } => exit::STATE,
             PkiError::CorruptState { .. } | PkiError::CaUnusable { .. } => exit::VERIFY,
         }
     }

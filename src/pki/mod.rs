@@ -24,8 +24,8 @@ pub mod status;
 pub mod token;
 
 pub use ensure::{
-    Action, BACKDATE, Change, EXPIRY_WARNING_DAYS, EnsureOptions, EnsureReport, Requests, SA_ID,
-    ensure, ensure_with, load, spec_diff,
+    Action, BACKDATE, Change, EXPIRY_WARNING_DAYS, EnsureOptions, EnsureReport, PendingState,
+    Requests, SA_ID, compute, ensure, ensure_with, load, spec_diff,
 };
 pub use error::PkiError;
 pub use material::{CertMaterial, NodeFile, PkiMaterial, render_kubeconfig};

@@ -212,6 +212,22 @@ impl<'s> Walker<'s> {
     }
 
     fn check_string(&mut self, schema: &J, node: &Node, text: &str, path: &str) {
+        // Every string ends up in a configuration file or a command line on the node: a line break
+        // would add lines to it (found by the renderer before, which could not say where).
+        if let Some(c) = text.chars().find(|c| c.is_control()) {
+            self.push(
+                node,
+                path,
+                format!(
+                    "{text:?} contains a line break or control character (U+{:04X}), which would \
+                     inject lines into the files kimage writes",
+                    c as u32
+                ),
+                "remove it".into(),
+                false,
+            );
+            return;
+        }
         if let Some(allowed) = schema.get("enum").and_then(J::as_array) {
             let names: Vec<&str> = allowed.iter().filter_map(J::as_str).collect();
             if !names.contains(&text) {
