@@ -516,22 +516,39 @@ fn node_files_reference_lists_every_file_the_plan_gives() {
                 .as_str()
                 .unwrap()
                 .replace(&format!("@{name}"), "@<node>");
+            let carrier = match f["carrier"].as_str().unwrap() {
+                "binaries" => "layer binaries",
+                "config" => "layer config",
+                "node" => "layer node",
+                "secrets" => "user-data secrets",
+                "user-data" => "user-data",
+                "fetched-at-boot" => "fetched at boot",
+                other => panic!("unknown carrier {other}"),
+            };
+            assert_eq!(
+                f["secret"].as_bool().unwrap(),
+                carrier == "user-data secrets",
+                "{name}: {f}: secrets travel only in the user-data's secrets"
+            );
             let row = format!(
-                "| `{}` | {} | `{}` | {} |",
+                "| `{}` | {} | {} | `{}` | {carrier} |",
                 f["path"].as_str().unwrap(),
                 f["mode"].as_str().unwrap(),
+                f["owner"].as_str().unwrap(),
                 source,
-                if f["secret"].as_bool().unwrap() {
-                    "user-data (secret)"
-                } else {
-                    "layer"
-                }
             );
             assert!(md.contains(&row), "node-files.md lacks {row} (node {name})");
             rows += 1;
         }
     }
     assert!(rows > 30);
+    // Units and binaries are listed too (they were not).
+    for row in [
+        "| `/etc/systemd/system/kube-apiserver.service` | 0600 | 0:0 |",
+        "| `/usr/local/bin/kube-apiserver` | 0755 | 0:0 | `release:kube-apiserver ",
+    ] {
+        assert!(md.contains(row), "node-files.md lacks {row}");
+    }
     for path in [
         "/run/kimage/boot.env",
         "/usr/local/sbin/kimage-apply",

@@ -114,7 +114,7 @@ fn every_shipped_profile_validates_and_plans_every_node() {
         let c = Cluster::resolve(&loaded.profile);
         let d = kimage::validate::check(&loaded, &c);
         assert!(!d.has_errors(), "{}:\n{}", path.display(), d.render("x"));
-        let plan = kimage::plan::plan(&c);
+        let plan = kimage::plan::plan(&c).unwrap();
         assert_eq!(plan.nodes.len(), loaded.profile.nodes.len());
         for node in &plan.nodes {
             if node.role != "load-balancer" {

@@ -23,6 +23,7 @@ struct Content {
     files: Vec<PlannedFile>,
     binaries: Vec<String>,
     certs: Vec<String>,
+    start: Vec<String>,
 }
 
 fn generic(s: &str, node: &str) -> String {
@@ -35,9 +36,8 @@ fn content(p: &NodePlan) -> Content {
         .iter()
         .map(|f| PlannedFile {
             path: generic(&f.path, &p.name),
-            mode: f.mode.clone(),
             source: generic(&f.source, &p.name),
-            secret: f.secret,
+            ..f.clone()
         })
         .collect();
     files.sort();
@@ -45,6 +45,7 @@ fn content(p: &NodePlan) -> Content {
         files,
         binaries: p.binaries.clone(),
         certs: p.certs.iter().map(|c| generic(c, &p.name)).collect(),
+        start: p.start.clone(),
     }
 }
 
@@ -148,7 +149,8 @@ pub fn render() -> Result<String, DocsError> {
         let loaded = profile::load_str(text, template)
             .map_err(|e| DocsError::Generate(format!("shipped profile {template}: {e}")))?;
         let c = Cluster::resolve(&loaded.profile);
-        let p = plan::plan(&c);
+        let p = plan::plan(&c)
+            .map_err(|e| DocsError::Generate(format!("shipped profile {template}: {e}")))?;
         for (n, np) in c.nodes.iter().zip(&p.nodes) {
             let ct = content(np);
             let attrs = attributes(&c, n);
@@ -170,7 +172,7 @@ pub fn render() -> Result<String, DocsError> {
 
     let mut out = String::new();
     out.push_str(&format!(
-        "<!-- {MARKER} from the plan (src/plan.rs) of the shipped profiles; do not edit. -->\n\
+        "<!-- {MARKER} from the plan (src/plan/) of the shipped profiles; do not edit. -->\n\
          # What lands on a node\n\n\
          Every file kimage puts on a node, per role, as `kimage plan` computes it for the shipped \
          profiles ({}). Nodes of one role that get the same files share a section; where nodes of a \
@@ -179,7 +181,9 @@ pub fn render() -> Result<String, DocsError> {
          profile, and `kimage unpack --role NODE --into DIR` writes the files themselves.\n\n\
          Secret files (private keys, kubeconfigs with client keys) travel only inside the node's \
          user-data, mode 0600, and only to nodes whose role needs them; everything else is in the \
-         node's layers.\n\n",
+         node's layers (binaries, the role's configuration, the node's own), written by the \
+         user-data itself, or downloaded at boot (`binaries.source: fetch-at-boot`). Owners are \
+         numeric, `uid:gid`, as the layers record them.\n\n",
         TEMPLATES
             .iter()
             .map(|(n, _)| format!("`profiles/{n}.yaml`"))
@@ -238,25 +242,28 @@ pub fn render() -> Result<String, DocsError> {
                 list(&g.content.binaries)
             ));
             out.push_str(&format!(
-                "- Certificates and kubeconfigs: {}\n\n",
+                "- Certificates and kubeconfigs: {}\n",
                 list(&g.content.certs)
+            ));
+            out.push_str(&format!(
+                "- Started by the user-data, in order: {}\n\n",
+                list(&g.content.start)
             ));
             if g.content.files.is_empty() {
                 out.push_str("No files from the plan yet.\n\n");
                 continue;
             }
-            out.push_str("| Path | Mode | Source | Delivered in |\n|---|---|---|---|\n");
+            out.push_str(
+                "| Path | Mode | Owner | Source | Delivered in |\n|---|---|---|---|---|\n",
+            );
             for f in &g.content.files {
                 out.push_str(&format!(
-                    "| `{}` | {} | `{}` | {} |\n",
+                    "| `{}` | {} | {} | `{}` | {} |\n",
                     f.path,
                     f.mode,
+                    f.owner,
                     f.source,
-                    if f.secret {
-                        "user-data (secret)"
-                    } else {
-                        "layer"
-                    }
+                    f.carrier.as_str()
                 ));
             }
             out.push('\n');

@@ -11,21 +11,12 @@ use serde::Serialize;
 use crate::layers::{Content, Entry, EntryKind, LayerBuilder};
 use crate::model::{Cluster, NodeModel, PoolModel};
 use crate::pki::PkiMaterial;
-use crate::pki::spec::{self, PkiSource};
+use crate::pki::spec::PkiSource;
+use crate::plan::files::{self, Carrier, FileSource, FileSpec, env_line};
 use crate::profile::{BinarySource, LayersFrom};
 use crate::release;
-use crate::render::{self, Scope, StartAction};
+use crate::render::{self, StartAction};
 use crate::userdata::{self, BootInputs, LayerRef};
-
-/// Where node-side bookkeeping lives.
-pub const NODE_ENV_PATH: &str = "/etc/kimage/node.env";
-pub const REPORT_SCRIPT_PATH: &str = "/usr/local/lib/kimage/kimage-report";
-pub const REPORT_UNIT_PATH: &str = "/etc/systemd/system/kimage-report.service";
-/// A worker-pool machine's settings: the pool's name and the CA hash it pins (kimage-pool-setup).
-pub const POOL_ENV_PATH: &str = "/etc/kimage/pool.env";
-
-const REPORT_SCRIPT: &str = include_str!("../../image-layers/boot/kimage-report.sh");
-const REPORT_UNIT: &str = include_str!("../../image-layers/boot/kimage-report.service");
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -259,10 +250,6 @@ impl std::fmt::Debug for PoolJoin {
     }
 }
 
-fn file_entry(path: &str, mode: u32, uid: u32, gid: u32, content: impl Into<Content>) -> Entry {
-    Entry::file(path, mode, content).owner(u64::from(uid), u64::from(gid))
-}
-
 /// The files of one node, split by layer kind.
 struct NodeFiles {
     binaries: Vec<Entry>,
@@ -271,12 +258,7 @@ struct NodeFiles {
     secrets: Vec<Entry>,
 }
 
-/// Shell-quoted `KEY='value'` lines for files the node's scripts source.
-fn env_line(key: &str, value: &str) -> String {
-    format!("{key}='{}'\n", value.replace('\'', "'\\''"))
-}
-
-fn start_spec(steps: &[render::StartStep]) -> String {
+pub(crate) fn start_spec(steps: &[render::StartStep]) -> String {
     steps
         .iter()
         .map(|s| {
@@ -291,40 +273,56 @@ fn start_spec(steps: &[render::StartStep]) -> String {
         .join(" ")
 }
 
-fn node_files(
-    r: &render::Renderer,
-    c: &Cluster,
-    n: &NodeModel,
-    pki: &PkiMaterial,
-    installs: Option<&Vec<release::InstallFile>>,
-    boot: Option<&release::BootManifest>,
-    start: &[render::StartStep],
-) -> Result<NodeFiles, BuildError> {
+/// What the build adds to the plan's file list: the content it left open.
+struct Fill<'a> {
+    pki: &'a PkiMaterial,
+    installs: Option<&'a Vec<release::InstallFile>>,
+    boot: Option<&'a release::BootManifest>,
+    pool_env: Option<String>,
+}
+
+/// The plan's files of one node with their content, by what carries them. The user-data's own files
+/// are written by the user-data, programs fetched at boot by the node; the release programs come from
+/// the cache (one entry per file of a `*` member).
+fn node_files(specs: Vec<FileSpec>, fill: &Fill) -> Result<NodeFiles, BuildError> {
     let mut f = NodeFiles {
         binaries: Vec::new(),
         config: Vec::new(),
         node: Vec::new(),
         secrets: Vec::new(),
     };
-    for rf in r.node(n)? {
-        let e = file_entry(&rf.path, rf.mode, rf.uid, rf.gid, rf.content);
-        match rf.scope {
-            Scope::Shared => f.config.push(e),
-            Scope::Node => f.node.push(e),
-        }
+    for spec in specs {
+        let into = match spec.carrier {
+            Carrier::Config => &mut f.config,
+            Carrier::Node => &mut f.node,
+            Carrier::Secrets => &mut f.secrets,
+            Carrier::Binaries | Carrier::UserData | Carrier::FetchedAtBoot => continue,
+        };
+        let content: Content = match spec.source {
+            FileSource::Template { content, .. } => content.into(),
+            FileSource::Pki(source) => fill.pki.bytes(&source)?.into(),
+            FileSource::Static { bytes, .. } => bytes.into(),
+            FileSource::Generated { bytes, .. } => bytes.into(),
+            FileSource::FetchManifest => fill
+                .boot
+                .expect("a node that fetches at boot has a manifest")
+                .to_json()
+                .into(),
+            FileSource::PoolEnv => fill
+                .pool_env
+                .clone()
+                .expect("a pool machine has its settings")
+                .into(),
+            FileSource::Release { .. } | FileSource::BootEnv => {
+                unreachable!("{} travels in no layer", spec.path)
+            }
+        };
+        into.push(
+            Entry::file(spec.path, spec.mode, content)
+                .owner(u64::from(spec.uid), u64::from(spec.gid)),
+        );
     }
-    for p in spec::node_files(c, n) {
-        let bytes = pki.bytes(&p.source)?;
-        let e = Entry::file(p.path.as_str(), p.mode, bytes);
-        match &p.source {
-            s if s.is_secret() => f.secrets.push(e),
-            // The CAs and sa.pub are the same on every node; per-node certificates are not.
-            PkiSource::Cert(id) if !id.contains('@') => f.config.push(e),
-            PkiSource::SaPub => f.config.push(e),
-            _ => f.node.push(e),
-        }
-    }
-    if let Some(files) = installs {
+    if let Some(files) = fill.installs {
         for i in files {
             f.binaries.push(Entry::file(
                 i.install.as_str(),
@@ -333,34 +331,6 @@ fn node_files(
             ));
         }
     }
-    if let Some(m) = boot {
-        f.config.push(Entry::file(
-            release::boot::FETCH_SCRIPT_PATH,
-            0o755,
-            release::boot::FETCH_SCRIPT,
-        ));
-        f.node.push(Entry::file(
-            release::boot::FETCH_MANIFEST_PATH,
-            0o644,
-            m.to_json(),
-        ));
-    }
-    // What the console report needs to know about this node.
-    f.config
-        .push(Entry::file(REPORT_SCRIPT_PATH, 0o755, REPORT_SCRIPT));
-    f.config
-        .push(Entry::file(REPORT_UNIT_PATH, 0o644, REPORT_UNIT));
-    let units: Vec<&str> = start
-        .iter()
-        .filter(|s| s.action == StartAction::EnableNow)
-        .map(|s| s.unit.as_str())
-        .collect();
-    let env = env_line("KIMAGE_NODE", n.name.as_str())
-        + &env_line("KIMAGE_ROLE", n.role.as_str())
-        + &env_line("KIMAGE_ADDRESS", &n.address.to_string())
-        + &env_line("KIMAGE_CLUSTER", &c.name)
-        + &env_line("KIMAGE_UNITS", &units.join(" "));
-    f.node.push(Entry::file(NODE_ENV_PATH, 0o644, env));
     Ok(f)
 }
 
@@ -410,24 +380,25 @@ impl<'c> Assembler<'c> {
         })
     }
 
-    /// One node's (or pool machine's) layers, secrets and start plan. `key` finds its release files;
-    /// `extra` goes into its own layer, named `own_layer`.
+    /// One node's (or pool machine's) layers, secrets and start plan, from its planned files.
+    /// `key` finds its release files; its own layer is named `own_layer`; a pool machine gets the
+    /// pool's settings.
     fn node(
         &self,
         n: &NodeModel,
         key: &str,
         own_layer: String,
-        extra: Vec<Entry>,
+        pool: Option<(&PoolModel, String)>,
     ) -> Result<AssembledNode, BuildError> {
-        let mut start = self.renderer.start_plan(n)?;
-        // The console report runs last, once cloud-init has finished.
-        start.push(render::StartStep {
-            unit: "kimage-report.service".into(),
-            action: StartAction::EnableNow,
-        });
+        let start = files::start_plan(&self.renderer, n)?;
+        let specs = files::node_files(
+            self.cluster,
+            &self.renderer,
+            n,
+            pool.as_ref().map(|(p, _)| *p),
+            &start,
+        )?;
         let boot = match self.binaries {
-            // A node with nothing to fetch gets no fetch manifest: it is the same node whether it
-            // is built alone (no lock needed) or with nodes that fetch.
             NodeBinaries::FetchAtBoot(m) if !n.binaries.is_empty() => Some(m.for_node(n)),
             _ => None,
         };
@@ -435,16 +406,15 @@ impl<'c> Assembler<'c> {
             NodeBinaries::Embed(files) => files.get(key),
             _ => None,
         };
-        let mut f = node_files(
-            &self.renderer,
-            self.cluster,
-            n,
-            self.pki,
-            installs,
-            boot.as_ref(),
-            &start,
+        let f = node_files(
+            specs,
+            &Fill {
+                pki: self.pki,
+                installs,
+                boot: boot.as_ref(),
+                pool_env: pool.map(|(_, env)| env),
+            },
         )?;
-        f.node.extend(extra);
         let mut planned = Vec::new();
         if !f.binaries.is_empty() {
             planned.push(PlannedLayer::entries(
@@ -494,7 +464,7 @@ impl<'c> Assembler<'c> {
                 .par_iter()
                 .map(|n| {
                     let name = n.name.as_str();
-                    self.node(n, name, format!("node-{name}"), Vec::new())
+                    self.node(n, name, format!("node-{name}"), None)
                 })
                 .collect::<Result<_, _>>()?;
             for (n, an) in chunk.iter().zip(done) {
@@ -530,13 +500,9 @@ impl<'c> Assembler<'c> {
         let ca_hash = self.pki.ca_cert_hash()?;
         for p in pools {
             let n = &p.node;
-            let env = Entry::file(
-                POOL_ENV_PATH,
-                0o644,
-                env_line("KIMAGE_POOL", p.name.as_str())
-                    + &env_line("KIMAGE_CA_CERT_HASH", &ca_hash),
-            );
-            let an = self.node(n, &p.key(), format!("pool-{}", p.name), vec![env])?;
+            let env = env_line("KIMAGE_POOL", p.name.as_str())
+                + &env_line("KIMAGE_CA_CERT_HASH", &ca_hash);
+            let an = self.node(n, &p.key(), format!("pool-{}", p.name), Some((p, env)))?;
             let rec = self.pki.bootstrap_token(p.name.as_str()).ok_or_else(|| {
                 crate::pki::PkiError::Missing {
                     what: format!("bootstrap token of worker pool {}", p.name),

@@ -68,7 +68,7 @@ pub fn build(template: &str, layers: Option<(&str, &str)>) -> Out {
     };
     let loaded = profile::load_str(&text, template).expect("shipped profile loads");
     let c = Cluster::resolve(&loaded.profile);
-    let plan = kimage::plan::plan(&c);
+    let plan = kimage::plan::plan(&c).unwrap();
 
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");

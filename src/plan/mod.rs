@@ -1,10 +1,15 @@
 //! The plan: what each node will get (role, certificates, files, binaries, layers), computed from the
 //! model before anything is written. `kimage plan` prints it; `build` follows it.
 
+pub mod files;
+
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
-use crate::model::{Cluster, NodeModel};
+use crate::model::{Cluster, NodeModel, PoolModel};
 use crate::pki::spec;
+use crate::render::{RenderError, Renderer};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -19,6 +24,9 @@ pub struct Plan {
     pub state: Option<String>,
     /// Certificates the next build (re-)issues, with the reason (`apiserver@cp-1: ip_addresses +10.0.0.100`).
     pub pending: Vec<String>,
+    /// What the next `kimage build` writes besides out/ (the state, kimage.lock, cluster.json), and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub writes: Vec<String>,
     /// Worker pools: what every machine of each gets (address `dhcp`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pools: Vec<NodePlan>,
@@ -37,6 +45,8 @@ pub struct NodePlan {
     pub binaries: Vec<String>,
     /// Programs the node runs that the image must already have (`binaries.exclude`).
     pub excluded: Vec<String>,
+    /// What the user-data does with kimage's units, in order (`enable-now:etcd.service`).
+    pub start: Vec<String>,
     /// Every file the node gets, sorted by path.
     pub files: Vec<PlannedFile>,
 }
@@ -45,35 +55,44 @@ pub struct NodePlan {
 pub struct PlannedFile {
     pub path: String,
     pub mode: String,
-    /// Where the content comes from: `pki:<id>`, `pki:sa.key`, `kubeconfig:<id>`, …
+    /// `uid:gid`.
+    pub owner: String,
+    /// Where the content comes from: `template:image-layers/…`, `pki:<id>.crt`, `kubeconfig:<id>`,
+    /// `release:<artifact>`, `kimage:<what>`.
     pub source: String,
+    /// What brings it to the node: a layer, the user-data (its secrets), a download at boot.
+    pub carrier: files::Carrier,
     /// Private material travels in user-data only.
     pub secret: bool,
 }
 
-fn pki_file(f: spec::PkiFile) -> PlannedFile {
-    let source = match &f.source {
-        spec::PkiSource::Cert(id) => format!("pki:{id}.crt"),
-        spec::PkiSource::Key(id) => format!("pki:{id}.key"),
-        spec::PkiSource::SaKey => "pki:sa.key".to_string(),
-        spec::PkiSource::SaPub => "pki:sa.pub".to_string(),
-        spec::PkiSource::Kubeconfig(id) => format!("kubeconfig:{id}"),
-        spec::PkiSource::BootstrapKubeconfig(pool) => format!("bootstrap-token:{pool}"),
-        spec::PkiSource::BootstrapTokenSecret(pool) => format!("bootstrap-token-secret:{pool}"),
-        spec::PkiSource::ClusterInfo => "cluster-info".to_string(),
-    };
-    PlannedFile {
-        path: f.path,
-        mode: format!("{:04o}", f.mode),
-        secret: f.source.is_secret(),
-        source,
+impl PlannedFile {
+    pub fn from_spec(f: &files::FileSpec) -> PlannedFile {
+        PlannedFile {
+            path: f.path.clone(),
+            mode: format!("{:04o}", f.mode),
+            owner: format!("{}:{}", f.uid, f.gid),
+            source: f.source.describe(),
+            carrier: f.carrier,
+            secret: f.source.is_secret(),
+        }
     }
 }
 
-pub fn node_plan(c: &Cluster, n: &NodeModel) -> NodePlan {
-    let mut files: Vec<PlannedFile> = spec::node_files(c, n).into_iter().map(pki_file).collect();
-    files.sort();
-    NodePlan {
+/// What one node gets, from the same file list the build assembles.
+pub fn node_plan(
+    c: &Cluster,
+    r: &Renderer,
+    n: &NodeModel,
+    pool: Option<&PoolModel>,
+) -> Result<NodePlan, RenderError> {
+    let start = files::start_plan(r, n)?;
+    let mut planned: Vec<PlannedFile> = files::node_files(c, r, n, pool, &start)?
+        .iter()
+        .map(PlannedFile::from_spec)
+        .collect();
+    planned.sort();
+    Ok(NodePlan {
         name: n.name.to_string(),
         role: n.role.as_str().to_string(),
         address: n.address.to_string(),
@@ -82,29 +101,42 @@ pub fn node_plan(c: &Cluster, n: &NodeModel) -> NodePlan {
         certs: spec::node_cert_ids(c, n),
         binaries: n.binaries.iter().map(|b| b.name().to_string()).collect(),
         excluded: n.excluded.iter().map(|b| b.name().to_string()).collect(),
-        files,
-    }
+        start: crate::output::build::start_spec(&start)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+        files: planned,
+    })
 }
 
-pub fn plan(c: &Cluster) -> Plan {
-    Plan {
+/// The plan of every node and worker pool. Renders every template (so a template error is found here).
+pub fn plan(c: &Cluster) -> Result<Plan, RenderError> {
+    let r = Renderer::new(c)?;
+    Ok(Plan {
         cluster: c.name.clone(),
         endpoint: c.endpoint_url.clone(),
         bootstrap_node: c.bootstrap_node.as_ref().map(|n| n.to_string()),
-        nodes: c.nodes.iter().map(|n| node_plan(c, n)).collect(),
+        nodes: c
+            .nodes
+            .iter()
+            .map(|n| node_plan(c, &r, n, None))
+            .collect::<Result<_, _>>()?,
         etcd_joining: c.etcd.joining.iter().map(|n| n.to_string()).collect(),
         state: None,
         pending: Vec::new(),
+        writes: Vec::new(),
         pools: c
             .pools
             .iter()
-            .map(|p| NodePlan {
-                role: "worker pool".to_string(),
-                address: "dhcp".to_string(),
-                ..node_plan(c, &p.node)
+            .map(|p| {
+                Ok(NodePlan {
+                    role: "worker pool".to_string(),
+                    address: "dhcp".to_string(),
+                    ..node_plan(c, &r, &p.node, Some(p))?
+                })
             })
-            .collect(),
-    }
+            .collect::<Result<_, RenderError>>()?,
+    })
 }
 
 impl Plan {
@@ -150,11 +182,24 @@ impl Plan {
                     list(&ex)
                 ));
             }
-            let secrets = n.files.iter().filter(|f| f.secret).count();
+            let units: Vec<&str> = n
+                .start
+                .iter()
+                .map(|s| s.rsplit(':').next().unwrap_or(s))
+                .collect();
+            out.push_str(&format!("  starts    {}\n", list(&units)));
+            let mut by: BTreeMap<files::Carrier, usize> = BTreeMap::new();
+            for f in &n.files {
+                *by.entry(f.carrier).or_default() += 1;
+            }
+            let carriers: Vec<String> = by
+                .iter()
+                .map(|(c, k)| format!("{k} {}", c.as_str()))
+                .collect();
             out.push_str(&format!(
-                "  files     {} ({} secret, delivered in user-data)\n",
+                "  files     {} ({})\n",
                 n.files.len(),
-                secrets
+                carriers.join(", ")
             ));
         }
         if !self.etcd_joining.is_empty() {
@@ -165,6 +210,12 @@ impl Plan {
         }
         if let Some(state) = &self.state {
             out.push_str(&self.render_pending(state));
+        }
+        if !self.writes.is_empty() {
+            out.push_str("\nthe next build also writes:\n");
+            for w in &self.writes {
+                out.push_str(&format!("  {w}\n"));
+            }
         }
         out
     }
