@@ -38,6 +38,18 @@ pub enum StateError {
     },
 }
 
+impl StateError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StateError::Read { .. } => crate::exit::FAILURE,
+            // kimage wrote it: a file that no longer reads as one is corrupt, not bad input.
+            StateError::Corrupt { .. } => crate::exit::VERIFY,
+            // Another cluster's state given with this profile: the --state argument is wrong.
+            StateError::OtherCluster { .. } => crate::exit::INVALID,
+        }
+    }
+}
+
 pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join(FILE)
 }

@@ -1,21 +1,11 @@
-//! The errors a command can end with, and the exit status each maps to (documented in README.md).
+//! The error a command ends with: one variant per stage, each stage's error saying which exit status it
+//! ends with (`exit_code()`, constants in `crate::exit`); this only delegates.
 
 use std::path::PathBuf;
 
 use crate::diag::Diagnostics;
+use crate::exit;
 use crate::profile::LoadError;
-
-/// Exit statuses. 0 is success.
-pub mod exit {
-    /// A failure while working: I/O, network, an external program.
-    pub const FAILURE: u8 = 1;
-    /// Invalid input: the profile, an argument or a flag. Nothing was written.
-    pub const INVALID: u8 = 2;
-    /// Prerequisite state is missing or stale: run the command the message names (kimage lock, fetch, pki).
-    pub const STATE: u8 = 3;
-    /// Verification failed: a digest mismatch or corrupt state. Nothing unverified was used.
-    pub const VERIFY: u8 = 4;
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,30 +19,42 @@ pub enum Error {
         file: String,
         diagnostics: Diagnostics,
     },
+    /// A command-line argument that cannot be used.
     #[error("{0}")]
     Usage(String),
+    /// Writing the command's own report (stdout).
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("`kimage {0}` is not available in this build yet")]
-    NotYet(&'static str),
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    #[error(transparent)]
+    ClusterState(#[from] crate::cluster_state::StateError),
     #[error(transparent)]
     Release(#[from] crate::release::command::CommandError),
     #[error(transparent)]
-    Docs(#[from] crate::docs::DocsError),
-    #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Build(Box<crate::output::build::BuildError>),
+    #[error(transparent)]
+    Output(Box<crate::output::OutputError>),
     #[error(transparent)]
     Etcd(#[from] crate::etcd::EtcdError),
     #[error(transparent)]
-    Build(Box<crate::output::build::BuildError>),
+    Docs(#[from] crate::docs::DocsError),
 }
 
 impl From<crate::output::build::BuildError> for Error {
     fn from(e: crate::output::build::BuildError) -> Self {
         Error::Build(Box::new(e))
+    }
+}
+
+impl From<crate::output::OutputError> for Error {
+    fn from(e: crate::output::OutputError) -> Self {
+        Error::Output(Box::new(e))
     }
 }
 
@@ -69,36 +71,15 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::ReadProfile { .. } | Error::Invalid { .. } | Error::Usage(_) => exit::INVALID,
-            Error::Io { .. } | Error::NotYet(_) | Error::Docs(_) => exit::FAILURE,
+            Error::Io { .. } => exit::FAILURE,
+            Error::Settings(_) => exit::INVALID,
+            Error::ClusterState(e) => e.exit_code(),
+            Error::Release(e) => e.exit_code(),
             Error::Pki(e) => e.exit_code(),
-            Error::Etcd(
-                crate::etcd::EtcdError::NoSuchMember { .. } | crate::etcd::EtcdError::Quorum { .. },
-            ) => exit::INVALID,
-            Error::Etcd(_) => exit::FAILURE,
-            Error::Build(e) => {
-                use crate::output::build::BuildError as B;
-                match e.as_ref() {
-                    B::Pki(p) => p.exit_code(),
-                    B::Install(_) | B::Stale(_) => exit::STATE,
-                    B::Render(crate::render::RenderError::UnsafeValue { .. }) => exit::INVALID,
-                    B::Render(_) | B::Layer { .. } | B::Seed { .. } | B::Io { .. } => exit::FAILURE,
-                }
-            }
-            Error::Release(e) => {
-                use crate::release::command::CommandError as C;
-                match e {
-                    C::Profile(_) | C::BadMirror(_) | C::NoLock => exit::INVALID,
-                    C::LockFile(_) | C::Stale(_) => exit::STATE,
-                    C::Fetch(f)
-                        if f.errors.iter().any(|e| {
-                            matches!(e, crate::release::fetch::FetchError::Mismatch { .. })
-                        }) =>
-                    {
-                        exit::VERIFY
-                    }
-                    C::Resolve(_) | C::Fetch(_) | C::Cache(_) => exit::FAILURE,
-                }
-            }
+            Error::Build(e) => e.exit_code(),
+            Error::Output(e) => e.exit_code(),
+            Error::Etcd(e) => e.exit_code(),
+            Error::Docs(e) => e.exit_code(),
         }
     }
 

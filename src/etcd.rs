@@ -26,6 +26,18 @@ pub enum EtcdError {
     Refused { name: String, detail: String },
 }
 
+impl EtcdError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            // The name or the request was wrong: nothing was changed.
+            EtcdError::NoSuchMember { .. } | EtcdError::Quorum { .. } => crate::exit::INVALID,
+            EtcdError::Client(_) | EtcdError::Unreachable { .. } | EtcdError::Refused { .. } => {
+                crate::exit::FAILURE
+            }
+        }
+    }
+}
+
 /// One member as the cluster reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {

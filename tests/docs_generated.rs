@@ -243,8 +243,9 @@ fn printed_completions_and_man_pages_are_the_files() {
     assert_eq!(text(&o.stdout), read("docs/man/kimage.1"));
     let o = kimage(&["man", "build"]);
     assert_eq!(text(&o.stdout), read("docs/man/kimage-build.1"));
+    // An unknown command name is a usage error.
     let o = kimage(&["man", "no-such"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("commands with man pages: build"));
 }
 

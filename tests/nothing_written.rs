@@ -197,3 +197,23 @@ fn a_value_only_the_renderer_refused_wrote_the_state_and_lock() {
         "the error names the field and its line:\n{out}"
     );
 }
+
+/// Regression: a corrupt `kimage-state/cluster.json` ended a build with exit 2 ("invalid input"),
+/// although the profile was fine: a file kimage wrote that no longer reads is corrupt state (4).
+#[test]
+fn a_corrupt_cluster_record_exited_2_as_if_the_profile_were_invalid() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("cluster.yaml"), GOOD).unwrap();
+    let (code, out) = kimage(tmp.path(), &["build", "--all"]);
+    assert_eq!(code, Some(0), "{out}");
+    std::fs::write(tmp.path().join("kimage-state/cluster.json"), "{not json").unwrap();
+    expect_untouched(
+        tmp.path(),
+        GOOD,
+        &["build", "--all"],
+        4,
+        "corrupt cluster.json",
+    );
+    let (_, out) = kimage(tmp.path(), &["build", "--all"]);
+    assert!(out.contains("cluster.json is not a kimage cluster state"), "{out}");
+}

@@ -1,10 +1,10 @@
 //! docs/cli.md and the man pages: every command and flag from clap's command tree (`Cli::command()`),
-//! and the exit statuses from src/error.rs.
+//! and the exit statuses from src/exit.rs.
 
 use clap::{Arg, ArgAction, Command, CommandFactory};
 
 use super::{DocsError, Files, MARKER, cell};
-use crate::cli::Cli;
+use crate::cli::args::Cli;
 
 /// Commands that print a machine-readable report on stdout with `--output json` (by their path below
 /// `kimage`). The first word of each must be a command of the CLI (a test checks it); subcommands that
@@ -12,7 +12,7 @@ use crate::cli::Cli;
 pub const JSON_REPORTS: &[&str] = &["validate", "plan", "pki status", "lock", "build"];
 
 /// The source of the exit-status constants, read at compile time so their doc comments are the docs.
-const ERROR_RS: &str = include_str!("../error.rs");
+const EXIT_RS: &str = include_str!("../exit.rs");
 
 /// One exit status: its number, constant name and meaning.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,14 +29,11 @@ pub fn exit_statuses() -> Vec<ExitStatus> {
         name: "SUCCESS".into(),
         meaning: "The command did what it was asked.".into(),
     }];
-    let Some(start) = ERROR_RS.find("pub mod exit {") else {
-        return out;
-    };
     let mut doc: Vec<&str> = Vec::new();
-    for line in ERROR_RS[start..].lines().skip(1) {
+    for line in EXIT_RS.lines() {
         let line = line.trim();
-        if line == "}" {
-            break;
+        if line.starts_with("//!") {
+            continue;
         }
         if let Some(d) = line.strip_prefix("///") {
             doc.push(d.trim());
@@ -226,7 +223,7 @@ fn command_section(out: &mut String, cmd: &Command, depth: usize) {
     }
     out.push_str(&format!("```\n{}\n```\n\n", usage(cmd)));
     // The root's global options are documented once; a subcommand's own globals (`pki --state`) here.
-    let root_globals: Vec<String> = crate::cli::Cli::command()
+    let root_globals: Vec<String> = Cli::command()
         .get_arguments()
         .filter(|a| a.is_global_set())
         .map(|a| a.get_id().to_string())
@@ -272,7 +269,7 @@ pub fn render() -> Result<String, DocsError> {
     let cmd = command();
     let mut out = String::new();
     out.push_str(&format!(
-        "<!-- {MARKER} from the command-line definitions (src/cli.rs) and src/error.rs; do not edit. -->\n\
+        "<!-- {MARKER} from the command-line definitions (src/cli/args.rs) and src/exit.rs; do not edit. -->\n\
          # Command-line reference\n\n\
          kimage {} — {}\n\n\
          ```\n{}\n```\n\n",
@@ -393,7 +390,7 @@ pub fn man_pages() -> Result<Files, DocsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::exit;
+    use crate::exit;
 
     #[test]
     fn exit_statuses_match_the_constants() {

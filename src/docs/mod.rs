@@ -12,10 +12,10 @@ mod profile_ref;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, CommandFactory, ValueEnum};
+use clap::CommandFactory;
 
-use crate::cli::Cli;
-use crate::error::Error;
+use crate::cli::args::Cli;
+pub use crate::cli::args::{CompletionsArgs, DocsArgs, ManArgs, Shell};
 
 pub use cli_ref::{JSON_REPORTS, exit_statuses};
 
@@ -41,6 +41,30 @@ pub enum DocsError {
     Generate(String),
     #[error("no command `kimage {0}`; commands with man pages: {1}")]
     UnknownCommand(String, String),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
+}
+
+impl DocsError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DocsError::UnknownCommand(..) => crate::exit::INVALID,
+            DocsError::Output(o) => o.exit_code(),
+            DocsError::Stale { .. } | DocsError::Generate(_) | DocsError::Io { .. } => {
+                crate::exit::FAILURE
+            }
+        }
+    }
+
+    fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> DocsError {
+        let path = path.into();
+        move |source| DocsError::Io { path, source }
+    }
 }
 
 /// A generated file whose copy on disk does not match.
@@ -70,52 +94,12 @@ impl std::fmt::Display for Stale {
     }
 }
 
-/// `kimage docs`.
-#[derive(Debug, Args)]
-pub struct DocsArgs {
-    /// Directory the docs are written to.
-    #[arg(long, default_value = "docs", value_name = "DIR")]
-    pub out: PathBuf,
-    /// Write nothing: regenerate in memory, compare with DIR, and fail (exit 1) listing stale files.
-    #[arg(long)]
-    pub check: bool,
+/// clap_complete's name for a shell.
+trait ShellExt {
+    fn generator(self) -> clap_complete::Shell;
 }
 
-/// `kimage completions`.
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// The shell to print the completion script for.
-    #[arg(value_enum)]
-    pub shell: Shell,
-}
-
-/// `kimage man`.
-#[derive(Debug, Args)]
-pub struct ManArgs {
-    /// Print the page of this command instead of kimage(1), e.g. `build` or `pki status`.
-    #[arg(value_name = "COMMAND")]
-    pub command: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-}
-
-impl Shell {
-    pub const ALL: [Shell; 3] = [Shell::Bash, Shell::Zsh, Shell::Fish];
-
-    /// Where `kimage docs` puts the script, named the way each shell looks completions up.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Shell::Bash => "kimage.bash",
-            Shell::Zsh => "_kimage",
-            Shell::Fish => "kimage.fish",
-        }
-    }
-
+impl ShellExt for Shell {
     fn generator(self) -> clap_complete::Shell {
         match self {
             Shell::Bash => clap_complete::Shell::Bash,
@@ -226,12 +210,12 @@ fn marked_files(dir: &Path) -> Vec<String> {
 
 /// Writes `files` below `dir`, each atomically; returns how many changed. Leaves other files alone
 /// except generated files nothing generates any more, which it removes.
-pub fn write(dir: &Path, files: &Files) -> Result<usize, Error> {
+pub fn write(dir: &Path, files: &Files) -> Result<usize, DocsError> {
     let stale = stale(dir, files);
     for s in &stale {
         let path = dir.join(&s.path);
         match s.reason {
-            StaleReason::Orphaned => std::fs::remove_file(&path).map_err(Error::io(&path))?,
+            StaleReason::Orphaned => std::fs::remove_file(&path).map_err(DocsError::io(&path))?,
             _ => crate::output::write_atomic(&path, &files[&s.path], 0o644)?,
         }
     }
@@ -239,7 +223,7 @@ pub fn write(dir: &Path, files: &Files) -> Result<usize, Error> {
 }
 
 /// Runs `kimage docs`.
-pub fn cmd_docs(args: &DocsArgs) -> Result<(), Error> {
+pub fn cmd_docs(args: &DocsArgs) -> Result<(), DocsError> {
     let files = generate()?;
     if args.check {
         let stale = stale(&args.out, &files);
@@ -247,8 +231,7 @@ pub fn cmd_docs(args: &DocsArgs) -> Result<(), Error> {
             return Err(DocsError::Stale {
                 dir: args.out.clone(),
                 files: stale,
-            }
-            .into());
+            });
         }
         eprintln!(
             "{}: {} generated files are current",
@@ -267,12 +250,12 @@ pub fn cmd_docs(args: &DocsArgs) -> Result<(), Error> {
 }
 
 /// Runs `kimage completions SHELL`.
-pub fn cmd_completions(args: &CompletionsArgs) -> Result<(), Error> {
+pub fn cmd_completions(args: &CompletionsArgs) -> Result<(), DocsError> {
     print_bytes(&completion(args.shell))
 }
 
 /// Runs `kimage man [COMMAND...]`.
-pub fn cmd_man(args: &ManArgs) -> Result<(), Error> {
+pub fn cmd_man(args: &ManArgs) -> Result<(), DocsError> {
     let pages = man_pages()?;
     let name = if args.command.is_empty() {
         "kimage.1".to_string()
@@ -287,16 +270,19 @@ pub fn cmd_man(args: &ManArgs) -> Result<(), Error> {
                 .filter_map(|k| k.strip_prefix("kimage-")?.strip_suffix(".1"))
                 .map(|k| k.replace('-', " "))
                 .collect();
-            Err(DocsError::UnknownCommand(args.command.join(" "), known.join(", ")).into())
+            Err(DocsError::UnknownCommand(
+                args.command.join(" "),
+                known.join(", "),
+            ))
         }
     }
 }
 
-fn print_bytes(bytes: &[u8]) -> Result<(), Error> {
+fn print_bytes(bytes: &[u8]) -> Result<(), DocsError> {
     use std::io::Write;
     std::io::stdout()
         .write_all(bytes)
-        .map_err(Error::io("stdout"))
+        .map_err(DocsError::io("stdout"))
 }
 
 /// Markdown table cell: one line, pipes escaped.

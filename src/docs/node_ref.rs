@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::{DocsError, MARKER, cell};
-use crate::cli::TEMPLATES;
 use crate::model::{Cluster, NodeModel};
 use crate::plan::{self, NodePlan, PlannedFile};
+use crate::profile::templates::TEMPLATES;
 use crate::profile::{self, Role};
 use crate::userdata;
 

@@ -7,8 +7,8 @@
 //! bytes whatever the insertion order, thread count or machine; the layer's id is the sha256 of those bytes.
 //!
 //! ```no_run
-//! use kimage::layers::{LayerBuilder, resolve_mtime};
-//! let mut b = LayerBuilder::new(resolve_mtime(1_700_000_000)?);
+//! use kimage::layers::LayerBuilder;
+//! let mut b = LayerBuilder::new(1_700_000_000);
 //! b.file("/etc/hosts", 0o644, "127.0.0.1 localhost\n")
 //!     .file_from("/usr/local/bin/etcd", 0o755, "/var/cache/etcd")
 //!     .dir("/var/lib/etcd", 0o700);
@@ -55,10 +55,6 @@ pub enum LayerError {
     },
     #[error("layer entry {path}: source {} is not a regular file", file.display())]
     NotRegularFile { path: String, file: PathBuf },
-    #[error(
-        "SOURCE_DATE_EPOCH={value:?} is not a non-negative integer number of seconds; unset it or fix it"
-    )]
-    SourceDateEpoch { value: String },
     #[error("{action}: {source}")]
     Io { action: String, source: io::Error },
     #[error("layer {}: sha256 is {actual}, expected {expected}; the file is corrupt or not this layer", file.display())]
@@ -78,22 +74,6 @@ pub enum LayerError {
 fn io_err(action: impl Into<String>) -> impl FnOnce(io::Error) -> LayerError {
     let action = action.into();
     move |source| LayerError::Io { action, source }
-}
-
-/// The mtime layers get: `SOURCE_DATE_EPOCH` when set (reproducible-builds convention), else `fallback`
-/// (the caller's fixed value, e.g. the PKI state's creation time).
-pub fn resolve_mtime(fallback: u64) -> Result<u64, LayerError> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if v.trim().is_empty() => Ok(fallback),
-        Ok(v) => v
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| LayerError::SourceDateEpoch { value: v }),
-        Err(std::env::VarError::NotPresent) => Ok(fallback),
-        Err(std::env::VarError::NotUnicode(v)) => Err(LayerError::SourceDateEpoch {
-            value: v.to_string_lossy().into_owned(),
-        }),
-    }
 }
 
 /// Where a file's bytes come from.
@@ -338,7 +318,8 @@ pub struct LayerBuilder {
 }
 
 impl LayerBuilder {
-    /// A builder whose entries all get `mtime` (seconds since the epoch). See [`resolve_mtime`].
+    /// A builder whose entries all get `mtime` (seconds since the epoch; `SOURCE_DATE_EPOCH` when set,
+    /// see [`crate::settings::Settings`]).
     pub fn new(mtime: u64) -> Self {
         LayerBuilder {
             mtime,

@@ -28,6 +28,9 @@ pub enum BuildError {
     Install(Box<release::install::InstallError>),
     #[error(transparent)]
     Stale(#[from] release::StaleLock),
+    /// kimage.lock or the download cache.
+    #[error(transparent)]
+    Release(Box<release::command::CommandError>),
     #[error("building layer {name}: {source}")]
     Layer {
         name: String,
@@ -48,6 +51,33 @@ pub enum BuildError {
 impl From<release::install::InstallError> for BuildError {
     fn from(e: release::install::InstallError) -> Self {
         BuildError::Install(Box::new(e))
+    }
+}
+
+impl From<release::command::CommandError> for BuildError {
+    fn from(e: release::command::CommandError) -> Self {
+        BuildError::Release(Box::new(e))
+    }
+}
+
+impl BuildError {
+    pub fn exit_code(&self) -> u8 {
+        use crate::exit;
+        match self {
+            BuildError::Pki(p) => p.exit_code(),
+            BuildError::Release(r) => r.exit_code(),
+            BuildError::Install(i) => match i.as_ref() {
+                release::install::InstallError::Corrupt { .. } => exit::VERIFY,
+                release::install::InstallError::Io { .. } => exit::FAILURE,
+                _ => exit::STATE,
+            },
+            BuildError::Stale(_) => exit::STATE,
+            BuildError::Render(render::RenderError::UnsafeValue { .. }) => exit::INVALID,
+            BuildError::Render(_)
+            | BuildError::Layer { .. }
+            | BuildError::Seed { .. }
+            | BuildError::Io { .. } => exit::FAILURE,
+        }
     }
 }
 
@@ -778,9 +808,8 @@ pub struct Inputs<'a> {
     pub selected: Vec<&'a NodeModel>,
     /// The worker pools to build, in profile order.
     pub pools: Vec<&'a PoolModel>,
-    /// Download cache (default: `KIMAGE_CACHE` or the user's cache directory).
-    pub cache: Option<PathBuf>,
-    pub now: time::OffsetDateTime,
+    /// The clock, the download cache and SOURCE_DATE_EPOCH, resolved at the command line's edge.
+    pub settings: &'a crate::settings::Settings,
     pub detail: Detail,
     pub state: StateUse,
 }
@@ -807,7 +836,7 @@ pub struct Prepared {
 /// The lock for the cluster: read and checked when it exists, resolved in memory (to be written like
 /// Cargo.lock) when it does not. A lock that no longer fits the profile is an error that says to run
 /// `kimage lock`.
-fn ensure_lock(inp: &Inputs) -> Result<(release::Lock, Option<PathBuf>), crate::error::Error> {
+fn ensure_lock(inp: &Inputs) -> Result<(release::Lock, Option<PathBuf>), BuildError> {
     let path = release::command::lock_path(inp.profile);
     if path.exists() {
         let lock = release::Lock::read(&path).map_err(release::command::CommandError::from)?;
@@ -828,7 +857,7 @@ fn ensure_lock(inp: &Inputs) -> Result<(release::Lock, Option<PathBuf>), crate::
 
 /// Runs every stage up to the in-memory assembly: lock, release files or boot manifests, PKI, rendering.
 /// Writes nothing: the state and the lock it computed are committed by the output stage.
-pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
+pub fn prepare(inp: &Inputs) -> Result<Prepared, BuildError> {
     let c = inp.cluster;
     let needs_binaries = inp.selected.iter().any(|n| !n.binaries.is_empty())
         || inp.pools.iter().any(|p| !p.node.binaries.is_empty());
@@ -838,11 +867,8 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
         let (lock, new_path) = ensure_lock(inp)?;
         match c.binaries.source {
             BinarySource::Embed => {
-                let root = match &inp.cache {
-                    Some(p) => p.clone(),
-                    None => release::default_cache_dir()
-                        .map_err(release::command::CommandError::from)?,
-                };
+                let root = release::cache_dir(inp.settings.cache_dir.as_deref())
+                    .map_err(release::command::CommandError::from)?;
                 binaries = NodeBinaries::Embed(
                     release::node_files(c, &lock, &release::Cache::new(root))
                         .map_err(BuildError::from)?,
@@ -859,11 +885,15 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
     }
     let (pki, pending) = match inp.state {
         StateUse::Issue => {
-            let (m, p) =
-                crate::pki::compute(c, &inp.state_dir, inp.now, &crate::pki::Requests::default())?;
+            let (m, p) = crate::pki::compute(
+                c,
+                &inp.state_dir,
+                inp.settings.now,
+                &crate::pki::Requests::default(),
+            )?;
             (m, Some(p))
         }
-        StateUse::Existing => (crate::pki::load(c, &inp.state_dir, inp.now)?, None),
+        StateUse::Existing => (crate::pki::load(c, &inp.state_dir, inp.settings.now)?, None),
     };
     // Layer timestamps come from the state (the cluster CA's NotBefore), so rebuilding later gives
     // the same bytes; SOURCE_DATE_EPOCH overrides.
@@ -871,10 +901,7 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared, crate::error::Error> {
         .cert(crate::pki::spec::CA)
         .map(|ca| ca.not_before.unix_timestamp().max(0) as u64)
         .unwrap_or(0);
-    let mtime = crate::layers::resolve_mtime(fallback).map_err(|source| BuildError::Layer {
-        name: "(all)".into(),
-        source,
-    })?;
+    let mtime = inp.settings.source_date_epoch.unwrap_or(fallback);
     let assembler = Assembler::new(c, &pki, &binaries, mtime, inp.detail)?;
     let mut assembly = assembler.nodes(&inp.selected)?;
     assembler.pools(&mut assembly, &inp.pools)?;

@@ -8,8 +8,8 @@ use std::path::Path;
 use base64::Engine;
 use serde::Serialize;
 
+use super::OutputError as Error;
 use super::{MANIFEST, Manifest, NodeEntry};
-use crate::error::Error;
 
 /// A file as a node gets it: mode and content digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +44,10 @@ pub struct NodeDiff {
 fn read_manifest(out: &Path) -> Result<Manifest, Error> {
     let p = out.join(MANIFEST);
     let text = std::fs::read_to_string(&p).map_err(Error::io(&p))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Usage(format!("{}: not a kimage manifest: {e}", p.display())))
+    serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+        path: p.clone(),
+        reason: format!("not a kimage manifest: {e}"),
+    })
 }
 
 fn sha256(bytes: &[u8]) -> String {

@@ -6,7 +6,51 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use crate::error::Error;
+/// Errors of the output stage.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// An argument that cannot be used (a path outside `--into`, a directory that is no build).
+    #[error("{0}")]
+    Usage(String),
+    /// A file kimage wrote that no longer reads as what it was.
+    #[error("{}: {reason}", path.display())]
+    Corrupt {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error(transparent)]
+    Build(Box<build::BuildError>),
+}
+
+impl From<build::BuildError> for OutputError {
+    fn from(e: build::BuildError) -> Self {
+        OutputError::Build(Box::new(e))
+    }
+}
+
+impl OutputError {
+    pub fn io(path: impl Into<std::path::PathBuf>) -> impl FnOnce(std::io::Error) -> OutputError {
+        let path = path.into();
+        move |source| OutputError::Io { path, source }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            OutputError::Io { .. } => crate::exit::FAILURE,
+            OutputError::Usage(_) => crate::exit::INVALID,
+            OutputError::Corrupt { .. } => crate::exit::VERIFY,
+            OutputError::Build(e) => e.exit_code(),
+        }
+    }
+}
+
+// The stage's functions say `Error`: this stage's.
+use OutputError as Error;
 
 /// Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {

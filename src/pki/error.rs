@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::exit;
+use crate::exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {

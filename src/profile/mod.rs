@@ -5,6 +5,7 @@
 
 mod load;
 mod schema;
+pub mod templates;
 pub mod types;
 mod yaml;
 

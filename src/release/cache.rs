@@ -17,33 +17,18 @@ use std::path::{Path, PathBuf};
 
 use super::digest::{Algorithm, hash_file};
 
-/// Environment variable naming the cache directory.
-pub const CACHE_ENV: &str = "KIMAGE_CACHE";
-
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("no cache directory: set {CACHE_ENV}, XDG_CACHE_HOME or HOME")]
+    #[error("no cache directory: set KIMAGE_CACHE, XDG_CACHE_HOME or HOME")]
     NoLocation,
     #[error("creating cache directory {}: {source}", path.display())]
     Create { path: PathBuf, source: io::Error },
 }
 
-/// Where the cache lives: `$KIMAGE_CACHE`, else `$XDG_CACHE_HOME/kimage`, else `~/.cache/kimage`.
-pub fn default_cache_dir() -> Result<PathBuf, CacheError> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(p) = var(CACHE_ENV) {
-        return Ok(p);
-    }
-    // The XDG spec says to ignore a relative XDG_CACHE_HOME.
-    if let Some(p) = var("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
-        return Ok(p.join("kimage"));
-    }
-    var("HOME")
-        .map(|h| h.join(".cache").join("kimage"))
+/// The cache directory the settings resolved (`None`: no place for one: `CacheError::NoLocation`).
+pub fn cache_dir(resolved: Option<&Path>) -> Result<PathBuf, CacheError> {
+    resolved
+        .map(Path::to_path_buf)
         .ok_or(CacheError::NoLocation)
 }
 
@@ -63,10 +48,6 @@ pub struct Cache {
 impl Cache {
     pub fn new(root: impl Into<PathBuf>) -> Cache {
         Cache { root: root.into() }
-    }
-
-    pub fn open_default() -> Result<Cache, CacheError> {
-        Ok(Cache::new(default_cache_dir()?))
     }
 
     pub fn root(&self) -> &Path {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::cache::{Cache, CacheError, default_cache_dir};
+use super::cache::{Cache, CacheError, cache_dir};
 use super::catalog::CATALOG;
 use super::fetch::{FetchFailed, FetchOptions, Fetched, Outcome, fetch_lock};
 use super::lock::{
@@ -76,6 +76,28 @@ pub enum CommandError {
         "--mirror {0}: is not an http://, https:// or file:// URL; give a base URL such as http://10.0.0.1:8080/releases"
     )]
     BadMirror(String),
+}
+
+impl CommandError {
+    pub fn exit_code(&self) -> u8 {
+        use crate::exit;
+        match self {
+            CommandError::Profile(_) | CommandError::BadMirror(_) | CommandError::NoLock => {
+                exit::INVALID
+            }
+            CommandError::LockFile(_) | CommandError::Stale(_) => exit::STATE,
+            CommandError::Fetch(f)
+                if f.errors
+                    .iter()
+                    .any(|e| matches!(e, super::fetch::FetchError::Mismatch { .. })) =>
+            {
+                exit::VERIFY
+            }
+            CommandError::Resolve(_) | CommandError::Fetch(_) | CommandError::Cache(_) => {
+                exit::FAILURE
+            }
+        }
+    }
 }
 
 /// What `run_lock` did.
@@ -151,9 +173,11 @@ pub fn run_lock(
 
 /// `kimage fetch`: download what the lock names into the cache, verifying every digest. `profile` is
 /// the validated profile (its path and model); `--lock FILE` needs none.
+/// `kimage fetch`; `default_cache` is the cache directory the settings resolved.
 pub fn run_fetch(
     profile: Option<(&Path, &Cluster)>,
     args: &FetchArgs,
+    default_cache: Option<&Path>,
 ) -> Result<Vec<Fetched>, CommandError> {
     check_mirror(args.mirror.as_ref())?;
     let (lock, profile_mirror) = match (&args.lock, profile) {
@@ -170,7 +194,7 @@ pub fn run_fetch(
     };
     let root = match &args.cache {
         Some(p) => p.clone(),
-        None => default_cache_dir()?,
+        None => cache_dir(default_cache)?,
     };
     let cache = Cache::new(root);
     let opts = FetchOptions {

@@ -25,7 +25,7 @@ pub mod net;
 pub mod progress;
 
 pub use boot::{BootManifest, BootManifests, boot_manifests};
-pub use cache::{Cache, default_cache_dir};
+pub use cache::{Cache, cache_dir};
 pub use fetch::{FetchOptions, fetch_lock};
 pub use install::{InstallFile, node_files};
 pub use lock::{LOCK_FILE, Lock, ResolveOptions, StaleLock, check_lock, resolve_lock};

@@ -337,5 +337,5 @@ pub fn fetch(
 ) -> Result<Vec<kimage::release::fetch::Fetched>, kimage::release::command::CommandError> {
     let loaded = kimage::profile::load_file(profile)?;
     let cluster = kimage::model::Cluster::resolve(&loaded.profile);
-    kimage::release::command::run_fetch(Some((profile, &cluster)), args)
+    kimage::release::command::run_fetch(Some((profile, &cluster)), args, None)
 }

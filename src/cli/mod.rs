@@ -1,0 +1,229 @@
+//! The command line: parsing (`args`) and one module per command. Commands load and check the profile
+//! the same way (`check_profile`), and write nothing when it has errors; the environment and the clock
+//! are read once (`crate::settings`) and handed down.
+
+pub mod args;
+mod build;
+mod etcd;
+mod init;
+mod plan;
+mod unpack;
+mod validate;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use args::*;
+
+use crate::diag::Diagnostics;
+use crate::error::Error;
+use crate::model::Cluster;
+use crate::profile::{self, LoadedProfile};
+use crate::settings::Settings;
+use crate::validate as lint;
+
+pub use crate::profile::templates::TEMPLATES;
+
+/// A profile that loaded and passed whole-cluster validation (warnings allowed).
+pub struct Checked {
+    pub loaded: LoadedProfile,
+    pub cluster: Cluster,
+    pub diagnostics: Diagnostics,
+}
+
+/// Loads, resolves and validates the profile. Errors end the command with status 2.
+pub fn check_profile(path: &Path) -> Result<Checked, Error> {
+    let loaded = profile::load_file(path)?;
+    let cluster = Cluster::resolve(&loaded.profile);
+    let diagnostics = lint::check(&loaded, &cluster);
+    if diagnostics.has_errors() {
+        return Err(Error::Invalid {
+            file: loaded.source.file.clone(),
+            diagnostics,
+        });
+    }
+    Ok(Checked {
+        loaded,
+        cluster,
+        diagnostics,
+    })
+}
+
+fn print_warnings(c: &Checked) {
+    if c.diagnostics.warnings().next().is_some() {
+        eprint!("{}", c.diagnostics.render(&c.loaded.source.file));
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
+    let mut s = serde_json::to_string_pretty(value).expect("report serializes");
+    s.push('\n');
+    std::io::stdout()
+        .write_all(s.as_bytes())
+        .map_err(Error::io("stdout"))
+}
+
+/// Runs a parsed command line with the process's environment and clock.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    let settings = Settings::from_process()?;
+    run_with(cli, &settings)
+}
+
+/// Runs a parsed command line with settings resolved by the caller (no stage reads the environment).
+pub fn run_with(cli: Cli, settings: &Settings) -> Result<(), Error> {
+    match &cli.command {
+        Command::Validate => validate::cmd_validate(&cli),
+        Command::Plan(state) => plan::cmd_plan(&cli, state, settings),
+        Command::Init(args) => init::cmd_init(&cli, args),
+        // Every command that works from the profile checks it first, so bad input never writes anything.
+        Command::Pki(args) => {
+            let c = check_profile(&cli.profile)?;
+            print_warnings(&c);
+            let dir = c.loaded.dir();
+            let ctx = crate::pki::command::Context {
+                cluster: &c.cluster,
+                profile_dir: &dir,
+                json: cli.output == Output::Json,
+                now: settings.now,
+            };
+            crate::pki::command::run(args, &ctx, &mut std::io::stdout(), &mut std::io::stderr())?;
+            Ok(())
+        }
+        Command::Lock(args) => {
+            let c = check_profile(&cli.profile)?;
+            print_warnings(&c);
+            let out = crate::release::command::run_lock(&cli.profile, &c.cluster, args)?;
+            if cli.output == Output::Json {
+                print_json(
+                    &serde_json::json!({"path": out.path, "written": out.written, "lock": out.lock}),
+                )?;
+            }
+            Ok(())
+        }
+        Command::Fetch(args) => {
+            if args.lock.is_some() {
+                crate::release::command::run_fetch(None, args, settings.cache_dir.as_deref())?;
+            } else {
+                let c = check_profile(&cli.profile)?;
+                print_warnings(&c);
+                crate::release::command::run_fetch(
+                    Some((&cli.profile, &c.cluster)),
+                    args,
+                    settings.cache_dir.as_deref(),
+                )?;
+            }
+            Ok(())
+        }
+        Command::Build(args) => build::cmd_build(&cli, args, settings),
+        Command::Etcd(args) => etcd::cmd_etcd(&cli, args, settings),
+        Command::Diff { old, new } => {
+            let d = crate::output::diff::diff(old, new)?;
+            match cli.output {
+                Output::Json => print_json(&d),
+                Output::Text => {
+                    print!("{}", crate::output::diff::render_text(&d));
+                    Ok(())
+                }
+            }
+        }
+        Command::Unpack(args) => unpack::cmd_unpack(&cli, args, settings),
+        // Generated from the code alone; the profile is not read.
+        Command::Docs(args) => Ok(crate::docs::cmd_docs(args)?),
+        Command::Completions(args) => Ok(crate::docs::cmd_completions(args)?),
+        Command::Man(args) => Ok(crate::docs::cmd_man(args)?),
+    }
+}
+
+/// Prints an error the way every command does: diagnostics in full, other errors as one line.
+pub fn report(e: &Error) {
+    match e {
+        Error::Invalid { file, diagnostics } => eprint!("{}", diagnostics.render(file)),
+        other => eprintln!("error: {other}"),
+    }
+}
+
+/// The nodes `--role` names (in profile order), or every node. Unknown names are invalid input.
+fn select_nodes<'a>(
+    c: &'a Cluster,
+    names: &[String],
+    all: bool,
+) -> Result<Vec<&'a crate::model::NodeModel>, Error> {
+    if all {
+        return Ok(c.nodes.iter().collect());
+    }
+    for name in names {
+        if c.node(name).is_none() {
+            let known: Vec<&str> = c.nodes.iter().map(|n| n.name.as_str()).collect();
+            let hint = crate::profile::suggest(name, known.iter().copied())
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            return Err(Error::Usage(format!(
+                "--role {name}: no node of that name in the profile; {hint}nodes: {}",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(c.nodes
+        .iter()
+        .filter(|n| names.iter().any(|r| r == n.name.as_str()))
+        .collect())
+}
+
+fn state_dir(c: &Checked, state: &StateArgs) -> PathBuf {
+    state
+        .state
+        .clone()
+        .unwrap_or_else(|| crate::pki::default_state_dir(&c.loaded.dir()))
+}
+
+/// The model with what the state remembers (the etcd members the cluster formed with), and the record
+/// to write when this is the cluster's first build.
+fn stateful_cluster(
+    c: &Checked,
+    state_dir: &Path,
+) -> Result<(Cluster, Option<crate::cluster_state::ClusterState>), Error> {
+    let recorded = crate::cluster_state::read(state_dir, &c.cluster.name)?;
+    Ok(match recorded {
+        Some(s) => (
+            c.cluster.clone().with_formed_etcd(&s.etcd_formed_with),
+            None,
+        ),
+        None => (
+            c.cluster.clone(),
+            Some(crate::cluster_state::initial(&c.cluster)),
+        ),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn inputs<'a>(
+    cli: &'a Cli,
+    settings: &'a crate::settings::Settings,
+    cluster: &'a Cluster,
+    state_dir: PathBuf,
+    selected: Vec<&'a crate::model::NodeModel>,
+    pools: Vec<&'a crate::model::PoolModel>,
+    detail: crate::output::build::Detail,
+    state: crate::output::build::StateUse,
+) -> crate::output::build::Inputs<'a> {
+    crate::output::build::Inputs {
+        cluster,
+        profile: &cli.profile,
+        state_dir,
+        selected,
+        pools,
+        settings,
+        detail,
+        state,
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    if n < 1024 {
+        format!("{n} B")
+    } else if n < 1024 * 1024 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+    }
+}
