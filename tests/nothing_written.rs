@@ -215,5 +215,8 @@ fn a_corrupt_cluster_record_exited_2_as_if_the_profile_were_invalid() {
         "corrupt cluster.json",
     );
     let (_, out) = kimage(tmp.path(), &["build", "--all"]);
-    assert!(out.contains("cluster.json is not a kimage cluster state"), "{out}");
+    assert!(
+        out.contains("cluster.json is not a kimage cluster state"),
+        "{out}"
+    );
 }

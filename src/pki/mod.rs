@@ -17,6 +17,7 @@ mod error;
 pub mod import;
 mod issue;
 pub mod keys;
+mod kubeconfig;
 mod material;
 pub mod spec;
 pub mod state;
@@ -28,7 +29,8 @@ pub use ensure::{
     Requests, SA_ID, compute, ensure, ensure_with, load, spec_diff,
 };
 pub use error::PkiError;
-pub use material::{CertMaterial, NodeFile, PkiMaterial, render_kubeconfig};
+pub use kubeconfig::render_kubeconfig;
+pub use material::{CertMaterial, NodeFile, PkiMaterial};
 pub use state::{LockMode, StateDir, TokenRecord};
 
 /// The state directory's default place: `<profile dir>/kimage-state`.

@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::der;
-use super::material::yaml_scalar;
+use super::kubeconfig::yaml_scalar;
 use super::state::TokenRecord;
 
 /// The group every kubeadm node-join token carries (`auth-extra-groups`); the kubelet-bootstrap and
