@@ -288,7 +288,7 @@ fn pool_machine_files_match_snapshots() {
             writeln!(out, "{:?} {}", s.action, s.unit).unwrap();
         }
         writeln!(out, "\n# pki files").unwrap();
-        for f in kimage::pki::spec::node_files(&c, &p.node) {
+        for f in kimage::pki::spec::pki_files(&c, &p.node) {
             writeln!(out, "{} {:04o} {:?}", f.path, f.mode, f.source).unwrap();
         }
         for f in kimage::render::render_node(&c, &p.node).unwrap() {

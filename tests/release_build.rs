@@ -1,5 +1,5 @@
 //! The whole release path the build stage relies on: `kimage lock` (through a mirror) → `kimage fetch`
-//! → `node_files`, which yields for every node (install path, mode, file with verified bytes). Checks the
+//! → `install_files`, which yields for every node (install path, mode, file with verified bytes). Checks the
 //! bytes against the fixture programs, the per-role file sets, self-healing of extracted members, and
 //! the errors when the cache lacks or holds a corrupt artifact.
 
@@ -14,7 +14,7 @@ use kimage::release::cache::Cache;
 use kimage::release::command::{FetchArgs, LockArgs};
 use kimage::release::digest::Algorithm;
 use kimage::release::fetch::Outcome;
-use kimage::release::install::{InstallError, node_files};
+use kimage::release::install::{InstallError, install_files};
 use kimage::release::lock::Lock;
 use support::fixtures::{digest_file, sha256};
 use support::http::TestServer;
@@ -82,7 +82,7 @@ fn lock_fetch_and_node_files_end_to_end() {
 
     let cluster = Cluster::resolve(&profile::load_str(&text, "t").unwrap().profile);
     let cache = Cache::new(cache_dir.path());
-    let files = node_files(&cluster, &lock, &cache).unwrap();
+    let files = install_files(&cluster, &lock, &cache).unwrap();
     let bin = |names: &[&str]| {
         names
             .iter()
@@ -152,9 +152,9 @@ fn lock_fetch_and_node_files_end_to_end() {
     );
 
     // Reuse gives the same answer; a tampered extracted member is noticed and extracted again.
-    assert_eq!(node_files(&cluster, &lock, &cache).unwrap(), files);
+    assert_eq!(install_files(&cluster, &lock, &cache).unwrap(), files);
     std::fs::write(&crictl, b"tampered").unwrap();
-    assert_eq!(node_files(&cluster, &lock, &cache).unwrap(), files);
+    assert_eq!(install_files(&cluster, &lock, &cache).unwrap(), files);
     assert_eq!(std::fs::read(&crictl).unwrap(), up.program("crictl"));
 
     // A corrupt blob: named, quarantined, and the fix is `kimage fetch`.
@@ -165,7 +165,7 @@ fn lock_fetch_and_node_files_end_to_end() {
     let mut bytes = std::fs::read(&blob).unwrap();
     bytes[100] ^= 0x20;
     std::fs::write(&blob, &bytes).unwrap();
-    let err = node_files(&cluster, &lock, &cache).unwrap_err();
+    let err = install_files(&cluster, &lock, &cache).unwrap_err();
     assert!(matches!(err, InstallError::Corrupt { .. }), "{err}");
     let msg = err.to_string();
     assert!(
@@ -186,13 +186,13 @@ fn lock_fetch_and_node_files_end_to_end() {
             .count(),
         1
     );
-    node_files(&cluster, &lock, &cache).unwrap();
+    install_files(&cluster, &lock, &cache).unwrap();
 
     // A missing artifact (blob and extraction gone).
     let etcd_a = lock.artifacts.iter().find(|a| a.kind == "etcd").unwrap();
     std::fs::remove_file(cache.blob(Algorithm::Sha256, &etcd_a.digest)).unwrap();
     std::fs::remove_dir_all(cache.extracted_dir(Algorithm::Sha256, &etcd_a.digest)).unwrap();
-    let msg = node_files(&cluster, &lock, &cache).unwrap_err().to_string();
+    let msg = install_files(&cluster, &lock, &cache).unwrap_err().to_string();
     assert!(
         msg.contains("lacks etcd-v3.6.99-linux-amd64.tar.gz v3.6.99 (amd64)")
             && msg.contains("run `kimage fetch`"),
@@ -225,7 +225,7 @@ fn tarball_mode_installs_from_the_server_and_node_tarballs_via_a_file_mirror() {
 
     let lock = Lock::read(&dir.path().join("kimage.lock")).unwrap();
     let cluster = Cluster::resolve(&profile::load_str(&text, "t").unwrap().profile);
-    let files = node_files(&cluster, &lock, &Cache::new(cache_dir.path())).unwrap();
+    let files = install_files(&cluster, &lock, &Cache::new(cache_dir.path())).unwrap();
     let from = |node: &str, install: &str| {
         let f = files[node]
             .iter()

@@ -4,7 +4,7 @@
 //! - flags: the process arguments, i.e. the unit's ExecStart (kube-bench runs `ps -ef`);
 //! - etcd: arguments, then ETCD_* variables (EnvironmentFile= and Environment= of etcd.service);
 //! - kubelet: its arguments, then /var/lib/kubelet/config.yaml (kube-bench's `path` lookups);
-//! - files: mode and owner of the rendered files, and of the PKI files as `pki::spec::node_files`
+//! - files: mode and owner of the rendered files, and of the PKI files as `pki::spec::pki_files`
 //!   declares them (the user-data writes them as root).
 //!
 //! kube-bench's operators are reproduced: `set`, `eq`, `noteq`, `has` (substring), `nothave`, `gte`,
@@ -265,7 +265,7 @@ impl NodeView {
         NodeView {
             kubelet_config: yaml("/var/lib/kubelet/config.yaml"),
             proxy_config: yaml("/var/lib/kube-proxy/config.conf"),
-            pki: spec::node_files(c, n),
+            pki: spec::pki_files(c, n),
             files,
             args,
             etcd_env,

@@ -159,7 +159,7 @@ fn no_private_material_and_pki_paths_come_from_the_spec() {
         let c = cluster(fx);
         for n in &c.nodes {
             let files = render(&c, n);
-            let pki: BTreeSet<String> = spec::node_files(&c, n)
+            let pki: BTreeSet<String> = spec::pki_files(&c, n)
                 .into_iter()
                 .map(|f| f.path)
                 .collect();

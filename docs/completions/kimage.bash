@@ -195,7 +195,7 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__build)
-            opts="-s -p -o -h --state --out --role --all --seed --profile --output --help"
+            opts="-s -p -o -h --state --out --role --node --all --seed --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -210,6 +210,10 @@ _kimage() {
                     return 0
                     ;;
                 --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1193,7 +1197,7 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__unpack)
-            opts="-s -p -o -h --state --role --into --profile --output --help"
+            opts="-s -p -o -h --state --role --node --into --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1204,6 +1208,10 @@ _kimage() {
                     return 0
                     ;;
                 -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

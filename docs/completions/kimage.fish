@@ -116,7 +116,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand fetch" -s q -l quiet -d 'N
 complete -c kimage -n "__fish_kimage_using_subcommand fetch" -s h -l help -d 'Print help'
 complete -c kimage -n "__fish_kimage_using_subcommand build" -s s -l state -d 'PKI state directory (default: kimage-state beside the profile)' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand build" -l out -d 'Output directory (default: out beside the profile)' -r -F
-complete -c kimage -n "__fish_kimage_using_subcommand build" -l role -d 'Build these nodes (node names from the profile; repeat or comma-separate)' -r
+complete -c kimage -n "__fish_kimage_using_subcommand build" -l node -l role -d 'Build these nodes (node names from the profile; repeat or comma-separate). `--role` is the same flag under its first name' -r
 complete -c kimage -n "__fish_kimage_using_subcommand build" -s p -l profile -d 'The cluster profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand build" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
@@ -124,7 +124,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand build" -l all -d 'Build ev
 complete -c kimage -n "__fish_kimage_using_subcommand build" -l seed -d 'Also write out/nodes/<name>/seed.img when layers do not come from the seed (`layers.from: url` or `image`); with `seed` it is always written'
 complete -c kimage -n "__fish_kimage_using_subcommand build" -s h -l help -d 'Print help'
 complete -c kimage -n "__fish_kimage_using_subcommand unpack" -s s -l state -d 'PKI state directory (default: kimage-state beside the profile)' -r -F
-complete -c kimage -n "__fish_kimage_using_subcommand unpack" -l role -d 'The node to materialize' -r
+complete -c kimage -n "__fish_kimage_using_subcommand unpack" -l node -l role -d 'The node to materialize (a node name from the profile). `--role` is the same flag under its first name' -r
 complete -c kimage -n "__fish_kimage_using_subcommand unpack" -l into -d 'Directory to write the node\'s filesystem into' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand unpack" -s p -l profile -d 'The cluster profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand unpack" -s o -l output -d 'Output format of reports' -r -f -a "text\t''

@@ -97,16 +97,17 @@ pub struct StateArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("which").required(true).args(["role", "all"])))]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["nodes", "all"])))]
 pub struct BuildArgs {
     #[command(flatten)]
     pub state: StateArgs,
     /// Output directory (default: out beside the profile).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Build these nodes (node names from the profile; repeat or comma-separate).
-    #[arg(long, value_delimiter = ',')]
-    pub role: Vec<String>,
+    /// Build these nodes (node names from the profile; repeat or comma-separate). `--role` is the
+    /// same flag under its first name.
+    #[arg(long = "node", visible_alias = "role", value_name = "NAME", value_delimiter = ',')]
+    pub nodes: Vec<String>,
     /// Build every node.
     #[arg(long)]
     pub all: bool,
@@ -120,9 +121,10 @@ pub struct BuildArgs {
 pub struct UnpackArgs {
     #[command(flatten)]
     pub state: StateArgs,
-    /// The node to materialize.
-    #[arg(long)]
-    pub role: String,
+    /// The node to materialize (a node name from the profile). `--role` is the same flag under its
+    /// first name.
+    #[arg(long = "node", visible_alias = "role", value_name = "NAME")]
+    pub node: String,
     /// Directory to write the node's filesystem into.
     #[arg(long)]
     pub into: PathBuf,

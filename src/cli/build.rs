@@ -7,7 +7,7 @@ pub(super) fn cmd_build(cli: &Cli, args: &BuildArgs, settings: &Settings) -> Res
     print_warnings(&c);
     let state = state_dir(&c, &args.state);
     let (cluster, first) = stateful_cluster(&c, &state)?;
-    let selected = select_nodes(&cluster, &args.role, args.all)?;
+    let selected = select_nodes(&cluster, &args.nodes, args.all)?;
     // Worker pools are built with --all (a partial build keeps their earlier artifacts).
     let pools = if args.all {
         cluster.pools.iter().collect()

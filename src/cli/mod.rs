@@ -142,7 +142,7 @@ pub fn report(e: &Error) {
     }
 }
 
-/// The nodes `--role` names (in profile order), or every node. Unknown names are invalid input.
+/// The nodes `--node` names (in profile order), or every node. Unknown names are invalid input.
 fn select_nodes<'a>(
     c: &'a Cluster,
     names: &[String],
@@ -158,7 +158,7 @@ fn select_nodes<'a>(
                 .map(|s| format!("did you mean `{s}`? "))
                 .unwrap_or_default();
             return Err(Error::Usage(format!(
-                "--role {name}: no node of that name in the profile; {hint}nodes: {}",
+                "--node {name}: no node of that name in the profile; {hint}nodes: {}",
                 known.join(", ")
             )));
         }

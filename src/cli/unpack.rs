@@ -7,7 +7,7 @@ pub(super) fn cmd_unpack(cli: &Cli, args: &UnpackArgs, settings: &Settings) -> R
     print_warnings(&c);
     let state = state_dir(&c, &args.state);
     let (cluster, _) = stateful_cluster(&c, &state)?;
-    let selected = select_nodes(&cluster, std::slice::from_ref(&args.role), false)?;
+    let selected = select_nodes(&cluster, std::slice::from_ref(&args.node), false)?;
     // What a build made: the stored state as it is (unpack writes nothing but --into).
     let prepared = crate::output::build::prepare(&inputs(
         cli,

@@ -314,7 +314,7 @@ struct Fill<'a> {
 /// The plan's files of one node with their content, by what carries them. The user-data's own files
 /// are written by the user-data, programs fetched at boot by the node; the release programs come from
 /// the cache (one entry per file of a `*` member).
-fn node_files(specs: Vec<FileSpec>, fill: &Fill) -> Result<NodeFiles, BuildError> {
+fn with_content(specs: Vec<FileSpec>, fill: &Fill) -> Result<NodeFiles, BuildError> {
     let mut f = NodeFiles {
         binaries: Vec::new(),
         config: Vec::new(),
@@ -436,7 +436,7 @@ impl<'c> Assembler<'c> {
             NodeBinaries::Embed(files) => files.get(key),
             _ => None,
         };
-        let f = node_files(
+        let f = with_content(
             specs,
             &Fill {
                 pki: self.pki,
@@ -870,7 +870,7 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared, BuildError> {
                 let root = release::cache_dir(inp.settings.cache_dir.as_deref())
                     .map_err(release::command::CommandError::from)?;
                 binaries = NodeBinaries::Embed(
-                    release::node_files(c, &lock, &release::Cache::new(root))
+                    release::install_files(c, &lock, &release::Cache::new(root))
                         .map_err(BuildError::from)?,
                 );
             }

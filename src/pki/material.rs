@@ -268,12 +268,12 @@ impl PkiMaterial {
         Ok(s.as_bytes().to_vec())
     }
 
-    /// Every PKI file one node gets (spec::node_files), with content, sorted by path.
+    /// Every PKI file one node gets (spec::pki_files), with content, sorted by path.
     pub fn node_bundle(&self, cluster: &Cluster, node: &str) -> Result<Vec<NodeFile>, PkiError> {
         let n = cluster
             .node(node)
             .ok_or_else(|| PkiError::Usage(format!("no node named `{node}` in the profile")))?;
-        spec::node_files(cluster, n)
+        spec::pki_files(cluster, n)
             .into_iter()
             .map(|PkiFile { path, source, mode }| {
                 Ok(NodeFile {

@@ -473,7 +473,7 @@ fn pair(out: &mut Vec<PkiFile>, base: &str, id: &str) {
 }
 
 /// The PKI files one node gets, sorted by path. Private keys appear only where the role needs them.
-pub fn node_files(c: &Cluster, n: &NodeModel) -> Vec<PkiFile> {
+pub fn pki_files(c: &Cluster, n: &NodeModel) -> Vec<PkiFile> {
     let mut out = Vec::new();
     let name = n.name.as_str();
     if let Some(pool) = &n.pool {
@@ -651,7 +651,7 @@ pub fn node_files(c: &Cluster, n: &NodeModel) -> Vec<PkiFile> {
 
 /// Certificate ids a node receives (for `kimage plan`).
 pub fn node_cert_ids(c: &Cluster, n: &NodeModel) -> Vec<String> {
-    let mut ids: Vec<String> = node_files(c, n)
+    let mut ids: Vec<String> = pki_files(c, n)
         .into_iter()
         .filter_map(|f| match f.source {
             PkiSource::Cert(id) | PkiSource::Kubeconfig(id) => Some(id),

@@ -209,7 +209,7 @@ pub fn node_files(
             },
         });
     }
-    for p in spec::node_files(c, n) {
+    for p in spec::pki_files(c, n) {
         out.push(FileSpec::new(
             p.path,
             p.mode,

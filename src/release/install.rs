@@ -75,7 +75,7 @@ pub enum InstallError {
 /// Every node's release files (by node name, worker pools by `PoolModel::key`, each list sorted by
 /// install path), after checking that the lock fits the profile and that every byte in the cache
 /// still has its locked digest.
-pub fn node_files(
+pub fn install_files(
     cluster: &Cluster,
     lock: &Lock,
     cache: &Cache,

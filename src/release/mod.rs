@@ -27,5 +27,5 @@ pub mod progress;
 pub use boot::{BootManifest, BootManifests, boot_manifests};
 pub use cache::{Cache, cache_dir};
 pub use fetch::{FetchOptions, fetch_lock};
-pub use install::{InstallFile, node_files};
+pub use install::{InstallFile, install_files};
 pub use lock::{LOCK_FILE, Lock, ResolveOptions, StaleLock, check_lock, resolve_lock};

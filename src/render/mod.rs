@@ -7,7 +7,7 @@
 //! - `cluster`: `model::Cluster`;
 //! - `node`: `model::NodeModel` (only for `scope: node` files, so a `shared` file cannot depend on
 //!   the node and renders to the same bytes on every node of its layer);
-//! - `pki`: the on-node path of every PKI file the node gets, from `pki::spec::node_files`, keyed
+//! - `pki`: the on-node path of every PKI file the node gets, from `pki::spec::pki_files`, keyed
 //!   `<kind>_crt`, `<kind>_key`, `<kind>_kubeconfig`, `sa_key`, `sa_pub` (e.g. `apiserver_crt`,
 //!   `etcd_server_key`, `controller_manager_kubeconfig`). The paths depend on the role only.
 //!
@@ -307,7 +307,7 @@ fn pki_key(source: &PkiSource) -> String {
 
 /// The on-node paths of the node's PKI files, keyed as templates use them.
 pub fn pki_paths(cluster: &Cluster, node: &NodeModel) -> BTreeMap<String, String> {
-    spec::node_files(cluster, node)
+    spec::pki_files(cluster, node)
         .into_iter()
         .map(|f| (pki_key(&f.source), f.path))
         .collect()
