@@ -24,6 +24,10 @@ pub struct Diagnostic {
     /// The offending value as written, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// The name of the node or worker pool the path is under (`nodes[7]` is `etcd-9`), so that a
+    /// message about a node names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     pub message: String,
     pub fix: String,
 }
@@ -39,6 +43,7 @@ impl Diagnostic {
             path: path.into(),
             location: None,
             value: None,
+            subject: None,
             message: message.into(),
             fix: fix.into(),
         }
@@ -69,6 +74,17 @@ impl Diagnostic {
         self.severity == Severity::Error
     }
 
+    /// The path with the node's name after its index: `nodes[7] (etcd-9).address`.
+    pub fn display_path(&self) -> String {
+        match (&self.subject, indexed_prefix(&self.path)) {
+            (Some(name), Some((list, i))) => {
+                let prefix = format!("{list}[{i}]");
+                format!("{prefix} ({name}){}", &self.path[prefix.len()..])
+            }
+            _ => self.path.clone(),
+        }
+    }
+
     /// Renders one diagnostic as text: `FILE:LINE:COL: error: PATH: `VALUE` MESSAGE` plus a fix line.
     pub fn render(&self, file: &str) -> String {
         let sev = match self.severity {
@@ -82,7 +98,7 @@ impl Diagnostic {
         }
         head.push_str(&format!(": {sev}: "));
         if !self.path.is_empty() {
-            head.push_str(&self.path);
+            head.push_str(&self.display_path());
             head.push_str(": ");
         }
         if let Some(v) = &self.value {
@@ -158,6 +174,27 @@ impl Diagnostics {
             ));
         }
         out
+    }
+}
+
+/// `("nodes", 7)` for `nodes[7].address`: the lists whose items have names.
+fn indexed_prefix(path: &str) -> Option<(&str, usize)> {
+    let (list, rest) = path.split_once('[')?;
+    if !matches!(list, "nodes" | "workerPools") {
+        return None;
+    }
+    let (index, _) = rest.split_once(']')?;
+    Some((list, index.parse().ok()?))
+}
+
+impl Diagnostics {
+    /// Names the node or worker pool each diagnostic's path is under (`name_of(list, index)`).
+    pub fn name_subjects(&mut self, name_of: impl Fn(&str, usize) -> Option<String>) {
+        for d in &mut self.0 {
+            if let Some((list, i)) = indexed_prefix(&d.path) {
+                d.subject = name_of(list, i);
+            }
+        }
     }
 }
 

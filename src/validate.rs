@@ -99,6 +99,10 @@ pub fn check(loaded: &LoadedProfile, c: &Cluster) -> Diagnostics {
     versions(&mut x, p);
     settings(&mut x, p, c);
     pools(&mut x, p);
+    x.out.name_subjects(|list, i| match list {
+        "nodes" => p.nodes.get(i).map(|n| n.name.to_string()),
+        _ => p.worker_pools.get(i).map(|w| w.name.to_string()),
+    });
     x.out.sort();
     x.out
 }

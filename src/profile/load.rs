@@ -112,7 +112,9 @@ pub fn load_str(text: &str, file: &str) -> Result<LoadedProfile, LoadError> {
     let mut walker = Walker::new(&SCHEMA);
     walker.walk(&SCHEMA, &root, "");
     if !walker.diags.is_empty() {
-        return Err(invalid(walker.diags));
+        let mut d = Diagnostics(walker.diags);
+        d.name_subjects(|list, i| yaml::item_name(&root, list, i));
+        return Err(invalid(d.0));
     }
     let profile: Profile = serde_yaml_ng::from_str(text).map_err(|e| {
         // The walk should have caught everything; this keeps any gap honest instead of panicking.

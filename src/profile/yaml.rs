@@ -212,6 +212,26 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     }
 }
 
+/// The `name` of item `index` of the top-level list `list` (`nodes`, `workerPools`), when written as a
+/// plain value.
+pub fn item_name(root: &Node, list: &str, index: usize) -> Option<String> {
+    let Value::Map(top) = &root.value else {
+        return None;
+    };
+    let (_, items) = top.iter().find(|(k, _)| k.describe() == list)?;
+    let Value::Seq(items) = &items.value else {
+        return None;
+    };
+    let Value::Map(fields) = &items.get(index)?.value else {
+        return None;
+    };
+    let (_, name) = fields.iter().find(|(k, _)| k.describe() == "name")?;
+    match &name.value {
+        Value::Scalar { text, .. } if !text.is_empty() => Some(text.clone()),
+        _ => None,
+    }
+}
+
 /// Every value's location by its field path (`nodes[2].address`), keys' locations under `path#key`.
 pub fn index(root: &Node) -> BTreeMap<String, Location> {
     fn walk(node: &Node, path: &str, out: &mut BTreeMap<String, Location>) {
