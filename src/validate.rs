@@ -675,6 +675,22 @@ fn endpoint(x: &mut Ctx, c: &Cluster) {
                     )
                     .value(ep);
                 }
+            } else if written && lb.is_none() {
+                // A load balancer outside the profile (a cloud's, a hardware one): kimage cannot see
+                // it, only say what it must do. The apiserver certificates name the endpoint.
+                let backends: Vec<String> = cps
+                    .iter()
+                    .map(|n| format!("{}:{}", n.address, c.apiserver_port))
+                    .collect();
+                x.warning(
+                    path,
+                    "is an address no node of this profile serves: kimage takes it for an external load balancer (a cloud's or a hardware one) and cannot check it",
+                    format!(
+                        "make it pass TCP through (no TLS termination) to {}; or point the endpoint at a control-plane node",
+                        backends.join(", ")
+                    ),
+                )
+                .value(ep);
             } else if written {
                 let mut fix = String::from("point the endpoint at ");
                 match lb {

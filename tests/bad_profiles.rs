@@ -115,7 +115,10 @@ fn errors_about_a_node_name_the_node() {
     )
     .unwrap();
     assert!(text.contains("nodes[1] ("), "{text}");
-    assert_eq!(without_subjects("a: nodes[1] (w-1).address: x"), "a: nodes[1].address: x");
+    assert_eq!(
+        without_subjects("a: nodes[1] (w-1).address: x"),
+        "a: nodes[1].address: x"
+    );
 }
 
 fn stdout_is_empty(b: &[u8]) -> bool {

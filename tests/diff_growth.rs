@@ -104,3 +104,26 @@ fn growth_and_endpoint_changes_say_what_to_replace() {
     );
     assert_eq!(by("lb-1")["verdict"], "added");
 }
+
+/// Regression: `kimage diff` called every file with a private mode a secret, so a changed 0600 unit
+/// (kube-apiserver.service) read like a changed key. Secrets are what the user-data's secrets carry.
+#[test]
+fn a_changed_private_unit_was_called_a_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("cluster.yaml"), format!("{BASE}{}", nodes(""))).unwrap();
+    kimage(d, &["build", "--all", "--out", "a"]);
+    let ports = "kubernetes: {nodePortRange: 30000-32000}\n";
+    std::fs::write(
+        d.join("cluster.yaml"),
+        format!("{BASE}{ports}{}", nodes("")),
+    )
+    .unwrap();
+    kimage(d, &["build", "--all", "--out", "b"]);
+    let text = kimage(d, &["diff", "a", "b"]);
+    assert!(
+        text.contains("    changed /etc/systemd/system/kube-apiserver.service\n"),
+        "{text}"
+    );
+    assert!(!text.contains("kube-apiserver.service (secret)"), "{text}");
+}

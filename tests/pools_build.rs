@@ -460,9 +460,9 @@ fn pool_labels_a_kubelet_may_not_set_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("workerPools[0].labels.node-role.kubernetes.io/worker"),
+        err.contains("workerPools[0] (gpu).labels.node-role.kubernetes.io/worker"),
         "{err}"
     );
-    assert!(err.contains("workerPools[1].name"), "{err}");
-    assert!(err.contains("workerPools[0].tokenTTL"), "{err}");
+    assert!(err.contains("workerPools[1] (gpu).name"), "{err}");
+    assert!(err.contains("workerPools[0] (gpu).tokenTTL"), "{err}");
 }

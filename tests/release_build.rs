@@ -192,7 +192,9 @@ fn lock_fetch_and_node_files_end_to_end() {
     let etcd_a = lock.artifacts.iter().find(|a| a.kind == "etcd").unwrap();
     std::fs::remove_file(cache.blob(Algorithm::Sha256, &etcd_a.digest)).unwrap();
     std::fs::remove_dir_all(cache.extracted_dir(Algorithm::Sha256, &etcd_a.digest)).unwrap();
-    let msg = install_files(&cluster, &lock, &cache).unwrap_err().to_string();
+    let msg = install_files(&cluster, &lock, &cache)
+        .unwrap_err()
+        .to_string();
     assert!(
         msg.contains("lacks etcd-v3.6.99-linux-amd64.tar.gz v3.6.99 (amd64)")
             && msg.contains("run `kimage fetch`"),

@@ -159,10 +159,8 @@ fn no_private_material_and_pki_paths_come_from_the_spec() {
         let c = cluster(fx);
         for n in &c.nodes {
             let files = render(&c, n);
-            let pki: BTreeSet<String> = spec::pki_files(&c, n)
-                .into_iter()
-                .map(|f| f.path)
-                .collect();
+            let pki: BTreeSet<String> =
+                spec::pki_files(&c, n).into_iter().map(|f| f.path).collect();
             let rendered: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
             let mut referenced = 0;
             for f in &files {

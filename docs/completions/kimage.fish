@@ -135,7 +135,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand diff" -s o -l output -d 'O
 json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand diff" -s h -l help -d 'Print help'
 complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -s s -l state -d 'PKI state directory (default: kimage-state beside the profile)' -r -F
-complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -l endpoints -d 'Client URLs to ask (default: every member\'s in the profile)' -r
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -l endpoints -d 'Client URLs to ask (default: every member\'s in the profile); before or after the subcommand' -r
 complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -s p -l profile -d 'The cluster profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
@@ -143,10 +143,14 @@ complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_
 complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -f -a "members" -d 'List the members: id, name, role (voting or learner), peer URLs'
 complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -f -a "remove" -d 'Remove a member (after its node is gone, or before you retire it)'
 complete -c kimage -n "__fish_kimage_using_subcommand etcd; and not __fish_seen_subcommand_from members remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from members" -s s -l state -d 'PKI state directory (default: kimage-state beside the profile)' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from members" -l endpoints -d 'Client URLs to ask (default: every member\'s in the profile); before or after the subcommand' -r
 complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from members" -s p -l profile -d 'The cluster profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from members" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from members" -s h -l help -d 'Print help'
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from remove" -s s -l state -d 'PKI state directory (default: kimage-state beside the profile)' -r -F
+complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from remove" -l endpoints -d 'Client URLs to ask (default: every member\'s in the profile); before or after the subcommand' -r
 complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from remove" -s p -l profile -d 'The cluster profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand etcd; and __fish_seen_subcommand_from remove" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"

@@ -69,10 +69,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct EtcdArgs {
-    #[command(flatten)]
-    pub state: StateArgs,
-    /// Client URLs to ask (default: every member's in the profile).
-    #[arg(long, value_delimiter = ',')]
+    /// PKI state directory (default: kimage-state beside the profile).
+    #[arg(long, short = 's', global = true)]
+    pub state: Option<PathBuf>,
+    /// Client URLs to ask (default: every member's in the profile); before or after the subcommand.
+    #[arg(long, value_delimiter = ',', global = true)]
     pub endpoints: Vec<String>,
     #[command(subcommand)]
     pub command: EtcdCommand,
@@ -106,7 +107,12 @@ pub struct BuildArgs {
     pub out: Option<PathBuf>,
     /// Build these nodes (node names from the profile; repeat or comma-separate). `--role` is the
     /// same flag under its first name.
-    #[arg(long = "node", visible_alias = "role", value_name = "NAME", value_delimiter = ',')]
+    #[arg(
+        long = "node",
+        visible_alias = "role",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
     pub nodes: Vec<String>,
     /// Build every node.
     #[arg(long)]

@@ -4,7 +4,12 @@ use super::*;
 
 pub(super) fn cmd_etcd(cli: &Cli, args: &EtcdArgs, settings: &Settings) -> Result<(), Error> {
     let c = check_profile(&cli.profile)?;
-    let state = state_dir(&c, &args.state);
+    let state = state_dir(
+        &c,
+        &StateArgs {
+            state: args.state.clone(),
+        },
+    );
     let pki = crate::pki::load(&c.cluster, &state, settings.now)?;
     let member = c
         .cluster

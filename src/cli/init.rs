@@ -5,13 +5,7 @@ use super::*;
 pub(super) fn cmd_init(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
     if args.list {
         for (name, text) in TEMPLATES {
-            let about = text
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches('#')
-                .trim();
-            println!("{name:<26} {about}");
+            println!("{name:<26} {}", first_sentence(text));
         }
         return Ok(());
     }
@@ -41,4 +35,36 @@ pub(super) fn cmd_init(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         path.display()
     );
     Ok(())
+}
+
+/// The first sentence of a template's opening comment (which may run over several lines).
+fn first_sentence(text: &str) -> String {
+    let comment: Vec<&str> = text
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim())
+        .collect();
+    let joined = comment.join(" ");
+    match joined.find(". ") {
+        Some(i) => joined[..=i].to_string(),
+        None => joined,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_descriptions_end_with_their_sentence() {
+        // Regression: `init --list` printed each template's first comment line, cut mid-sentence.
+        for (name, text) in TEMPLATES {
+            let s = first_sentence(text);
+            assert!(s.ends_with('.'), "{name}: {s}");
+        }
+        assert_eq!(
+            first_sentence("# One two\n# three. Four.\nkind: Cluster\n"),
+            "One two three."
+        );
+    }
 }

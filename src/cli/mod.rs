@@ -138,6 +138,13 @@ pub fn run_with(cli: Cli, settings: &Settings) -> Result<(), Error> {
 pub fn report(e: &Error) {
     match e {
         Error::Invalid { file, diagnostics } => eprint!("{}", diagnostics.render(file)),
+        // The first thing a new user runs: say where a profile comes from.
+        Error::ReadProfile { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "error: no profile at {}; write one with `kimage init` (templates: `kimage init --list`), or name yours with --profile",
+                path.display()
+            )
+        }
         other => eprintln!("error: {other}"),
     }
 }

@@ -16,6 +16,8 @@ use super::{MANIFEST, Manifest, NodeEntry};
 struct FileState {
     mode: u32,
     sha256: String,
+    /// It travels in the user-data's secrets (private material), not merely with a private mode.
+    secret: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,6 +61,7 @@ fn tar_files(
     r: impl Read,
     out: &mut BTreeMap<String, FileState>,
     origin: &Path,
+    secret: bool,
 ) -> Result<(), Error> {
     let bad = |e: std::io::Error| Error::Io {
         path: origin.to_path_buf(),
@@ -90,6 +93,7 @@ fn tar_files(
             FileState {
                 mode,
                 sha256: digest,
+                secret,
             },
         );
     }
@@ -106,6 +110,7 @@ fn layer_files(out: &Path, node: &NodeEntry) -> Result<BTreeMap<String, FileStat
             flate2::read::GzDecoder::new(std::io::BufReader::new(f)),
             &mut files,
             &p,
+            false,
         )?;
     }
     Ok(files)
@@ -147,7 +152,7 @@ fn user_data_files(out: &Path, node: &NodeEntry) -> Result<BTreeMap<String, File
             _ => content.as_bytes().to_vec(),
         };
         if path == crate::userdata::SECRETS_PATH {
-            tar_files(bytes.as_slice(), &mut files, &p)?;
+            tar_files(bytes.as_slice(), &mut files, &p, true)?;
         } else {
             let mode = f
                 .get("permissions")
@@ -158,6 +163,7 @@ fn user_data_files(out: &Path, node: &NodeEntry) -> Result<BTreeMap<String, File
                 FileState {
                     mode: mode.unwrap_or(0o644),
                     sha256: sha256(&bytes),
+                    secret: false,
                 },
             );
         }
@@ -202,7 +208,8 @@ fn node_diff(
         m.remove(crate::userdata::BOOT_ENV_PATH);
     }
     let secret = |p: &str| {
-        let is = |m: &BTreeMap<String, FileState>| m.get(p).is_some_and(|f| f.mode & 0o077 == 0);
+        // What the secrets carry, not every file with a private mode (units are 0600 too).
+        let is = |m: &BTreeMap<String, FileState>| m.get(p).is_some_and(|f| f.secret);
         if is(&before) || is(&after) {
             " (secret)"
         } else {

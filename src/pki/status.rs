@@ -180,7 +180,13 @@ pub fn status(
     let now = truncate(now);
     let sd = StateDir::new(state_dir);
     let _lock = sd.lock_shared()?;
-    let doc = sd.read()?.map(|(d, _)| d).unwrap_or_default();
+    // Without a state there is nothing to report on: say so once (not once per certificate).
+    let Some((doc, _)) = sd.read()? else {
+        return Err(PkiError::Stale {
+            path: sd.state_file(),
+            problems: vec!["  no pki state yet".into()],
+        });
+    };
     let specs = spec::cert_specs(cluster);
     let mut rows = Vec::new();
     for s in &specs {

@@ -101,6 +101,19 @@ fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
+/// Digits and dots only (`10.0.0.300`): meant as an IPv4 address, never a host name (no top-level
+/// domain is numeric).
+fn meant_as_ipv4(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+fn not_an_ipv4_address() -> Problem {
+    Problem::new(
+        "is not an IPv4 address (four numbers 0-255 separated by dots)",
+        "correct the address",
+    )
+}
+
 /// A node name: an RFC 1123 DNS subdomain (lowercase), as Kubernetes requires for Node objects.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeName(String);
@@ -366,6 +379,8 @@ impl Checked for Endpoint {
         }
         let host = if let Ok(ip) = host.parse::<IpAddr>() {
             Host::Ip(ip)
+        } else if meant_as_ipv4(host) {
+            return Err(not_an_ipv4_address());
         } else if is_dns_subdomain(host) {
             Host::Dns(host.to_string())
         } else {
@@ -394,6 +409,10 @@ impl Checked for San {
     fn check(s: &str) -> Result<Self, Problem> {
         if let Ok(ip) = s.parse::<IpAddr>() {
             return Ok(San::Ip(ip));
+        }
+        // Regression: `10.0.0.300` passed as a DNS name and became a useless DNS SAN.
+        if meant_as_ipv4(s) {
+            return Err(not_an_ipv4_address());
         }
         let name = s.strip_prefix("*.").unwrap_or(s);
         if is_dns_subdomain(name) {

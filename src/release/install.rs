@@ -21,6 +21,8 @@ use crate::model::Cluster;
 type NodeNeeds<'a> = Vec<(String, Vec<(&'a LockedArtifact, BTreeSet<Member>)>)>;
 /// Per member of an artifact: (install path, file in the cache) — several for a `*` member.
 type MemberFiles = BTreeMap<Member, Vec<(String, PathBuf)>>;
+/// One artifact prepared (by algorithm and digest), or why not.
+type Prepared = Result<((Algorithm, String), MemberFiles), InstallError>;
 
 /// One file a node gets from a release artifact.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,6 +48,17 @@ pub enum InstallError {
         artifact: String,
         algorithm: Algorithm,
         digest: String,
+    },
+    /// Every artifact the cache lacks, named at once (not one per run).
+    #[error(
+        "the kimage cache {} lacks {} artifacts: {}; run `kimage fetch` to download them",
+        cache.display(),
+        artifacts.len(),
+        artifacts.join(", ")
+    )]
+    MissingMany {
+        cache: PathBuf,
+        artifacts: Vec<String>,
     },
     #[error(
         "cache entry {} for {artifact} is corrupt (expected {algorithm} {expected}, got {actual}); it was moved to {}; run `kimage fetch` to download it again",
@@ -106,10 +119,27 @@ pub fn install_files(
                 .extend(members.iter().cloned());
         }
     }
-    let prepared: Vec<((Algorithm, String), MemberFiles)> = wanted
+    let results: Vec<Prepared> = wanted
         .into_par_iter()
         .map(|(key, (a, members))| prepare(cache, a, &members).map(|m| (key, m)))
-        .collect::<Result<_, _>>()?;
+        .collect();
+    // Every missing artifact in one message: a user fetching by hand should not meet them one by one.
+    let mut missing: Vec<String> = results
+        .iter()
+        .filter_map(|r| match r {
+            Err(InstallError::Missing { artifact, .. }) => Some(artifact.clone()),
+            _ => None,
+        })
+        .collect();
+    missing.sort();
+    if missing.len() > 1 {
+        return Err(InstallError::MissingMany {
+            cache: cache.root().to_path_buf(),
+            artifacts: missing,
+        });
+    }
+    let prepared: Vec<((Algorithm, String), MemberFiles)> =
+        results.into_iter().collect::<Result<_, _>>()?;
     let prepared: BTreeMap<_, _> = prepared.into_iter().collect();
     let mut out = BTreeMap::new();
     for (node, needs) in per_node {

@@ -62,14 +62,38 @@ impl NetError {
     }
 
     pub fn from_reqwest(url: &str, e: reqwest::Error) -> NetError {
-        let transient =
-            e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() || e.is_decode();
+        // No network at all (no route, a name that does not resolve) does not get better in the
+        // seconds a retry waits: fail at once instead of retrying every artifact for 45 s.
+        let transient = !no_network(&e)
+            && (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() || e.is_decode());
         NetError::Http {
             url: url.to_string(),
             detail: chain(&e),
             transient,
         }
     }
+}
+
+/// Whether an error says there is no network to reach: no route, or a host name that does not
+/// resolve.
+fn no_network(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<io::Error>()
+            && matches!(
+                io.kind(),
+                io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable
+            )
+        {
+            return true;
+        }
+        let m = c.to_string();
+        if m.contains("dns error") || m.contains("failed to lookup address") {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 pub fn is_transient_status(status: u16) -> bool {
