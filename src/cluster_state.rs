@@ -17,6 +17,10 @@ pub struct ClusterState {
     pub cluster: String,
     /// (member name, peer URL) of the members etcd first formed with.
     pub etcd_formed_with: Vec<(String, String)>,
+    /// The control-plane node the first build made the bootstrap node (absent in records of older
+    /// kimage versions: the next build adds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_node: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +91,7 @@ pub fn initial(c: &Cluster) -> ClusterState {
             .iter()
             .map(|m| (m.name.to_string(), m.peer_url.clone()))
             .collect(),
+        bootstrap_node: c.bootstrap_node.as_ref().map(|n| n.to_string()),
     }
 }
 

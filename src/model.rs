@@ -401,7 +401,11 @@ impl Cluster {
             .iter()
             .filter(|n| n.role == Role::LoadBalancer)
             .collect();
-        let bootstrap_node = control_planes.first().map(|n| n.name.clone());
+        let bootstrap_node = p
+            .control_plane
+            .bootstrap_node
+            .clone()
+            .or_else(|| control_planes.first().map(|n| n.name.clone()));
 
         let endpoint = match &p.control_plane.endpoint {
             Some(e) => e.clone(),
@@ -819,6 +823,27 @@ impl Cluster {
             }
         }
         self
+    }
+
+    /// The bootstrap node the cluster's first build chose, when the profile names none: `Err` with the
+    /// recorded name when that node is no longer a control-plane node of the profile.
+    pub fn with_recorded_bootstrap(mut self, recorded: &str) -> Result<Cluster, String> {
+        if !self
+            .nodes
+            .iter()
+            .any(|n| n.name.as_str() == recorded && n.role == Role::ControlPlane)
+        {
+            return Err(recorded.to_string());
+        }
+        for n in &mut self.nodes {
+            n.is_bootstrap = n.name.as_str() == recorded;
+        }
+        self.bootstrap_node = self
+            .nodes
+            .iter()
+            .find(|n| n.is_bootstrap)
+            .map(|n| n.name.clone());
+        Ok(self)
     }
 
     pub fn node(&self, name: &str) -> Option<&NodeModel> {

@@ -96,6 +96,7 @@ pub fn check(loaded: &LoadedProfile, c: &Cluster) -> Diagnostics {
     etcd(&mut x, p, c);
     load_balancer(&mut x, p, c);
     endpoint(&mut x, c);
+    bootstrap_node(&mut x, p);
     versions(&mut x, p);
     settings(&mut x, p, c);
     pools(&mut x, p);
@@ -626,6 +627,26 @@ fn load_balancer(x: &mut Ctx, p: &Profile, c: &Cluster) {
             "use 1",
         )
         .value(0);
+    }
+}
+
+fn bootstrap_node(x: &mut Ctx, p: &Profile) {
+    let Some(name) = &p.control_plane.bootstrap_node else {
+        return;
+    };
+    let cps: Vec<&str> = p
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::ControlPlane)
+        .map(|n| n.name.as_str())
+        .collect();
+    if !cps.contains(&name.as_str()) {
+        x.error(
+            "controlPlane.bootstrapNode",
+            "is not a control-plane node of the profile",
+            format!("name one of: {}", cps.join(", ")),
+        )
+        .value(name);
     }
 }
 

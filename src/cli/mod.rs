@@ -189,17 +189,31 @@ fn stateful_cluster(
     c: &Checked,
     state_dir: &Path,
 ) -> Result<(Cluster, Option<crate::cluster_state::ClusterState>), Error> {
-    let recorded = crate::cluster_state::read(state_dir, &c.cluster.name)?;
-    Ok(match recorded {
-        Some(s) => (
-            c.cluster.clone().with_formed_etcd(&s.etcd_formed_with),
-            None,
-        ),
-        None => (
+    let Some(mut s) = crate::cluster_state::read(state_dir, &c.cluster.name)? else {
+        return Ok((
             c.cluster.clone(),
             Some(crate::cluster_state::initial(&c.cluster)),
-        ),
-    })
+        ));
+    };
+    let mut cluster = c.cluster.clone().with_formed_etcd(&s.etcd_formed_with);
+    let named = c.loaded.profile.control_plane.bootstrap_node.is_some();
+    // The bootstrap node stays where the first build put it unless the profile names one.
+    if let (Some(recorded), false) = (&s.bootstrap_node, named) {
+        cluster = cluster.with_recorded_bootstrap(recorded).map_err(|gone| {
+            Error::Usage(format!(
+                "the bootstrap node `{gone}` ({}) is no longer a control-plane node of the profile; name the node that takes over kimage-bootstrap and super-admin.conf with controlPlane.bootstrapNode",
+                crate::cluster_state::path(state_dir).display()
+            ))
+        })?;
+    }
+    // A record without the bootstrap node (older kimage) or with another one the profile named:
+    // record what this build uses.
+    let want = cluster.bootstrap_node.as_ref().map(|n| n.to_string());
+    if s.bootstrap_node != want {
+        s.bootstrap_node = want;
+        return Ok((cluster, Some(s)));
+    }
+    Ok((cluster, None))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -35,7 +35,7 @@ pub(super) fn cmd_plan(cli: &Cli, state: &StateArgs, settings: &Settings) -> Res
     }
     if first.is_some() {
         p.writes.push(format!(
-            "{}: the etcd members the cluster forms with (later members join it)",
+            "{}: the etcd members the cluster forms with (later members join it) and its bootstrap node",
             crate::cluster_state::path(&dir).display()
         ));
     }

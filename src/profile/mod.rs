@@ -190,6 +190,11 @@ pub struct ControlPlane {
     /// Extra names and addresses for the apiserver certificate.
     #[serde(default, rename = "extraSANs")]
     pub extra_sans: Vec<San>,
+    /// The control-plane node that applies the cluster's objects (kimage-bootstrap.service) and carries
+    /// super-admin.conf. Default: the one the cluster's first build chose (kimage-state/cluster.json),
+    /// else the first control-plane node; reordering `nodes` never moves it.
+    #[serde(default)]
+    pub bootstrap_node: Option<NodeName>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
