@@ -209,7 +209,7 @@ fn renew_and_replace() {
         &c,
         tmp.path(),
         Requests {
-            renew: ["admin@cp-2".to_string()].into(),
+            renew: [kimage::pki::spec::CertId::parse("admin@cp-2")].into(),
             ..Default::default()
         },
     )
@@ -455,7 +455,7 @@ fn validity_dates_come_from_issuance() {
             lock: LockMode::Wait,
         },
         &Requests {
-            renew: ["apiserver@cp-1".to_string()].into(),
+            renew: [kimage::pki::spec::CertId::parse("apiserver@cp-1")].into(),
             ..Default::default()
         },
     )

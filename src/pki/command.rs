@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use super::ensure::{self, EnsureOptions, EnsureReport, Requests, SA_ID};
 use super::error::PkiError;
 use super::import;
-use super::spec;
+use super::spec::{self, CertId};
 use super::state::LockMode;
 use super::status;
 use crate::model::Cluster;
@@ -212,10 +212,10 @@ pub fn renew_requests(cluster: &Cluster, a: &RenewArgs) -> Result<Requests, PkiE
         match (is_ca, a.replace_ca) {
             (true, false) => return Err(PkiError::CaNeedsReplace { id: id.clone() }),
             (true, true) => {
-                req.replace.insert(id.clone());
+                req.replace.insert(CertId::parse(id));
             }
             (false, _) => {
-                req.renew.insert(id.clone());
+                req.renew.insert(CertId::parse(id));
             }
         }
     }

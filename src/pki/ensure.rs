@@ -26,7 +26,7 @@ use super::error::PkiError;
 use super::issue::{self, Signer};
 use super::keys::{self, Key};
 use super::material::PkiMaterial;
-use super::spec::{self, CertSpec};
+use super::spec::{self, CertId, CertSpec};
 use super::state::{CertRecord, LockMode, Origin, SaRecord, StateDir, StateDoc, TokenRecord};
 use super::token;
 use crate::model::Cluster;
@@ -143,9 +143,9 @@ pub struct EnsureOptions {
 #[derive(Debug, Clone, Default)]
 pub struct Requests {
     /// Leaf ids to re-issue even though nothing changed.
-    pub renew: BTreeSet<String>,
+    pub renew: BTreeSet<CertId>,
     /// CA ids (or `sa`) to replace with new keys.
-    pub replace: BTreeSet<String>,
+    pub replace: BTreeSet<CertId>,
 }
 
 /// Creates or refreshes the PKI state under `state_dir` for the cluster and returns the material.
@@ -556,7 +556,7 @@ fn plan_tokens(
                 d.reasons.push("new".into());
             }
             Some(r) => {
-                if req.renew.contains(&id) {
+                if req.renew.contains(id.as_str()) {
                     d.reasons.push("renewal requested".into());
                 }
                 if !token::valid(&r.id, &r.secret) {
@@ -633,7 +633,7 @@ pub(crate) fn plan(
     let desired = spec::cert_specs(cluster);
     let wanted: BTreeSet<&str> = desired.iter().map(|s| s.id.as_str()).collect();
     // Parsing RSA keys is the slow part of a rerun; do it on every core (leaves below).
-    let mut checked: BTreeMap<String, Result<(Key, Vec<u8>), String>> = desired
+    let mut checked: BTreeMap<CertId, Result<(Key, Vec<u8>), String>> = desired
         .par_iter()
         .filter(|s| s.signer.is_none())
         .filter_map(|s| {
@@ -670,7 +670,7 @@ pub(crate) fn plan(
             }
             (Some(_), Some(Err(reason))) => {
                 return Err(PkiError::CaUnusable {
-                    id: s.id.clone(),
+                    id: s.id.to_string(),
                     path: sd.state_file(),
                     reason,
                 });
@@ -687,7 +687,7 @@ pub(crate) fn plan(
                 let left = days_left(rec.not_after, now);
                 if left < 0 {
                     return Err(PkiError::CaUnusable {
-                        id: s.id.clone(),
+                        id: s.id.to_string(),
                         path: sd.state_file(),
                         reason: format!("it expired on {}", rec.not_after.date()),
                     });
@@ -767,7 +767,7 @@ pub(crate) fn plan(
         .certs
         .keys()
         .filter(|id| !wanted.contains(id.as_str()))
-        .cloned()
+        .map(|id| id.to_string())
         .collect();
     removed.extend(
         old.bootstrap_tokens
@@ -863,7 +863,7 @@ pub(crate) fn execute(
             );
         }
         changes.push(Change {
-            id: d.spec.id.clone(),
+            id: d.spec.id.to_string(),
             action: d.action,
             reasons: d.reasons.clone(),
         });
@@ -903,7 +903,7 @@ pub(crate) fn execute(
                 .expect("every CA has a certificate now");
             let key = d.key.as_ref().expect("every CA has a key now");
             let signer = Signer::new(der, key).map_err(|reason| PkiError::CaUnusable {
-                id: d.spec.id.clone(),
+                id: d.spec.id.to_string(),
                 path: state_file.to_path_buf(),
                 reason,
             })?;
@@ -982,7 +982,7 @@ pub(crate) fn execute(
         };
         doc.certs.insert(d.spec.id.clone(), rec);
         changes.push(Change {
-            id: d.spec.id.clone(),
+            id: d.spec.id.to_string(),
             action: d.action,
             reasons: d.reasons.clone(),
         });

@@ -250,7 +250,7 @@ pub fn import(
                 Some(cur) if cur.cert == rec.cert && cur.key == rec.key => continue,
                 Some(cur) if !replace => {
                     return Err(PkiError::ImportConflict {
-                        id: id.clone(),
+                        id: id.to_string(),
                         existing: cur.serial.clone(),
                         path: path.clone(),
                     });
@@ -258,7 +258,7 @@ pub fn import(
                 _ => {}
             }
             doc.certs.insert(id.clone(), rec.clone());
-            imported.push((id.clone(), path.clone()));
+            imported.push((id.to_string(), path.clone()));
         }
         if let Some((path, rec)) = &sa {
             match &doc.service_account {

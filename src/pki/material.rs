@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::error::PkiError;
 use super::kubeconfig::render_kubeconfig;
-use super::spec::{self, CertSpec, KubeconfigSpec, PkiFile, PkiSource};
+use super::spec::{self, CertId, CertSpec, KubeconfigSpec, PkiFile, PkiSource};
 use super::state::{Origin, StateDoc, TokenRecord};
 use super::token;
 use crate::model::Cluster;
@@ -48,11 +48,11 @@ impl fmt::Debug for CertMaterial {
 /// Every certificate, key and kubeconfig of a PKI state.
 #[derive(Clone, Default)]
 pub struct PkiMaterial {
-    certs: BTreeMap<String, CertMaterial>,
+    certs: BTreeMap<CertId, CertMaterial>,
     sa_key: Option<String>,
     sa_pub: Option<String>,
     /// Kubeconfigs are rendered when asked for: at 10,000 nodes, rendering all up front holds 100 MB.
-    kubeconfigs: BTreeMap<String, KubeconfigSpec>,
+    kubeconfigs: BTreeMap<CertId, KubeconfigSpec>,
     /// Bootstrap token per worker pool name.
     tokens: BTreeMap<String, TokenRecord>,
     /// Rendered per pool: bootstrap kubeconfig and token Secret manifest.
@@ -110,7 +110,7 @@ impl PkiMaterial {
     /// The material of a state document, with the cluster's kubeconfigs rendered (those whose
     /// certificates exist). Its certificates and keys move out of the document, not copied.
     pub fn from_state(cluster: &Cluster, doc: StateDoc) -> PkiMaterial {
-        let certs: BTreeMap<String, CertMaterial> = doc
+        let certs: BTreeMap<CertId, CertMaterial> = doc
             .certs
             .into_iter()
             .map(|(id, r)| {
@@ -212,12 +212,12 @@ impl PkiMaterial {
 
     /// Every certificate id, sorted.
     pub fn cert_ids(&self) -> impl Iterator<Item = &str> {
-        self.certs.keys().map(String::as_str)
+        self.certs.keys().map(CertId::as_str)
     }
 
     /// Every kubeconfig id, sorted.
     pub fn kubeconfig_ids(&self) -> impl Iterator<Item = &str> {
-        self.kubeconfigs.keys().map(String::as_str)
+        self.kubeconfigs.keys().map(CertId::as_str)
     }
 
     /// sa.key (secret).

@@ -2,6 +2,7 @@
 //! usages, signer, validity), every kubeconfig, and which file each node gets. The facts follow
 //! ../shared/reference/k8s-pki-requirements.yaml (kubeadm 1.29+). Generation and state live beside it.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
@@ -103,10 +104,10 @@ impl CertKind {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CertSpec {
     /// Stable identifier and state file stem: `ca`, `apiserver@master-1`, `etcd-peer@etcd-1`, `admin@master-1`.
-    pub id: String,
+    pub id: CertId,
     pub kind: CertKind,
     /// The signing CA's id; `None` for the self-signed CAs.
-    pub signer: Option<String>,
+    pub signer: Option<CertId>,
     pub common_name: String,
     pub organizations: Vec<String>,
     pub dns_names: Vec<String>,
@@ -121,11 +122,11 @@ pub struct CertSpec {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct KubeconfigSpec {
     /// Same id as its client certificate.
-    pub id: String,
+    pub id: CertId,
     /// The client certificate's id.
-    pub cert: String,
+    pub cert: CertId,
     /// The CA embedded as certificate-authority-data.
-    pub ca: String,
+    pub ca: CertId,
     /// https://host:port the client dials.
     pub server: String,
     pub cluster_name: String,
@@ -140,15 +141,15 @@ pub struct KubeconfigSpec {
 #[serde(tag = "kind", content = "id", rename_all = "kebab-case")]
 pub enum PkiSource {
     /// PEM certificate of the spec with this id.
-    Cert(String),
+    Cert(CertId),
     /// PEM private key of the spec with this id.
-    Key(String),
+    Key(CertId),
     /// The service-account private key.
     SaKey,
     /// The service-account public key (PKIX PEM).
     SaPub,
     /// A kubeconfig (of the spec with this id).
-    Kubeconfig(String),
+    Kubeconfig(CertId),
     /// The bootstrap kubeconfig of the worker pool of this name (its token as credential).
     BootstrapKubeconfig(String),
     /// The bootstrap token Secret manifest of the worker pool of this name.
@@ -179,15 +180,144 @@ pub struct PkiFile {
     pub mode: u32,
 }
 
-/// The id of a per-node certificate.
-pub fn node_id(kind: CertKind, node: &str) -> String {
-    format!("{}@{node}", kind.as_str())
+/// A certificate's id, the key of its record in the state: a CA's name (`ca`, `etcd-ca`), or its kind
+/// and the node it is for (`apiserver@master-1`), or the worker pool whose machines share it
+/// (`kube-proxy@pool:gpu`; node names never contain ':').
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CertId(String);
+
+// Like the string it is (debug output and snapshots show `Cert("ca")`).
+impl fmt::Debug for CertId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
 }
 
-/// The id of a certificate every machine of a worker pool shares (`kube-proxy@pool:gpu`; node names
-/// never contain ':').
-pub fn pool_cert_id(kind: CertKind, pool: &str) -> String {
-    format!("{}@pool:{pool}", kind.as_str())
+/// Whom a certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertOwner<'a> {
+    /// Every node that has it (the CAs).
+    Cluster,
+    Node(&'a str),
+    Pool(&'a str),
+}
+
+impl CertId {
+    /// A CA (or any certificate the whole cluster shares), by its id.
+    pub fn shared(id: &str) -> CertId {
+        CertId(id.to_string())
+    }
+
+    /// A per-node certificate.
+    pub fn node(kind: CertKind, node: &str) -> CertId {
+        CertId(format!("{}@{node}", kind.as_str()))
+    }
+
+    /// A certificate every machine of a worker pool shares.
+    pub fn pool(kind: CertKind, pool: &str) -> CertId {
+        CertId(format!("{}@pool:{pool}", kind.as_str()))
+    }
+
+    /// An id as written (state keys, `kimage pki renew` arguments).
+    pub fn parse(s: &str) -> CertId {
+        CertId(s.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The kind, or the CA's name: `apiserver` of `apiserver@master-1`.
+    pub fn kind(&self) -> &str {
+        self.0.split_once('@').map_or(&self.0, |(k, _)| k)
+    }
+
+    pub fn owner(&self) -> CertOwner<'_> {
+        match self.0.split_once('@') {
+            None => CertOwner::Cluster,
+            Some((_, o)) => match o.strip_prefix("pool:") {
+                Some(pool) => CertOwner::Pool(pool),
+                None => CertOwner::Node(o),
+            },
+        }
+    }
+
+    /// The same on every node that has it (no node or pool of its own).
+    pub fn is_shared(&self) -> bool {
+        self.owner() == CertOwner::Cluster
+    }
+}
+
+impl fmt::Display for CertId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for CertId {
+    fn from(s: &str) -> CertId {
+        CertId::parse(s)
+    }
+}
+
+impl From<String> for CertId {
+    fn from(s: String) -> CertId {
+        CertId(s)
+    }
+}
+
+impl std::ops::Deref for CertId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for CertId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for CertId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for CertId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<String> for CertId {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+impl PartialEq<CertId> for String {
+    fn eq(&self, other: &CertId) -> bool {
+        self == &other.0
+    }
+}
+
+impl PartialEq<&str> for CertId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// The id of a per-node certificate.
+pub fn node_id(kind: CertKind, node: &str) -> CertId {
+    CertId::node(kind, node)
+}
+
+/// The id of a certificate every machine of a worker pool shares.
+pub fn pool_cert_id(kind: CertKind, pool: &str) -> CertId {
+    CertId::pool(kind, pool)
 }
 
 fn loopbacks() -> Vec<IpAddr> {
@@ -218,9 +348,9 @@ impl Builder<'_> {
         self.out.push(CertSpec {
             id: node
                 .map(|n| node_id(kind, n))
-                .unwrap_or_else(|| kind.as_str().to_string()),
+                .unwrap_or_else(|| CertId::shared(kind.as_str())),
             kind,
-            signer: Some(signer.to_string()),
+            signer: Some(CertId::shared(signer)),
             common_name: cn,
             organizations: orgs.iter().map(|s| s.to_string()).collect(),
             dns_names: dns,
@@ -233,7 +363,7 @@ impl Builder<'_> {
 
     fn ca(&mut self, id: &str, kind: CertKind, cn: &str) {
         self.out.push(CertSpec {
-            id: id.to_string(),
+            id: CertId::shared(id),
             kind,
             signer: None,
             common_name: cn.to_string(),
@@ -419,7 +549,7 @@ pub fn cert_specs(c: &Cluster) -> Vec<CertSpec> {
         b.out.push(CertSpec {
             id: pool_cert_id(CertKind::KubeProxy, p.name.as_str()),
             kind: CertKind::KubeProxy,
-            signer: Some(CA.to_string()),
+            signer: Some(CA.into()),
             common_name: "system:kube-proxy".into(),
             organizations: vec![],
             dns_names: vec![],
@@ -450,7 +580,7 @@ pub fn kubeconfig_specs(c: &Cluster, certs: &[CertSpec]) -> Vec<KubeconfigSpec> 
         .map(|s| KubeconfigSpec {
             id: s.id.clone(),
             cert: s.id.clone(),
-            ca: CA.to_string(),
+            ca: CA.into(),
             server: c.endpoint_url.clone(),
             cluster_name: c.name.clone(),
             user: s.common_name.clone(),
@@ -459,15 +589,15 @@ pub fn kubeconfig_specs(c: &Cluster, certs: &[CertSpec]) -> Vec<KubeconfigSpec> 
         .collect()
 }
 
-fn pair(out: &mut Vec<PkiFile>, base: &str, id: &str) {
+fn pair(out: &mut Vec<PkiFile>, base: &str, id: &CertId) {
     out.push(PkiFile {
         path: format!("{base}.crt"),
-        source: PkiSource::Cert(id.to_string()),
+        source: PkiSource::Cert(id.clone()),
         mode: 0o644,
     });
     out.push(PkiFile {
         path: format!("{base}.key"),
-        source: PkiSource::Key(id.to_string()),
+        source: PkiSource::Key(id.clone()),
         mode: 0o600,
     });
 }
@@ -500,11 +630,11 @@ pub fn pki_files(c: &Cluster, n: &NodeModel) -> Vec<PkiFile> {
     let cert = |out: &mut Vec<PkiFile>, path: String, id: &str| {
         out.push(PkiFile {
             path,
-            source: PkiSource::Cert(id.to_string()),
+            source: PkiSource::Cert(CertId::shared(id)),
             mode: 0o644,
         })
     };
-    let kubeconfig = |out: &mut Vec<PkiFile>, path: String, id: String| {
+    let kubeconfig = |out: &mut Vec<PkiFile>, path: String, id: CertId| {
         out.push(PkiFile {
             path,
             source: PkiSource::Kubeconfig(id),
@@ -650,8 +780,8 @@ pub fn pki_files(c: &Cluster, n: &NodeModel) -> Vec<PkiFile> {
 }
 
 /// Certificate ids a node receives (for `kimage plan`).
-pub fn node_cert_ids(c: &Cluster, n: &NodeModel) -> Vec<String> {
-    let mut ids: Vec<String> = pki_files(c, n)
+pub fn node_cert_ids(c: &Cluster, n: &NodeModel) -> Vec<CertId> {
+    let mut ids: Vec<CertId> = pki_files(c, n)
         .into_iter()
         .filter_map(|f| match f.source {
             PkiSource::Cert(id) | PkiSource::Kubeconfig(id) => Some(id),
@@ -661,4 +791,34 @@ pub fn node_cert_ids(c: &Cluster, n: &NodeModel) -> Vec<String> {
     ids.sort();
     ids.dedup();
     ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cert_ids_say_what_and_whom_they_are_for() {
+        let ca = CertId::shared(CA);
+        assert_eq!((ca.kind(), ca.owner()), ("ca", CertOwner::Cluster));
+        let a = CertId::node(CertKind::Apiserver, "master-1");
+        assert_eq!(a.as_str(), "apiserver@master-1");
+        assert_eq!(
+            (a.kind(), a.owner()),
+            ("apiserver", CertOwner::Node("master-1"))
+        );
+        // A pool's id has a colon of its own: the owner is still found.
+        let p = CertId::pool(CertKind::KubeProxy, "gpu");
+        assert_eq!(p.as_str(), "kube-proxy@pool:gpu");
+        assert_eq!(
+            (p.kind(), p.owner()),
+            ("kube-proxy", CertOwner::Pool("gpu"))
+        );
+        assert!(ca.is_shared() && !a.is_shared() && !p.is_shared());
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            "\"apiserver@master-1\"",
+            "state.json keys stay plain strings"
+        );
+    }
 }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::error::PkiError;
-use super::spec::CertSpec;
+use super::spec::{self, CertSpec};
 use crate::profile::KeyAlgorithm;
 
 pub const PKI_DIR: &str = "pki";
@@ -128,7 +128,7 @@ impl std::fmt::Debug for TokenRecord {
 #[serde(deny_unknown_fields)]
 pub struct StateDoc {
     pub format: u32,
-    pub certs: BTreeMap<String, CertRecord>,
+    pub certs: BTreeMap<spec::CertId, CertRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<SaRecord>,
     /// Bootstrap token per worker pool name.
@@ -167,7 +167,7 @@ impl StateDoc {
         #[derive(Serialize)]
         struct Written<'a> {
             format: u32,
-            certs: &'a BTreeMap<String, CertRecord>,
+            certs: &'a BTreeMap<spec::CertId, CertRecord>,
             #[serde(skip_serializing_if = "Option::is_none")]
             service_account: Option<&'a SaRecord>,
             #[serde(skip_serializing_if = "no_tokens")]

@@ -192,7 +192,7 @@ pub fn status(
     for s in &specs {
         let Some(rec) = doc.certs.get(&s.id) else {
             rows.push(StatusRow {
-                id: s.id.clone(),
+                id: s.id.to_string(),
                 subject: String::new(),
                 issuer: String::new(),
                 serial: String::new(),

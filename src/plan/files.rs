@@ -160,7 +160,7 @@ impl FileSpec {
 fn pki_carrier(source: &PkiSource) -> Carrier {
     match source {
         s if s.is_secret() => Carrier::Secrets,
-        PkiSource::Cert(id) if !id.contains('@') => Carrier::Config,
+        PkiSource::Cert(id) if id.is_shared() => Carrier::Config,
         PkiSource::SaPub => Carrier::Config,
         _ => Carrier::Node,
     }

@@ -98,7 +98,10 @@ pub fn node_plan(
         address: n.address.to_string(),
         etcd_member: n.etcd_member,
         bootstrap: n.is_bootstrap,
-        certs: spec::node_cert_ids(c, n),
+        certs: spec::node_cert_ids(c, n)
+            .iter()
+            .map(|id| id.to_string())
+            .collect(),
         binaries: n.binaries.iter().map(|b| b.name().to_string()).collect(),
         excluded: n.excluded.iter().map(|b| b.name().to_string()).collect(),
         start: crate::output::build::start_spec(&start)
@@ -159,12 +162,9 @@ impl Plan {
                 n.address,
                 if n.bootstrap { "  (bootstrap)" } else { "" }
             ));
-            // Per-node ids end in @<node>; the kind is what a reader compares across nodes.
-            let certs: Vec<&str> = n
-                .certs
-                .iter()
-                .map(|c| c.split('@').next().unwrap_or(c))
-                .collect();
+            // The kind is what a reader compares across nodes (ids name the node too).
+            let kinds: Vec<spec::CertId> = n.certs.iter().map(|c| spec::CertId::parse(c)).collect();
+            let certs: Vec<&str> = kinds.iter().map(|c| c.kind()).collect();
             let list = |v: &[&str]| {
                 if v.is_empty() {
                     "-".to_string()
@@ -231,18 +231,23 @@ impl Plan {
         for p in &self.pending {
             out.push_str(&format!("  {p}\n"));
         }
-        let ids: Vec<&str> = self
+        // Lines are `ID: reasons`; pool ids have a colon of their own (`kube-proxy@pool:gpu`).
+        let ids: Vec<spec::CertId> = self
             .pending
             .iter()
-            .filter_map(|p| p.split(':').next())
+            .filter_map(|p| p.split_once(": ").map(|(id, _)| spec::CertId::parse(id)))
             .collect();
-        let mut nodes: Vec<&str> = ids
-            .iter()
-            .filter_map(|id| id.split_once('@').map(|(_, n)| n))
-            .collect();
+        let mut nodes: Vec<String> = Vec::new();
+        for id in &ids {
+            match id.owner() {
+                spec::CertOwner::Node(n) => nodes.push(n.to_string()),
+                spec::CertOwner::Pool(p) => nodes.push(format!("the machines of pool {p}")),
+                spec::CertOwner::Cluster => {}
+            }
+        }
         nodes.sort();
         nodes.dedup();
-        if ids.iter().any(|id| !id.contains('@')) {
+        if ids.iter().any(|id| id.is_shared()) {
             out.push_str("replace: every node that carries the changed CA or key\n");
         } else if !nodes.is_empty() {
             out.push_str(&format!(
@@ -251,5 +256,41 @@ impl Plan {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_with(pending: &[&str]) -> Plan {
+        Plan {
+            cluster: "c".into(),
+            endpoint: "https://10.0.0.10:6443".into(),
+            bootstrap_node: None,
+            nodes: vec![],
+            etcd_joining: vec![],
+            state: Some("kimage-state".into()),
+            pending: pending.iter().map(|s| s.to_string()).collect(),
+            writes: vec![],
+            pools: vec![],
+        }
+    }
+
+    #[test]
+    fn a_pool_certificate_was_read_as_a_cluster_wide_change() {
+        // Regression: pending lines were cut at the first ':', so `kube-proxy@pool:gpu: new` read
+        // as a certificate without a node, i.e. "every node" must be replaced.
+        let text = plan_with(&[
+            "kube-proxy@pool:gpu: new",
+            "apiserver@cp-1: ip_addresses +10.0.0.9",
+        ])
+        .render_text();
+        assert!(
+            text.contains("replace: cp-1, the machines of pool gpu (their certificates change)"),
+            "{text}"
+        );
+        let text = plan_with(&["ca: replacement requested"]).render_text();
+        assert!(text.contains("replace: every node that carries the changed CA or key"));
     }
 }

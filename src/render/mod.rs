@@ -290,7 +290,7 @@ fn load_catalog() -> Result<Catalog, RenderError> {
 
 /// The template key of a PKI file (`apiserver_crt`, `etcd_ca_crt`, `kubelet_kubeconfig`, `sa_key`).
 fn pki_key(source: &PkiSource) -> String {
-    let kind = |id: &str| id.split('@').next().unwrap_or(id).replace('-', "_");
+    let kind = |id: &spec::CertId| id.kind().replace('-', "_");
     match source {
         PkiSource::Cert(id) => format!("{}_crt", kind(id)),
         PkiSource::Key(id) => format!("{}_key", kind(id)),
