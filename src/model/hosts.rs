@@ -1,0 +1,47 @@
+//! /etc/hosts entries.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::load_balancer::LoadBalancerModel;
+use crate::profile::{Endpoint, Host, Profile};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostsEntry {
+    pub address: IpAddr,
+    pub names: Vec<String>,
+}
+
+/// Every node by name (when `os.hostsFile`), plus a DNS endpoint served by kimage's own load
+/// balancer, as in seed 003.
+pub(super) fn hosts(
+    p: &Profile,
+    endpoint: &Endpoint,
+    load_balancer: Option<&LoadBalancerModel>,
+) -> Vec<HostsEntry> {
+    let mut hosts = Vec::new();
+    if !p.os.hosts_file {
+        return hosts;
+    }
+    for n in &p.nodes {
+        hosts.push(HostsEntry {
+            address: n.address.0,
+            names: vec![n.name.as_str().to_string()],
+        });
+    }
+    if let Host::Dns(name) = &endpoint.host
+        && let Some(lb) = load_balancer
+        && let Some(addr) = lb.vip.or_else(|| lb.members.first().map(|m| m.address))
+    {
+        match hosts.iter_mut().find(|h| h.address == addr) {
+            Some(h) if h.names.contains(name) => {}
+            Some(h) => h.names.push(name.clone()),
+            None => hosts.push(HostsEntry {
+                address: addr,
+                names: vec![name.clone()],
+            }),
+        }
+    }
+    hosts
+}
