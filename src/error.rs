@@ -37,7 +37,7 @@ pub enum Error {
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
     #[error(transparent)]
-    Build(Box<crate::output::build::BuildError>),
+    Build(Box<crate::assemble::BuildError>),
     #[error(transparent)]
     Output(Box<crate::output::OutputError>),
     #[error(transparent)]
@@ -46,8 +46,8 @@ pub enum Error {
     Docs(#[from] crate::docs::DocsError),
 }
 
-impl From<crate::output::build::BuildError> for Error {
-    fn from(e: crate::output::build::BuildError) -> Self {
+impl From<crate::assemble::BuildError> for Error {
+    fn from(e: crate::assemble::BuildError) -> Self {
         Error::Build(Box::new(e))
     }
 }

@@ -3,6 +3,7 @@
 //! The modules follow the pipeline: profile → model → plan → pki / release / render → layers / userdata →
 //! output. Every stage returns values; only `output` writes to disk.
 
+pub mod assemble;
 pub mod cli;
 pub mod cluster_state;
 pub mod diag;

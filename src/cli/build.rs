@@ -14,15 +14,15 @@ pub(super) fn cmd_build(cli: &Cli, args: &BuildArgs, settings: &Settings) -> Res
     } else {
         Vec::new()
     };
-    let prepared = crate::output::build::prepare(&inputs(
+    let prepared = crate::assemble::prepare(&inputs(
         cli,
         settings,
         &cluster,
         state.clone(),
         selected,
         pools,
-        crate::output::build::Detail::Compact,
-        crate::output::build::StateUse::Issue,
+        crate::assemble::Detail::Compact,
+        crate::assemble::StateUse::Issue,
     ))?;
     let out = args
         .out

@@ -224,10 +224,10 @@ fn inputs<'a>(
     state_dir: PathBuf,
     selected: Vec<&'a crate::model::NodeModel>,
     pools: Vec<&'a crate::model::PoolModel>,
-    detail: crate::output::build::Detail,
-    state: crate::output::build::StateUse,
-) -> crate::output::build::Inputs<'a> {
-    crate::output::build::Inputs {
+    detail: crate::assemble::Detail,
+    state: crate::assemble::StateUse,
+) -> crate::assemble::Inputs<'a> {
+    crate::assemble::Inputs {
         cluster,
         profile: &cli.profile,
         state_dir,

@@ -9,7 +9,7 @@ pub(super) fn cmd_plan(cli: &Cli, state: &StateArgs, settings: &Settings) -> Res
     print_warnings(&c);
     let dir = state_dir(&c, state);
     let (cluster, first) = stateful_cluster(&c, &dir)?;
-    let mut p = crate::plan::plan(&cluster).map_err(crate::output::build::BuildError::from)?;
+    let mut p = crate::plan::plan(&cluster).map_err(crate::assemble::BuildError::from)?;
     let state_file = crate::pki::StateDir::new(&dir).state_file();
     if state_file.exists() {
         p.pending = match crate::pki::load(&cluster, &dir, settings.now) {

@@ -9,19 +9,19 @@ pub(super) fn cmd_unpack(cli: &Cli, args: &UnpackArgs, settings: &Settings) -> R
     let (cluster, _) = stateful_cluster(&c, &state)?;
     let selected = select_nodes(&cluster, std::slice::from_ref(&args.node), false)?;
     // What a build made: the stored state as it is (unpack writes nothing but --into).
-    let prepared = crate::output::build::prepare(&inputs(
+    let prepared = crate::assemble::prepare(&inputs(
         cli,
         settings,
         &cluster,
         state,
         selected,
         Vec::new(),
-        crate::output::build::Detail::Full,
-        crate::output::build::StateUse::Existing,
+        crate::assemble::Detail::Full,
+        crate::assemble::StateUse::Existing,
     ))?;
     let a = &prepared.assembly;
     let n = &a.nodes[0];
-    let boot = crate::output::build::boot_files(&cluster, a, n)?;
+    let boot = crate::assemble::boot_files(&cluster, a, n)?;
     let count = crate::output::unpack::unpack_node(a, n, &boot, &args.into)?;
     eprintln!(
         "{}: {count} entries written for node {}",

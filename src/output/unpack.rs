@@ -7,7 +7,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 
 use super::OutputError as Error;
-use super::build::{Assembly, NodeArtifacts, Secrets};
+use crate::assemble::{Assembly, NodeArtifacts, Secrets};
 use crate::layers::{Content, Entry, EntryKind};
 
 /// `/etc/hosts` → `<into>/etc/hosts`, refusing anything that would leave `into`.

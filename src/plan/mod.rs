@@ -104,7 +104,7 @@ pub fn node_plan(
             .collect(),
         binaries: n.binaries.iter().map(|b| b.name().to_string()).collect(),
         excluded: n.excluded.iter().map(|b| b.name().to_string()).collect(),
-        start: crate::output::build::start_spec(&start)
+        start: crate::assemble::start_spec(&start)
             .split_whitespace()
             .map(str::to_string)
             .collect(),

@@ -1,7 +1,8 @@
-//! Assembling each node's artifacts: layers (binaries, configuration per role, per node), the inline
-//! secrets, user-data, meta-data and network-config. `assemble` computes everything in memory (large
-//! binaries stay on disk as paths); `write` puts it into the output directory; `unpack` materializes one
-//! node. Nothing is written before every node has been assembled without error.
+//! Assembling each node's artifacts in memory: layers (binaries, configuration per role, per node),
+//! the inline secrets, user-data, meta-data and network-config (large binaries stay on disk as paths).
+//! `prepare` runs every stage before it (lock, release files, PKI, rendering) and writes nothing; the
+//! output stage (`output::write`) compresses and writes what this assembled, and `output::unpack`
+//! materializes one node.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -129,7 +130,7 @@ impl PlannedLayer {
     }
 
     /// The layer as tar.gz bytes in memory, and its digest.
-    fn compressed(
+    pub(crate) fn compressed(
         &self,
         mtime: u64,
     ) -> Result<(std::borrow::Cow<'_, [u8]>, crate::layers::LayerInfo), BuildError> {
@@ -202,7 +203,7 @@ impl PlannedLayer {
     }
 }
 
-fn builder(entries: &[Entry], mtime: u64) -> LayerBuilder {
+pub(crate) fn builder(entries: &[Entry], mtime: u64) -> LayerBuilder {
     let mut b = LayerBuilder::new(mtime);
     for e in entries {
         b.entry(e.clone());
@@ -713,89 +714,6 @@ fn docs_for(
 /// Whether the seed carries the node's layers (it always carries the three documents).
 pub fn seed_carries_layers(c: &Cluster) -> bool {
     c.layers.from == LayersFrom::Seed
-}
-
-/// Writes every unique layer into `dir` as `<sha256>.tar.gz` (an existing file of that name already
-/// holds these bytes and is kept). Small layers are compressed in memory, in parallel; binary layers
-/// stream to a temporary file, one at a time (each compresses on every core). No fsync here: the
-/// caller syncs the filesystem once.
-pub fn build_layers(a: &Assembly, dir: &Path) -> Result<Vec<BuiltLayer>, BuildError> {
-    use rayon::prelude::*;
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| BuildError::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let done = |l: &PlannedLayer, info: crate::layers::LayerInfo| BuiltLayer {
-        kind: l.kind,
-        name: l.name.clone(),
-        path: dir.join(info.file_name()),
-        sha256: info.sha256,
-        bytes: info.bytes,
-    };
-    let small = |l: &PlannedLayer| -> Result<BuiltLayer, BuildError> {
-        let (bytes, info) = l.compressed(a.mtime)?;
-        let b = done(l, info);
-        if !b.path.exists() {
-            let mut tmp = tempfile::Builder::new()
-                .prefix(".layer-")
-                .tempfile_in(dir)
-                .map_err(io(dir))?;
-            std::io::Write::write_all(&mut tmp, &bytes).map_err(io(tmp.path()))?;
-            tmp.persist(&b.path).map_err(|e| BuildError::Io {
-                path: b.path.clone(),
-                source: e.error,
-            })?;
-        }
-        Ok(b)
-    };
-    let big = |l: &PlannedLayer| -> Result<BuiltLayer, BuildError> {
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".layer-")
-            .tempfile_in(dir)
-            .map_err(io(dir))?;
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        let entries = l.files().expect("binary layers keep their files");
-        let info = builder(entries, a.mtime)
-            .build_to(&mut w)
-            .map_err(|source| BuildError::Layer {
-                name: l.name.clone(),
-                source,
-            })?;
-        std::io::Write::flush(&mut w).map_err(io(dir))?;
-        drop(w);
-        let b = done(l, info);
-        if !b.path.exists() {
-            tmp.persist(&b.path).map_err(|e| BuildError::Io {
-                path: b.path.clone(),
-                source: e.error,
-            })?;
-        }
-        Ok(b)
-    };
-    let mut out: Vec<Option<BuiltLayer>> = vec![None; a.layers.len()];
-    for (i, l) in a
-        .layers
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.kind == LayerKind::Binaries)
-    {
-        out[i] = Some(big(l)?);
-    }
-    let rest: Vec<(usize, BuiltLayer)> = a
-        .layers
-        .par_iter()
-        .enumerate()
-        .filter(|(_, l)| l.kind != LayerKind::Binaries)
-        .map(|(i, l)| small(l).map(|b| (i, b)))
-        .collect::<Result<_, _>>()?;
-    for (i, b) in rest {
-        out[i] = Some(b);
-    }
-    Ok(out
-        .into_iter()
-        .map(|b| b.expect("every layer built"))
-        .collect())
 }
 
 /// What a build needs besides the model.
