@@ -422,13 +422,7 @@ impl<'c> Assembler<'c> {
         pool: Option<(&PoolModel, String)>,
     ) -> Result<AssembledNode, BuildError> {
         let start = files::start_plan(&self.renderer, n)?;
-        let specs = files::node_files(
-            self.cluster,
-            &self.renderer,
-            n,
-            pool.as_ref().map(|(p, _)| *p),
-            &start,
-        )?;
+        let specs = files::node_files(self.cluster, &self.renderer, n, &start)?;
         let boot = match self.binaries {
             NodeBinaries::FetchAtBoot(m) if !n.binaries.is_empty() => Some(m.for_node(n)),
             _ => None,
@@ -864,11 +858,15 @@ pub fn boot_files(
         },
     );
     Ok(vec![
-        (userdata::BOOT_ENV_PATH.to_string(), 0o644, env.into_bytes()),
         (
-            userdata::APPLY_PATH.to_string(),
+            userdata::boot_env_path().to_string(),
+            0o644,
+            env.into_bytes(),
+        ),
+        (
+            userdata::apply_path().to_string(),
             0o755,
-            userdata::APPLY_SCRIPT.as_bytes().to_vec(),
+            userdata::apply_script().as_bytes().to_vec(),
         ),
     ])
 }

@@ -6,6 +6,7 @@
 pub mod assemble;
 pub mod cli;
 pub mod cluster_state;
+pub mod declared;
 pub mod diag;
 pub mod docs;
 pub mod error;

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use kimage::model::Cluster;
 use kimage::profile;
-use kimage::release::boot::{FETCH_SCRIPT, boot_manifests};
+use kimage::release::boot::{boot_manifests, fetch_script};
 use kimage::release::command::LockArgs;
 use kimage::release::lock::Lock;
 use support::fixtures::{require, sha256};
@@ -56,7 +56,7 @@ fn tree(dir: &Path) -> BTreeSet<String> {
 
 #[test]
 fn the_embedded_script_is_the_file_and_compiles() {
-    assert_eq!(FETCH_SCRIPT, std::fs::read_to_string(script()).unwrap());
+    assert_eq!(fetch_script(), std::fs::read_to_string(script()).unwrap());
     require("python3");
     let out = Command::new("python3")
         .args(["-c", "import ast, sys; ast.parse(open(sys.argv[1]).read())"])

@@ -123,10 +123,10 @@ fn userdata_files() -> Result<Vec<(String, String, String)>, DocsError> {
         };
         let path = s("path");
         let what = match path.as_str() {
-            userdata::BOOT_ENV_PATH => {
+            p if p == userdata::boot_env_path() => {
                 "settings kimage-apply reads: node name, layer list with digests, where layers come from, units to start"
             }
-            userdata::APPLY_PATH => {
+            p if p == userdata::apply_path() => {
                 "kimage-apply, run once per instance by `runcmd`: verifies and extracts the layers, installs the secrets, starts the units"
             }
             userdata::SECRETS_PATH => {

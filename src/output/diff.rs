@@ -205,7 +205,7 @@ fn node_diff(
     after.extend(user_data_files(new_out, new)?);
     // The settings file names the layers by digest: it changes whenever a layer does.
     for m in [&mut before, &mut after] {
-        m.remove(crate::userdata::BOOT_ENV_PATH);
+        m.remove(crate::userdata::boot_env_path());
     }
     let secret = |p: &str| {
         // What the secrets carry, not every file with a private mode (units are 0600 too).

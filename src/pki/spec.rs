@@ -11,12 +11,6 @@ use crate::model::{Cluster, NodeModel};
 use crate::profile::{KeyAlgorithm, Role};
 
 pub const PKI_DIR: &str = "/etc/kubernetes/pki";
-pub const KUBECONFIG_DIR: &str = "/etc/kubernetes";
-pub const KUBELET_PKI_DIR: &str = "/var/lib/kubelet/pki";
-pub const KUBE_PROXY_KUBECONFIG: &str = "/var/lib/kube-proxy/kubeconfig.conf";
-/// The kubelet's bootstrap kubeconfig on worker-pool machines (kubeadm's path); the kubelet writes
-/// kubelet.conf beside it once its client certificate is signed.
-pub const BOOTSTRAP_KUBECONFIG: &str = "/etc/kubernetes/bootstrap-kubelet.conf";
 /// Where the bootstrap node keeps the manifests kimage-bootstrap applies, in file-name order
 /// (image-layers/bootstrap/ puts the rendered ones there too).
 pub const BOOTSTRAP_MANIFEST_DIR: &str = "/etc/kimage/bootstrap";
@@ -589,190 +583,36 @@ pub fn kubeconfig_specs(c: &Cluster, certs: &[CertSpec]) -> Vec<KubeconfigSpec> 
         .collect()
 }
 
-fn pair(out: &mut Vec<PkiFile>, base: &str, id: &CertId) {
-    out.push(PkiFile {
-        path: format!("{base}.crt"),
-        source: PkiSource::Cert(id.clone()),
-        mode: 0o644,
-    });
-    out.push(PkiFile {
-        path: format!("{base}.key"),
-        source: PkiSource::Key(id.clone()),
-        mode: 0o600,
-    });
-}
-
-/// The PKI files one node gets, sorted by path. Private keys appear only where the role needs them.
+/// The PKI files one node gets, sorted by path, as `image-layers/pki/files.yaml` declares them. Private
+/// keys appear only where the role needs them.
 pub fn pki_files(c: &Cluster, n: &NodeModel) -> Vec<PkiFile> {
+    use crate::declared::{self, Each, PkiSourceDecl as D};
+    let ctx = declared::context(c, n);
+    let node = n.name.as_str();
+    let own_pool = n.pool.as_ref().map_or("", |p| p.as_str());
     let mut out = Vec::new();
-    let name = n.name.as_str();
-    if let Some(pool) = &n.pool {
-        // A pool machine: the CA, the token to get its kubelet client certificate with (the kubelet
-        // requests its serving certificate too), and the pool's kube-proxy identity.
-        out.push(PkiFile {
-            path: format!("{PKI_DIR}/ca.crt"),
-            source: PkiSource::Cert(CA.into()),
-            mode: 0o644,
-        });
-        out.push(PkiFile {
-            path: BOOTSTRAP_KUBECONFIG.into(),
-            source: PkiSource::BootstrapKubeconfig(pool.to_string()),
-            mode: 0o600,
-        });
-        out.push(PkiFile {
-            path: KUBE_PROXY_KUBECONFIG.into(),
-            source: PkiSource::Kubeconfig(pool_cert_id(CertKind::KubeProxy, pool.as_str())),
-            mode: 0o600,
-        });
-        out.sort();
-        return out;
-    }
-    let cert = |out: &mut Vec<PkiFile>, path: String, id: &str| {
-        out.push(PkiFile {
-            path,
-            source: PkiSource::Cert(CertId::shared(id)),
-            mode: 0o644,
-        })
-    };
-    let kubeconfig = |out: &mut Vec<PkiFile>, path: String, id: CertId| {
-        out.push(PkiFile {
-            path,
-            source: PkiSource::Kubeconfig(id),
-            mode: 0o600,
-        })
-    };
-    if n.runs_kubelet {
-        cert(&mut out, format!("{PKI_DIR}/ca.crt"), CA);
-        kubeconfig(
-            &mut out,
-            format!("{KUBECONFIG_DIR}/kubelet.conf"),
-            node_id(CertKind::KubeletClient, name),
-        );
-        pair(
-            &mut out,
-            &format!("{KUBELET_PKI_DIR}/kubelet"),
-            &node_id(CertKind::KubeletServing, name),
-        );
-        kubeconfig(
-            &mut out,
-            KUBE_PROXY_KUBECONFIG.to_string(),
-            node_id(CertKind::KubeProxy, name),
-        );
-    }
-    if n.role == Role::ControlPlane {
-        // kube-controller-manager signs kubelet CSRs and service-account tokens with these.
-        out.push(PkiFile {
-            path: format!("{PKI_DIR}/ca.key"),
-            source: PkiSource::Key(CA.into()),
-            mode: 0o600,
-        });
-        out.push(PkiFile {
-            path: format!("{PKI_DIR}/sa.key"),
-            source: PkiSource::SaKey,
-            mode: 0o600,
-        });
-        out.push(PkiFile {
-            path: format!("{PKI_DIR}/sa.pub"),
-            source: PkiSource::SaPub,
-            mode: 0o644,
-        });
-        pair(
-            &mut out,
-            &format!("{PKI_DIR}/apiserver"),
-            &node_id(CertKind::Apiserver, name),
-        );
-        pair(
-            &mut out,
-            &format!("{PKI_DIR}/apiserver-kubelet-client"),
-            &node_id(CertKind::ApiserverKubeletClient, name),
-        );
-        pair(
-            &mut out,
-            &format!("{PKI_DIR}/apiserver-etcd-client"),
-            &node_id(CertKind::ApiserverEtcdClient, name),
-        );
-        pair(
-            &mut out,
-            &format!("{PKI_DIR}/front-proxy-client"),
-            &node_id(CertKind::FrontProxyClient, name),
-        );
-        cert(
-            &mut out,
-            format!("{PKI_DIR}/front-proxy-ca.crt"),
-            FRONT_PROXY_CA,
-        );
-        if c.pki.front_proxy_ca_key_on_control_plane {
+    for f in declared::pki_files().iter().filter(|f| f.applies(&ctx)) {
+        let pools: Vec<&str> = match f.each {
+            Some(Each::Pool) => c.pools.iter().map(|p| p.name.as_str()).collect(),
+            None => vec![own_pool],
+        };
+        for pool in pools {
+            let id = |t: &str| CertId::parse(&declared::fill(t, node, pool));
             out.push(PkiFile {
-                path: format!("{PKI_DIR}/front-proxy-ca.key"),
-                source: PkiSource::Key(FRONT_PROXY_CA.into()),
-                mode: 0o600,
+                path: declared::fill(&f.dest, node, pool),
+                source: match &f.source {
+                    D::Cert(t) => PkiSource::Cert(id(t)),
+                    D::Key(t) => PkiSource::Key(id(t)),
+                    D::Kubeconfig(t) => PkiSource::Kubeconfig(id(t)),
+                    D::SaKey => PkiSource::SaKey,
+                    D::SaPub => PkiSource::SaPub,
+                    D::BootstrapKubeconfig => PkiSource::BootstrapKubeconfig(pool.to_string()),
+                    D::BootstrapTokenSecret => PkiSource::BootstrapTokenSecret(pool.to_string()),
+                    D::ClusterInfo => PkiSource::ClusterInfo,
+                },
+                mode: f.mode,
             });
         }
-        cert(&mut out, format!("{PKI_DIR}/etcd/ca.crt"), ETCD_CA);
-        if c.pki.etcd_ca_key_on_control_plane {
-            out.push(PkiFile {
-                path: format!("{PKI_DIR}/etcd/ca.key"),
-                source: PkiSource::Key(ETCD_CA.into()),
-                mode: 0o600,
-            });
-        }
-        kubeconfig(
-            &mut out,
-            format!("{KUBECONFIG_DIR}/admin.conf"),
-            node_id(CertKind::Admin, name),
-        );
-        if n.is_bootstrap {
-            kubeconfig(
-                &mut out,
-                format!("{KUBECONFIG_DIR}/super-admin.conf"),
-                node_id(CertKind::SuperAdmin, name),
-            );
-            // What kimage-bootstrap applies besides the rendered manifests: objects made from the
-            // PKI state (file names order them among the rendered ones).
-            out.push(PkiFile {
-                path: format!("{BOOTSTRAP_MANIFEST_DIR}/30-cluster-info.yaml"),
-                source: PkiSource::ClusterInfo,
-                mode: 0o644,
-            });
-            for p in &c.pools {
-                out.push(PkiFile {
-                    path: format!(
-                        "{BOOTSTRAP_MANIFEST_DIR}/70-bootstrap-token-{}.yaml",
-                        p.name
-                    ),
-                    source: PkiSource::BootstrapTokenSecret(p.name.to_string()),
-                    mode: 0o600,
-                });
-            }
-        }
-        kubeconfig(
-            &mut out,
-            format!("{KUBECONFIG_DIR}/controller-manager.conf"),
-            node_id(CertKind::ControllerManager, name),
-        );
-        kubeconfig(
-            &mut out,
-            format!("{KUBECONFIG_DIR}/scheduler.conf"),
-            node_id(CertKind::Scheduler, name),
-        );
-    }
-    if n.etcd_member {
-        cert(&mut out, format!("{PKI_DIR}/etcd/ca.crt"), ETCD_CA);
-        pair(
-            &mut out,
-            &format!("{PKI_DIR}/etcd/server"),
-            &node_id(CertKind::EtcdServer, name),
-        );
-        pair(
-            &mut out,
-            &format!("{PKI_DIR}/etcd/peer"),
-            &node_id(CertKind::EtcdPeer, name),
-        );
-        pair(
-            &mut out,
-            &format!("{PKI_DIR}/etcd/healthcheck-client"),
-            &node_id(CertKind::EtcdHealthcheckClient, name),
-        );
     }
     out.sort();
     out.dedup();

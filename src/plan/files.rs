@@ -3,28 +3,19 @@
 //! the content the plan leaves to it (PKI material, release files, what names the layers by digest);
 //! `kimage plan` prints the list and docs/node-files.md is generated from it.
 //!
-//! The rendered files come from `image-layers/*/layer.yaml` (path, mode, owner, condition beside each
-//! template); the rest — PKI files, release programs, kimage's own boot files — are declared here.
+//! Every entry is declared as data beside the files it names: the rendered files in
+//! `image-layers/*/layer.yaml`, the PKI files in `image-layers/pki/files.yaml`, kimage's own boot files
+//! in `image-layers/boot/files.yaml` (see `declared`), the release programs in the release catalog.
 
 use serde::Serialize;
 
+use crate::declared::{self, BootSource, CarrierName, Generated};
 use crate::layers::Blob;
-use crate::model::{Cluster, NodeModel, PoolModel};
+use crate::model::{Cluster, NodeModel};
 use crate::pki::spec::{self, PkiSource};
 use crate::profile::BinarySource;
 use crate::release;
 use crate::render::{self, Renderer, Scope, StartAction, StartStep};
-use crate::userdata;
-
-/// Node-side bookkeeping: who the node is, for its scripts and the console report.
-pub const NODE_ENV_PATH: &str = "/etc/kimage/node.env";
-pub const REPORT_SCRIPT_PATH: &str = "/usr/local/lib/kimage/kimage-report";
-pub const REPORT_UNIT_PATH: &str = "/etc/systemd/system/kimage-report.service";
-/// A worker-pool machine's settings: the pool's name and the CA hash it pins (kimage-pool-setup).
-pub const POOL_ENV_PATH: &str = "/etc/kimage/pool.env";
-
-const REPORT_SCRIPT: &str = include_str!("../../image-layers/boot/kimage-report.sh");
-const REPORT_UNIT: &str = include_str!("../../image-layers/boot/kimage-report.service");
 
 /// What brings a file to the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -182,14 +173,28 @@ pub fn start_plan(r: &Renderer, n: &NodeModel) -> Result<Vec<StartStep>, render:
     Ok(start)
 }
 
-/// Every file a node (or, with `pool`, a worker pool's machines) gets, in the order the build puts
+/// Who the node is, for its scripts and the console report: its name, role, address, cluster and the
+/// units it starts.
+fn node_env(c: &Cluster, n: &NodeModel, start: &[StartStep]) -> String {
+    let units: Vec<&str> = start
+        .iter()
+        .filter(|s| s.action == StartAction::EnableNow)
+        .map(|s| s.unit.as_str())
+        .collect();
+    env_line("KIMAGE_NODE", n.name.as_str())
+        + &env_line("KIMAGE_ROLE", n.role.as_str())
+        + &env_line("KIMAGE_ADDRESS", &n.address.to_string())
+        + &env_line("KIMAGE_CLUSTER", &c.name)
+        + &env_line("KIMAGE_UNITS", &units.join(" "))
+}
+
+/// Every file a node (or a worker pool's machines: `n.pool` set) gets, in the order the build puts
 /// them into its layers: rendered files, PKI files, release programs, kimage's boot files, then the
 /// user-data's own.
 pub fn node_files(
     c: &Cluster,
     r: &Renderer,
     n: &NodeModel,
-    pool: Option<&PoolModel>,
     start: &[StartStep],
 ) -> Result<Vec<FileSpec>, render::RenderError> {
     let mut out = Vec::new();
@@ -240,84 +245,28 @@ pub fn node_files(
             ));
         }
     }
-    // A node with nothing to fetch gets no fetch manifest: it is the same node whether it is built
-    // alone or with nodes that fetch.
-    if fetch && !n.binaries.is_empty() {
-        out.push(FileSpec::new(
-            release::boot::FETCH_SCRIPT_PATH,
-            0o755,
-            Carrier::Config,
-            FileSource::Static {
-                what: "fetch script",
-                bytes: release::boot::FETCH_SCRIPT.as_bytes(),
+    let ctx = declared::context(c, n);
+    for f in declared::boot_files().iter().filter(|f| f.applies(&ctx)) {
+        let what = f.what.as_deref().unwrap_or_default();
+        let source = match f.source {
+            BootSource::File(name) => FileSource::Static {
+                what,
+                bytes: declared::boot_file(name).as_bytes(),
             },
-        ));
-        out.push(FileSpec::new(
-            release::boot::FETCH_MANIFEST_PATH,
-            0o644,
-            Carrier::Node,
-            FileSource::FetchManifest,
-        ));
+            BootSource::Generated(Generated::NodeEnv) => FileSource::Generated {
+                what,
+                bytes: node_env(c, n, start).into_bytes(),
+            },
+            BootSource::Generated(Generated::PoolEnv) => FileSource::PoolEnv,
+            BootSource::Generated(Generated::BootEnv) => FileSource::BootEnv,
+            BootSource::Generated(Generated::FetchManifest) => FileSource::FetchManifest,
+        };
+        let carrier = match f.carrier.expect("boot files name their carrier") {
+            CarrierName::Config => Carrier::Config,
+            CarrierName::Node => Carrier::Node,
+            CarrierName::UserData => Carrier::UserData,
+        };
+        out.push(FileSpec::new(f.dest.clone(), f.mode, carrier, source));
     }
-    out.push(FileSpec::new(
-        REPORT_SCRIPT_PATH,
-        0o755,
-        Carrier::Config,
-        FileSource::Static {
-            what: "console report script",
-            bytes: REPORT_SCRIPT.as_bytes(),
-        },
-    ));
-    out.push(FileSpec::new(
-        REPORT_UNIT_PATH,
-        0o644,
-        Carrier::Config,
-        FileSource::Static {
-            what: "console report unit",
-            bytes: REPORT_UNIT.as_bytes(),
-        },
-    ));
-    let units: Vec<&str> = start
-        .iter()
-        .filter(|s| s.action == StartAction::EnableNow)
-        .map(|s| s.unit.as_str())
-        .collect();
-    let env = env_line("KIMAGE_NODE", n.name.as_str())
-        + &env_line("KIMAGE_ROLE", n.role.as_str())
-        + &env_line("KIMAGE_ADDRESS", &n.address.to_string())
-        + &env_line("KIMAGE_CLUSTER", &c.name)
-        + &env_line("KIMAGE_UNITS", &units.join(" "));
-    out.push(FileSpec::new(
-        NODE_ENV_PATH,
-        0o644,
-        Carrier::Node,
-        FileSource::Generated {
-            what: "node settings",
-            bytes: env.into_bytes(),
-        },
-    ));
-    if pool.is_some() {
-        out.push(FileSpec::new(
-            POOL_ENV_PATH,
-            0o644,
-            Carrier::Node,
-            FileSource::PoolEnv,
-        ));
-    }
-    out.push(FileSpec::new(
-        userdata::BOOT_ENV_PATH,
-        0o644,
-        Carrier::UserData,
-        FileSource::BootEnv,
-    ));
-    out.push(FileSpec::new(
-        userdata::APPLY_PATH,
-        0o755,
-        Carrier::UserData,
-        FileSource::Static {
-            what: "apply script",
-            bytes: userdata::APPLY_SCRIPT.as_bytes(),
-        },
-    ));
     Ok(out)
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::model::{Cluster, NodeModel, PoolModel};
+use crate::model::{Cluster, NodeModel};
 use crate::pki::spec;
 use crate::render::{RenderError, Renderer};
 
@@ -80,14 +80,9 @@ impl PlannedFile {
 }
 
 /// What one node gets, from the same file list the build assembles.
-pub fn node_plan(
-    c: &Cluster,
-    r: &Renderer,
-    n: &NodeModel,
-    pool: Option<&PoolModel>,
-) -> Result<NodePlan, RenderError> {
+pub fn node_plan(c: &Cluster, r: &Renderer, n: &NodeModel) -> Result<NodePlan, RenderError> {
     let start = files::start_plan(r, n)?;
-    let mut planned: Vec<PlannedFile> = files::node_files(c, r, n, pool, &start)?
+    let mut planned: Vec<PlannedFile> = files::node_files(c, r, n, &start)?
         .iter()
         .map(PlannedFile::from_spec)
         .collect();
@@ -122,7 +117,7 @@ pub fn plan(c: &Cluster) -> Result<Plan, RenderError> {
         nodes: c
             .nodes
             .iter()
-            .map(|n| node_plan(c, &r, n, None))
+            .map(|n| node_plan(c, &r, n))
             .collect::<Result<_, _>>()?,
         etcd_joining: c.etcd.joining.iter().map(|n| n.to_string()).collect(),
         state: None,
@@ -135,7 +130,7 @@ pub fn plan(c: &Cluster) -> Result<Plan, RenderError> {
                 Ok(NodePlan {
                     role: "worker pool".to_string(),
                     address: "dhcp".to_string(),
-                    ..node_plan(c, &r, &p.node, Some(p))?
+                    ..node_plan(c, &r, &p.node)?
                 })
             })
             .collect::<Result<_, RenderError>>()?,

@@ -13,15 +13,11 @@ use super::need::node_needs;
 use super::net::via_mirror;
 use crate::model::{Binary, Cluster, NodeModel};
 
-/// The script the node runs (python3: urllib, hashlib, tarfile). Usage:
-/// `python3 kimage-fetch MANIFEST [--root DIR]`.
-pub const FETCH_SCRIPT: &str = include_str!("../../image-layers/boot/kimage-fetch");
-/// Where the user-data should write the script on the node (mode 0755).
-pub const FETCH_SCRIPT_PATH: &str = "/usr/local/lib/kimage/kimage-fetch";
-/// Where the user-data should write the node's manifest (mode 0644).
-pub const FETCH_MANIFEST_PATH: &str = "/etc/kimage/fetch.json";
-/// The command to run on the node before any unit that needs the binaries (e.g. in cloud-init runcmd).
-pub const FETCH_COMMAND: &str = "python3 /usr/local/lib/kimage/kimage-fetch /etc/kimage/fetch.json";
+/// The script the node runs (python3: urllib, hashlib, tarfile; `python3 kimage-fetch MANIFEST [--root
+/// DIR]`) and the manifest it reads are declared in image-layers/boot/files.yaml.
+pub fn fetch_script() -> &'static str {
+    crate::declared::boot_file("kimage-fetch")
+}
 /// Manifest format version the script understands.
 pub const MANIFEST_VERSION: u32 = 1;
 

@@ -12,14 +12,22 @@ use base64::Engine;
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
 
+use crate::declared::{self, Generated};
 use crate::model::{Cluster, NodeModel};
 use crate::profile::{BinarySource, LayersFrom};
 use yaml::Y;
 
-/// The apply script every node runs once per instance.
-pub const APPLY_SCRIPT: &str = include_str!("../../image-layers/boot/kimage-apply.sh");
-pub const APPLY_PATH: &str = "/usr/local/sbin/kimage-apply";
-pub const BOOT_ENV_PATH: &str = "/run/kimage/boot.env";
+/// The apply script every node runs once per instance (image-layers/boot/files.yaml places it).
+pub fn apply_script() -> &'static str {
+    declared::boot_file("kimage-apply.sh")
+}
+pub fn apply_path() -> &'static str {
+    declared::file_path("kimage-apply.sh")
+}
+/// The apply script's settings, which the user-data writes.
+pub fn boot_env_path() -> &'static str {
+    declared::generated_path(Generated::BootEnv)
+}
 pub const SECRETS_PATH: &str = "/run/kimage/secrets.tar";
 
 /// Common user-data size limits, smallest first (AWS EC2 user data is 16 KiB before base64).
@@ -51,7 +59,7 @@ pub struct BootInputs<'a> {
 
 /// The apply script as the user-data carries it (gz+b64): the same for every node, so made once.
 static APPLY_SCRIPT_GZ_B64: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| b64(&gzip(APPLY_SCRIPT.as_bytes())));
+    std::sync::LazyLock::new(|| b64(&gzip(apply_script().as_bytes())));
 
 /// gzip with a fixed header (no name, no time), so the same input always gives the same bytes.
 pub fn gzip(data: &[u8]) -> Vec<u8> {
@@ -119,13 +127,13 @@ pub fn user_data(c: &Cluster, n: &NodeModel, inp: &BootInputs) -> String {
     }
     let mut files = vec![
         Y::map([
-            ("path", Y::str(BOOT_ENV_PATH)),
+            ("path", Y::str(boot_env_path())),
             ("owner", Y::str("root:root")),
             ("permissions", Y::str("0644")),
             ("content", Y::str(boot_env(c, n, inp))),
         ]),
         Y::map([
-            ("path", Y::str(APPLY_PATH)),
+            ("path", Y::str(apply_path())),
             ("owner", Y::str("root:root")),
             ("permissions", Y::str("0755")),
             ("encoding", Y::str("gz+b64")),
@@ -142,7 +150,7 @@ pub fn user_data(c: &Cluster, n: &NodeModel, inp: &BootInputs) -> String {
         ]));
     }
     doc.push(("write_files".into(), Y::Seq(files)));
-    doc.push(("runcmd".into(), Y::Seq(vec![Y::strs([APPLY_PATH])])));
+    doc.push(("runcmd".into(), Y::Seq(vec![Y::strs([apply_path()])])));
     doc.push((
         "final_message".into(),
         Y::str(format!(
