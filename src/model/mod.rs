@@ -8,6 +8,7 @@
 mod etcd;
 mod hosts;
 mod load_balancer;
+mod naming;
 mod nodes;
 mod sans;
 
@@ -48,15 +49,20 @@ pub struct Cluster {
     pub bootstrap_node: Option<NodeName>,
     /// Every node in profile order.
     pub nodes: Vec<NodeModel>,
+    #[serde(serialize_with = "naming::container_runtime")]
     pub container_runtime: profile::ContainerRuntime,
     /// What containerd's config.toml must look like for `container_runtime.containerd`.
     pub containerd: ContainerdModel,
+    #[serde(serialize_with = "naming::pki")]
     pub pki: profile::Pki,
     pub binaries: BinariesModel,
+    #[serde(serialize_with = "naming::layers")]
     pub layers: profile::Layers,
+    #[serde(serialize_with = "naming::os")]
     pub os: profile::Os,
     /// `os.limits` in systemd's Limit*= form for kimage's units.
     pub unit_limits: UnitLimits,
+    #[serde(serialize_with = "naming::network")]
     pub network: profile::Network,
     /// Worker pools (`workerPools`), in profile order. Not in `nodes`: pool machines have no name or
     /// address kimage knows.
