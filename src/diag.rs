@@ -32,6 +32,17 @@ pub struct Diagnostic {
     pub fix: String,
 }
 
+/// A value as messages show it: whole when short, else its start and its length (a 50 MB value is not
+/// echoed to the terminal).
+pub fn cut(value: &str) -> String {
+    const KEEP: usize = 60;
+    if value.chars().count() <= KEEP + 20 {
+        return value.to_string();
+    }
+    let start: String = value.chars().take(KEEP).collect();
+    format!("{start}… ({} bytes in all)", value.len())
+}
+
 impl Diagnostic {
     pub fn error(
         path: impl Into<String>,
@@ -61,7 +72,7 @@ impl Diagnostic {
     }
 
     pub fn with_value(mut self, value: impl fmt::Display) -> Self {
-        self.value = Some(value.to_string());
+        self.value = Some(cut(&value.to_string()));
         self
     }
 

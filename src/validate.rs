@@ -99,6 +99,7 @@ pub fn check(loaded: &LoadedProfile, c: &Cluster) -> Diagnostics {
     bootstrap_node(&mut x, p);
     versions(&mut x, p);
     settings(&mut x, p, c);
+    host_values(&mut x, p);
     pools(&mut x, p);
     x.out.name_subjects(|list, i| match list {
         "nodes" => p.nodes.get(i).map(|n| n.name.to_string()),
@@ -831,6 +832,173 @@ fn versions(x: &mut Ctx, p: &Profile) {
             "use v2.2.x",
         )
         .value(ctrd);
+    }
+}
+
+/// IANA time zone names (zones and links).
+const TIMEZONES: &str = include_str!("profile/timezones.txt");
+
+/// Why `ip` cannot be a host's address, if it cannot.
+fn not_a_host(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        _ if ip.is_unspecified() => Some("is the unspecified address, not a host"),
+        _ if ip.is_loopback() => Some("is a loopback address, which every machine has for itself"),
+        _ if ip.is_multicast() => Some("is a multicast address"),
+        IpAddr::V4(a) if a.is_broadcast() => Some("is the broadcast address"),
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
+            Some("is an IPv4-mapped IPv6 address, the same host as its IPv4 form")
+        }
+        _ => None,
+    }
+}
+
+/// The network and broadcast address of `ip`'s subnet, when the prefix leaves room for both.
+fn subnet_ends(ip: IpAddr, prefix: u8) -> Option<(IpAddr, Option<IpAddr>)> {
+    let net = ipnet::IpNet::new(ip, prefix).ok()?;
+    match net {
+        ipnet::IpNet::V4(n) if prefix <= 30 => {
+            Some((n.network().into(), Some(n.broadcast().into())))
+        }
+        ipnet::IpNet::V6(n) if prefix <= 126 => Some((n.network().into(), None)),
+        _ => None,
+    }
+}
+
+/// Values that end up as addresses, paths and names on the nodes: each must be one a host can use.
+fn host_values(x: &mut Ctx, p: &Profile) {
+    let v4 = p.kubernetes.service_cidr.0.addr().is_ipv4();
+    let family = if v4 { "IPv4" } else { "IPv6" };
+    let prefix = p.network.prefix_length;
+    let max_prefix = if v4 { 32 } else { 128 };
+    let prefix_ok = (1..=max_prefix).contains(&prefix);
+    let mut macs: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, n) in p.nodes.iter().enumerate() {
+        let ip = n.address.0;
+        let field = format!("nodes[{i}].address");
+        if let Some(why) = not_a_host(ip) {
+            let fix = match ip {
+                IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
+                    format!("write it as {}", a.to_ipv4_mapped().expect("checked"))
+                }
+                _ => "give the node's own unicast address".to_string(),
+            };
+            x.error(&field, why, fix).value(ip);
+            continue;
+        }
+        if ip.is_ipv4() != v4 {
+            x.error(
+                &field,
+                format!("is not an {family} address, and the cluster is {family} (kubernetes.serviceCIDR)"),
+                format!("give the node its {family} address"),
+            )
+            .value(ip);
+            continue;
+        }
+        if prefix_ok && let Some((net, bcast)) = subnet_ends(ip, prefix) {
+            if ip == net {
+                x.error(
+                    &field,
+                    format!("is the network address of its /{prefix} subnet"),
+                    "give the node a host address of the subnet",
+                )
+                .value(ip);
+            } else if Some(ip) == bcast {
+                x.error(
+                    &field,
+                    format!("is the broadcast address of its /{prefix} subnet"),
+                    "give the node a host address of the subnet",
+                )
+                .value(ip);
+            }
+        }
+        if let Some(mac) = &n.mac {
+            let mac = mac.as_str();
+            match macs.get(mac) {
+                Some(&first) => {
+                    x.error(
+                        &format!("nodes[{i}].mac"),
+                        format!(
+                            "is also the MAC address of nodes[{first}] `{}`",
+                            p.nodes[first].name
+                        ),
+                        "give every node its own MAC address",
+                    )
+                    .value(mac);
+                }
+                None => {
+                    macs.insert(mac, i);
+                }
+            }
+        }
+    }
+    if let Some(gw) = p.network.gateway {
+        let gw = gw.0;
+        if let Some(why) = not_a_host(gw) {
+            x.error(
+                "network.gateway",
+                why,
+                "give the router's address on the nodes' subnet",
+            )
+            .value(gw);
+        } else if gw.is_ipv4() != v4 {
+            x.error(
+                "network.gateway",
+                format!("is not an {family} address, and the cluster is {family}"),
+                "give the router's address on the nodes' subnet",
+            )
+            .value(gw);
+        } else if let Some((i, n)) = p.nodes.iter().enumerate().find(|(_, n)| n.address.0 == gw) {
+            x.error(
+                "network.gateway",
+                format!("is the address of nodes[{i}] `{}`", n.name),
+                "give the router's address, not a node's",
+            )
+            .value(gw);
+        } else if prefix_ok
+            && let Some(n) = p.nodes.iter().find(|n| {
+                n.address.0.is_ipv4() == gw.is_ipv4()
+                    && not_a_host(n.address.0).is_none()
+                    && ipnet::IpNet::new(n.address.0, prefix).is_ok_and(|net| !net.contains(&gw))
+            })
+        {
+            x.error(
+                "network.gateway",
+                format!(
+                    "is outside the /{prefix} subnet of node `{}` ({}), so that node cannot reach it",
+                    n.name, n.address
+                ),
+                "give the router's address on the nodes' subnet, or correct network.prefixLength",
+            )
+            .value(gw);
+        }
+    }
+    let dir = p.etcd.data_dir.as_str();
+    let system = [
+        "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root",
+        "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/var/lib",
+    ];
+    let normalized = dir.starts_with('/')
+        && !dir.ends_with('/')
+        && dir[1..]
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+    if !normalized || system.contains(&dir) {
+        x.error(
+            "etcd.dataDir",
+            "is not a directory of its own: kimage creates it for the etcd user (mode 0700, owned by etcd), so it must be an absolute, normalized path that is not / or a system directory such as /var/lib",
+            "use e.g. /var/lib/etcd",
+        )
+        .value(dir);
+    }
+    if let Some(tz) = &p.os.timezone
+        && !TIMEZONES.lines().any(|l| l == tz)
+    {
+        x.error(
+            "os.timezone",
+            "is not an IANA time zone name",
+            "use a name such as Asia/Shanghai or UTC (see timedatectl list-timezones)",
+        )
+        .value(tz);
     }
 }
 

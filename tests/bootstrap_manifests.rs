@@ -142,17 +142,22 @@ fn kubectl_check_can_fail() {
 
 const VALIDATE: &str = "pip install kubernetes-validate (it bundles the Kubernetes JSON schemas; CI's .ci/run installs it)";
 
+/// The pools profile as an IPv6 cluster: service and pod networks and node addresses alike (an IPv6
+/// cluster with IPv4 nodes is refused: the apiserver's advertise address must be in the service family).
+fn ipv6_profile() -> String {
+    POOLS_PROFILE
+        .replace(
+            "podCIDR: 10.244.0.0/16\n  serviceCIDR: 10.96.0.0/12",
+            "podCIDR: fd00:10:244::/56\n  serviceCIDR: fd00:10:96::/112",
+        )
+        .replace("address: 10.0.0.", "address: fd00::")
+}
+
 #[test]
 fn manifests_pass_the_v1_35_schemas_strictly() {
     require("kubernetes-validate", VALIDATE);
     let tmp = tempdir();
-    for c in [
-        pools_cluster(),
-        cluster(&POOLS_PROFILE.replace(
-            "podCIDR: 10.244.0.0/16\n  serviceCIDR: 10.96.0.0/12",
-            "podCIDR: fd00:10:244::/56\n  serviceCIDR: fd00:10:96::/112",
-        )),
-    ] {
+    for c in [pools_cluster(), cluster(&ipv6_profile())] {
         let m = pki(&c, tmp.path());
         let files = manifests(&c, &m);
         let dir = tmp
@@ -429,10 +434,7 @@ fn addons_follow_the_model() {
     assert!(files.contains_key("40-coredns.yaml"));
 
     // IPv6 pod network: flannel's IPv6 keys.
-    let v6 = cluster(&POOLS_PROFILE.replace(
-        "podCIDR: 10.244.0.0/16\n  serviceCIDR: 10.96.0.0/12",
-        "podCIDR: fd00:10:244::/56\n  serviceCIDR: fd00:10:96::/112",
-    ));
+    let v6 = cluster(&ipv6_profile());
     let objs6 = objects(&manifests(&v6, &pki(&v6, &tmp.path().join("v6"))));
     let cfg6 = &objs6[&(
         "ConfigMap".to_string(),

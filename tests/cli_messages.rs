@@ -122,3 +122,17 @@ fn init_list_cut_descriptions_mid_sentence() {
         assert!(l.ends_with('.'), "{l}");
     }
 }
+
+#[test]
+fn a_byte_order_mark_became_part_of_the_first_key() {
+    // Editors on Windows start UTF-8 files with U+FEFF; it was read as part of a field name
+    // ("unknown field `\u{feff}apiVersion`"). YAML allows it at the start: the profile is valid.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("cluster.yaml"),
+        format!("\u{feff}{PROFILE}"),
+    )
+    .unwrap();
+    let o = kimage(tmp.path(), &["validate"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

@@ -1,7 +1,8 @@
 //! The rendered etcd settings start a real 3-member cluster: the pinned etcd (3.6, built from its Go
 //! module by ci/real/build.sh) runs with exactly the
 //! unit's EnvironmentFile, Environment= lines and ExecStart flags (systemd's part emulated: the
-//! credentials directory %d and LoadCredential copies), on 127.77.0.11-13 (loopback only), with
+//! credentials directory %d and LoadCredential copies), on 127.77.0.11-13 (loopback only; the profile's
+//! 10.77.0.x addresses are mapped onto them, since kimage refuses loopback node addresses), with
 //! certificates this test makes with openssl. Then etcdctl checks health over TLS, that the
 //! apiserver's client certificate works, and that clients without an etcd-CA certificate are refused.
 //!
@@ -40,10 +41,10 @@ etcd:
   topology: external
   dataDir: /var/lib/etcd
 nodes:
-  - {name: master-1, role: control-plane, address: 127.77.0.20}
-  - {name: etcd-a, role: etcd, address: 127.77.0.11}
-  - {name: etcd-b, role: etcd, address: 127.77.0.12}
-  - {name: etcd-c, role: etcd, address: 127.77.0.13}
+  - {name: master-1, role: control-plane, address: 10.77.0.20}
+  - {name: etcd-a, role: etcd, address: 10.77.0.11}
+  - {name: etcd-b, role: etcd, address: 10.77.0.12}
+  - {name: etcd-c, role: etcd, address: 10.77.0.13}
 "#;
 
 /// A key and a certificate signed by `ca` (cert, key), or a self-signed CA when `ca` is `None`
@@ -86,14 +87,20 @@ impl Drop for Member {
     }
 }
 
+/// The profile's node addresses as this test serves them: on loopback, where no network is touched.
+fn to_loopback(v: &str) -> String {
+    v.replace("10.77.0.", "127.77.0.")
+}
+
 /// Starts etcd the way systemd would start the rendered etcd.service on this node.
 fn start_member(root: &Path, unit_text: &str, env_text: &str, log: &Path) -> Member {
     let rewrite = |v: &str| {
-        v.replace(
-            "/etc/kubernetes/",
-            &format!("{}/etc/kubernetes/", root.display()),
-        )
-        .replace("/var/lib/etcd", &format!("{}/var/lib/etcd", root.display()))
+        to_loopback(v)
+            .replace(
+                "/etc/kubernetes/",
+                &format!("{}/etc/kubernetes/", root.display()),
+            )
+            .replace("/var/lib/etcd", &format!("{}/var/lib/etcd", root.display()))
     };
     let unit = parse_unit(unit_text);
     let svc = |k: &str| unit_values(&unit, "Service", k);
@@ -168,7 +175,7 @@ fn rendered_etcd_settings_form_a_tls_cluster() {
         let pki = root.join("etc/kubernetes/pki/etcd");
         std::fs::create_dir_all(&pki).unwrap();
         std::fs::copy(&ca_crt, pki.join("ca.crt")).unwrap();
-        let ip = n.address.to_string();
+        let ip = to_loopback(&n.address.to_string());
         cert(
             &pki,
             "server",
@@ -210,7 +217,7 @@ fn rendered_etcd_settings_form_a_tls_cluster() {
         ca,
         CLIENT_EXT,
     );
-    let endpoints = c.etcd.client_endpoints.clone();
+    let endpoints = to_loopback(&c.etcd.client_endpoints);
     let hc = [
         ("cacert", ca_crt.as_path()),
         ("cert", hc_crt.as_path()),

@@ -89,6 +89,18 @@ pub fn load_file(path: &Path) -> Result<LoadedProfile, LoadError> {
     Ok(loaded)
 }
 
+/// Profiles larger than this are refused before parsing (a 10,000-node profile is about 1 MiB).
+pub const MAX_BYTES: usize = 16 << 20;
+
+/// Where `byte` sits in `text`, 1-based.
+fn location_of(text: &str, byte: usize) -> Location {
+    let before = &text[..byte];
+    Location {
+        line: before.matches('\n').count() + 1,
+        column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+    }
+}
+
 /// Loads a profile from text; `file` names it in messages.
 pub fn load_str(text: &str, file: &str) -> Result<LoadedProfile, LoadError> {
     let invalid = |diags: Vec<Diagnostic>| {
@@ -99,6 +111,28 @@ pub fn load_str(text: &str, file: &str) -> Result<LoadedProfile, LoadError> {
             diagnostics,
         }
     };
+    let whole = |message: String, fix: &str, loc: Location| {
+        invalid(vec![Diagnostic::error("", message, fix).at(Some(loc))])
+    };
+    if text.len() > MAX_BYTES {
+        return Err(whole(
+            format!(
+                "is {} bytes; kimage reads profiles of at most {MAX_BYTES} bytes",
+                text.len()
+            ),
+            "split the cluster or remove what is not a cluster setting",
+            Location { line: 1, column: 1 },
+        ));
+    }
+    // Editors on Windows start UTF-8 files with a byte-order mark; YAML allows one there.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(at) = text.find('\0') {
+        return Err(whole(
+            "contains a NUL byte; a profile is UTF-8 text".into(),
+            "save the file as plain UTF-8 text",
+            location_of(text, at),
+        ));
+    }
     let root = yaml::parse(text).map_err(|e| {
         invalid(vec![
             Diagnostic::error(

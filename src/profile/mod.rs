@@ -208,6 +208,7 @@ pub struct LoadBalancer {
     pub vip: Option<Address>,
     /// Port the proxy listens on. Default: the controlPlane endpoint's port.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub port: Option<u16>,
     /// Network interface keepalived announces the VIP on.
     #[serde(default = "defaults::interface")]
@@ -631,8 +632,9 @@ pub struct Network {
     /// Interface name the static address is set on.
     #[serde(default = "defaults::interface")]
     pub interface: String,
-    /// Prefix length of every node address.
+    /// Prefix length of every node address (at most 32 for IPv4, 128 for IPv6).
     #[serde(default = "defaults::prefix_length")]
+    #[schemars(range(min = 1, max = 128))]
     pub prefix_length: u8,
     /// Default gateway; none leaves the node without a default route.
     #[serde(default)]

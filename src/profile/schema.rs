@@ -152,8 +152,25 @@ impl<'s> Walker<'s> {
                     quoted: false,
                 } => match text.parse::<i128>() {
                     Ok(n) => {
-                        let min = schema.get("minimum").and_then(J::as_i64).map(i128::from);
-                        let max = schema.get("maximum").and_then(J::as_i64).map(i128::from);
+                        // schemars gives the type's bounds as minimum/maximum only for small types;
+                        // the format names the type.
+                        let type_max = match schema.get("format").and_then(J::as_str) {
+                            Some("uint8") => Some(u8::MAX as i128),
+                            Some("uint16") => Some(u16::MAX as i128),
+                            Some("uint32") => Some(u32::MAX as i128),
+                            Some("uint64") => Some(u64::MAX as i128),
+                            Some("int32") => Some(i32::MAX as i128),
+                            Some("int64") => Some(i64::MAX as i128),
+                            _ => None,
+                        };
+                        let bound = |k: &str| {
+                            let v = schema.get(k)?;
+                            v.as_i64()
+                                .map(i128::from)
+                                .or_else(|| v.as_u64().map(i128::from))
+                        };
+                        let min = bound("minimum");
+                        let max = bound("maximum").or(type_max);
                         if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
                             let range = format!(
                                 "{}..={}",
@@ -219,8 +236,9 @@ impl<'s> Walker<'s> {
                 node,
                 path,
                 format!(
-                    "{text:?} contains a line break or control character (U+{:04X}), which would \
+                    "{:?} contains a line break or control character (U+{:04X}), which would \
                      inject lines into the files kimage writes",
+                    crate::diag::cut(text),
                     c as u32
                 ),
                 "remove it".into(),
@@ -258,7 +276,7 @@ impl<'s> Walker<'s> {
             .and_then(J::as_object)
             .unwrap_or(&EMPTY);
         let additional = schema.get("additionalProperties");
-        let mut seen: Vec<&str> = Vec::new();
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for (k, v) in entries {
             let key = match &k.value {
                 Value::Scalar { text, .. } => text.as_str(),
@@ -274,7 +292,7 @@ impl<'s> Walker<'s> {
                 }
             };
             let child = join(path, key);
-            if seen.contains(&key) {
+            if !seen.insert(key) {
                 self.push(
                     k,
                     &child,
@@ -284,7 +302,6 @@ impl<'s> Walker<'s> {
                 );
                 continue;
             }
-            seen.push(key);
             if let Some(s) = props.get(key) {
                 self.walk(s, v, &child);
             } else if let Some(extra) = additional.filter(|a| a.is_object()) {
@@ -312,7 +329,7 @@ impl<'s> Walker<'s> {
         }
         if let Some(req) = schema.get("required").and_then(J::as_array) {
             for r in req.iter().filter_map(J::as_str) {
-                if !seen.contains(&r) {
+                if !seen.contains(r) {
                     let what = props
                         .get(r)
                         .and_then(|p| p.get("description"))

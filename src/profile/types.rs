@@ -303,6 +303,20 @@ impl Checked for Version {
     fn check(s: &str) -> Result<Self, Problem> {
         let bare = s.strip_prefix('v').unwrap_or(s);
         match semver::Version::parse(bare) {
+            Ok(v) if !v.build.is_empty() => Err(Problem::new(
+                "carries build metadata (`+…`), which no release is published under",
+                format!(
+                    "write v{}.{}.{}{}",
+                    v.major,
+                    v.minor,
+                    v.patch,
+                    if v.pre.is_empty() {
+                        String::new()
+                    } else {
+                        format!("-{}", v.pre)
+                    }
+                ),
+            )),
             Ok(v) => Ok(Version(v)),
             Err(_) => {
                 let parts: Vec<&str> = bare.split('.').collect();
@@ -518,6 +532,13 @@ impl Checked for Url {
             .iter()
             .any(|p| s.starts_with(p) && s.len() > p.len())
             && !s.chars().any(|c| c.is_whitespace());
+        // The URL parser the downloads use refuses what they could not fetch (a port past 65535, …).
+        if ok && let Err(e) = reqwest::Url::parse(s) {
+            return Err(Problem::new(
+                format!("is not a usable URL: {e}"),
+                "write a URL such as http://10.0.0.1:8080/releases",
+            ));
+        }
         if ok {
             Ok(Url(s.to_string()))
         } else {
@@ -584,6 +605,12 @@ impl Checked for MacAddr {
                 "write six hex pairs separated by colons, e.g. 52:54:00:12:34:56",
             ))
         }
+    }
+}
+
+impl MacAddr {
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 

@@ -84,18 +84,37 @@ enum Frame {
     },
 }
 
+/// At most this many values once aliases are expanded: a 10,000-node profile has about 100,000, and a
+/// kilobyte of nested aliases ("billion laughs") would otherwise expand until memory runs out.
+pub const MAX_VALUES: usize = 2_000_000;
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
     docs: Vec<Node>,
-    anchors: BTreeMap<usize, Node>,
+    /// Each anchored node with its size in values.
+    anchors: BTreeMap<usize, (Node, usize)>,
+    /// Values made so far, aliases counted at their expanded size.
+    values: usize,
     error: Option<SyntaxError>,
+}
+
+fn size(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Scalar { .. } => 0,
+        Value::Map(entries) => entries.iter().map(|(k, v)| size(k) + size(v)).sum(),
+        Value::Seq(items) => items.iter().map(size).sum(),
+    }
 }
 
 impl Builder {
     fn push_value(&mut self, node: Node, anchor: usize) {
+        if self.error.is_some() {
+            return;
+        }
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let n = size(&node);
+            self.anchors.insert(anchor, (node.clone(), n));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
@@ -113,6 +132,7 @@ impl MarkedEventReceiver for Builder {
         let here = loc(mark);
         match ev {
             Event::Scalar(text, style, anchor, _tag) => {
+                self.values += 1;
                 let quoted = !matches!(style, TScalarStyle::Plain);
                 self.push_value(
                     Node {
@@ -122,17 +142,23 @@ impl MarkedEventReceiver for Builder {
                     anchor,
                 );
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
-                loc: here,
-                items: Vec::new(),
-                anchor,
-            }),
-            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
-                loc: here,
-                entries: Vec::new(),
-                key: None,
-                anchor,
-            }),
+            Event::SequenceStart(anchor, _) => {
+                self.values += 1;
+                self.stack.push(Frame::Seq {
+                    loc: here,
+                    items: Vec::new(),
+                    anchor,
+                })
+            }
+            Event::MappingStart(anchor, _) => {
+                self.values += 1;
+                self.stack.push(Frame::Map {
+                    loc: here,
+                    entries: Vec::new(),
+                    key: None,
+                    anchor,
+                })
+            }
             Event::SequenceEnd => {
                 if let Some(Frame::Seq { loc, items, anchor }) = self.stack.pop() {
                     self.push_value(
@@ -163,8 +189,20 @@ impl MarkedEventReceiver for Builder {
                     );
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(mut node) => {
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some((_, n)) if self.values + n > MAX_VALUES => {
+                    if self.error.is_none() {
+                        self.error = Some(SyntaxError {
+                            message: format!(
+                                "aliases expand the profile to more than {MAX_VALUES} values; write the values out instead of nesting aliases"
+                            ),
+                            loc: here,
+                        });
+                    }
+                }
+                Some((node, n)) => {
+                    self.values += n;
+                    let mut node = node.clone();
                     node.loc = here;
                     self.push_value(node, 0);
                 }
