@@ -191,14 +191,12 @@ impl MarkedEventReceiver for Builder {
             }
             Event::Alias(id) => match self.anchors.get(&id) {
                 Some((_, n)) if self.values + n > MAX_VALUES => {
-                    if self.error.is_none() {
-                        self.error = Some(SyntaxError {
-                            message: format!(
-                                "aliases expand the profile to more than {MAX_VALUES} values; write the values out instead of nesting aliases"
-                            ),
-                            loc: here,
-                        });
-                    }
+                    self.error.get_or_insert(SyntaxError {
+                        message: format!(
+                            "aliases expand the profile to more than {MAX_VALUES} values; write the values out instead of nesting aliases"
+                        ),
+                        loc: here,
+                    });
                 }
                 Some((node, n)) => {
                     self.values += n;
