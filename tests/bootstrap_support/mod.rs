@@ -1,15 +1,30 @@
 //! Shared helpers for the bootstrap_* and pools_* tests: profiles with worker pools, the manifests the
 //! bootstrap node applies (rendered ones and those made from a PKI state), a loopback stand-in for
 //! kube-apiserver's discovery endpoints so real kubectl can run its client-side checks offline, and the
-//! real kubectl binaries on this machine.
+//! real kubectl binaries on this machine (from the shared support files, with temp dirs and tools).
 #![allow(dead_code)]
+
+#[path = "../support/kubectl.rs"]
+mod kubectl;
+#[path = "../support/profiles.rs"]
+mod profiles;
+#[path = "../support/real.rs"]
+mod real;
+#[path = "../support/tools.rs"]
+mod tools;
+
+#[allow(unused_imports)] // each test binary uses some
+pub use kubectl::kubectls;
+#[allow(unused_imports)]
+pub use profiles::{cluster, repo};
+#[allow(unused_imports)]
+pub use tools::{require, tempdir};
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -41,34 +56,8 @@ workerPools:
   - name: general
 ";
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn cluster(yaml: &str) -> Cluster {
-    let loaded = kimage::profile::load_str(yaml, "test.yaml")
-        .unwrap_or_else(|e| panic!("profile does not load: {e:?}"));
-    let c = Cluster::resolve(&loaded.profile);
-    let errors: Vec<_> = kimage::validate::check(&loaded, &c)
-        .0
-        .into_iter()
-        .filter(|d| d.severity == kimage::diag::Severity::Error)
-        .collect();
-    assert!(errors.is_empty(), "profile is invalid: {errors:#?}");
-    c
-}
-
 pub fn pools_cluster() -> Cluster {
     cluster(POOLS_PROFILE)
-}
-
-pub fn tempdir() -> tempfile::TempDir {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    std::fs::create_dir_all(base).unwrap();
-    tempfile::Builder::new()
-        .prefix("bootstrap-")
-        .tempdir_in(base)
-        .unwrap()
 }
 
 /// A fresh PKI state for the cluster in `dir`.
@@ -144,38 +133,6 @@ pub fn objects(
         }
     }
     out
-}
-
-/// The real kubectl binaries of this machine: Debian's /usr/bin/kubectl and the newest versioned one,
-/// then the one at kimage's Kubernetes version (ci/real/build.sh). The manifests also meet the real
-/// kube-apiserver in tests/netns_control_plane.rs.
-pub fn kubectls() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for p in [
-        "/usr/bin/kubectl",
-        "/usr/lib/google-cloud-sdk/bin/kubectl.1.33",
-    ] {
-        assert!(
-            Path::new(p).exists(),
-            "{p} is missing: install kubectl (Debian package kubectl / google-cloud-cli-kubectl; CI's .ci/run installs it)"
-        );
-        out.push(PathBuf::from(p));
-    }
-    out.push(PathBuf::from(real::kubectl()));
-    out
-}
-
-#[path = "../support/real.rs"]
-mod real;
-
-pub fn require(tool: &str, how: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(ok, "this test needs `{tool}` on PATH: {how}");
 }
 
 pub fn write_exec(path: &Path, text: &str) {
