@@ -114,7 +114,7 @@ fn manifests_pass_kubectl_client_side_apply_and_round_trip() {
             }
         }
     }
-    let log = srv.log.lock().unwrap();
+    let log = srv.log();
     assert!(
         log.iter()
             .any(|l| l == "GET /apis/rbac.authorization.k8s.io/v1"),

@@ -4,6 +4,8 @@
 //! real kubectl binaries on this machine (from the shared support files, with temp dirs and tools).
 #![allow(dead_code)]
 
+#[path = "../support/http.rs"]
+mod http;
 #[path = "../support/kubectl.rs"]
 mod kubectl;
 #[path = "../support/profiles.rs"]
@@ -21,14 +23,10 @@ pub use profiles::{cluster, repo};
 pub use tools::{require, tempdir};
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
 
+use http::TestServer;
 use kimage::model::{Cluster, NodeModel};
 use kimage::pki::{self, PkiMaterial};
 use kimage::render;
@@ -215,34 +213,45 @@ fn discovery(path: &str) -> Option<String> {
     }
 }
 
-/// A loopback stand-in for kube-apiserver: discovery documents for the resources above, 404 for
-/// every object (so `kubectl apply --dry-run=client` creates everything), and a log of requests.
+/// A loopback stand-in for kube-apiserver (a [`TestServer`]): discovery documents for the resources
+/// above, a 404 Status for every object (so `kubectl apply --dry-run=client` creates everything), and
+/// a log of requests.
 pub struct FakeApiserver {
     pub url: String,
-    pub log: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
+    server: TestServer,
 }
 
 impl FakeApiserver {
     pub fn start() -> FakeApiserver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        listener.set_nonblocking(true).unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (l2, s2) = (log.clone(), stop.clone());
-        thread::spawn(move || {
-            while !s2.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let l3 = l2.clone();
-                        thread::spawn(move || serve(stream, &l3));
-                    }
-                    Err(_) => thread::sleep(std::time::Duration::from_millis(5)),
-                }
-            }
+        let server = TestServer::start();
+        for path in [
+            "/api",
+            "/apis",
+            "/api/v1",
+            "/apis/apps/v1",
+            "/apis/rbac.authorization.k8s.io/v1",
+        ] {
+            server.put_typed(path, "application/json", discovery(path).unwrap());
+        }
+        server.not_found("application/json", |path| {
+            format!(
+                r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"{path} not found","reason":"NotFound","code":404}}"#
+            )
+            .into_bytes()
         });
-        FakeApiserver { url, log, stop }
+        FakeApiserver {
+            url: server.url(),
+            server,
+        }
+    }
+
+    /// The requests so far, as `METHOD /path`.
+    pub fn log(&self) -> Vec<String> {
+        self.server
+            .requests()
+            .into_iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
     }
 
     /// A kubeconfig for it (plain HTTP, no credentials).
@@ -258,51 +267,4 @@ impl FakeApiserver {
         .unwrap();
         p
     }
-}
-
-impl Drop for FakeApiserver {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
-fn serve(stream: TcpStream, log: &Mutex<Vec<String>>) {
-    stream.set_nonblocking(false).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut len = 0usize;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-            break;
-        }
-        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0u8; len];
-    let _ = std::io::Read::read_exact(&mut reader, &mut body);
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or_default().to_string();
-    let path = target.split('?').next().unwrap_or_default().to_string();
-    log.lock().unwrap().push(format!("{method} {path}"));
-    let (status, body) = match (method.as_str(), discovery(&path)) {
-        ("GET", Some(b)) => ("200 OK", b),
-        _ => (
-            "404 Not Found",
-            format!(
-                r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"{path} not found","reason":"NotFound","code":404}}"#
-            ),
-        ),
-    };
-    let mut s = stream;
-    let _ = write!(
-        s,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
 }
