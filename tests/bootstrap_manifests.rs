@@ -114,7 +114,7 @@ fn manifests_pass_kubectl_client_side_apply_and_round_trip() {
             }
         }
     }
-    let log = srv.log.lock().unwrap();
+    let log = srv.log();
     assert!(
         log.iter()
             .any(|l| l == "GET /apis/rbac.authorization.k8s.io/v1"),
@@ -140,8 +140,6 @@ fn kubectl_check_can_fail() {
     }
 }
 
-const VALIDATE: &str = "pip install kubernetes-validate (it bundles the Kubernetes JSON schemas; CI's .ci/run installs it)";
-
 /// The pools profile as an IPv6 cluster: service and pod networks and node addresses alike (an IPv6
 /// cluster with IPv4 nodes is refused: the apiserver's advertise address must be in the service family).
 fn ipv6_profile() -> String {
@@ -155,7 +153,7 @@ fn ipv6_profile() -> String {
 
 #[test]
 fn manifests_pass_the_v1_35_schemas_strictly() {
-    require("kubernetes-validate", VALIDATE);
+    require("kubernetes-validate");
     let tmp = tempdir();
     for c in [pools_cluster(), cluster(&ipv6_profile())] {
         let m = pki(&c, tmp.path());
@@ -189,7 +187,7 @@ fn manifests_pass_the_v1_35_schemas_strictly() {
 
 #[test]
 fn schema_check_can_fail() {
-    require("kubernetes-validate", VALIDATE);
+    require("kubernetes-validate");
     let tmp = tempdir();
     let bad = tmp.path().join("bad.yaml");
     // A field CoreDNS's Service does not have, and a port as a string.

@@ -379,7 +379,7 @@ fn two_runs_at_once_converge() {
 
 #[test]
 fn script_passes_shellcheck() {
-    require("shellcheck", "apt-get install shellcheck");
+    require("shellcheck");
     let c = pools_cluster();
     let tmp = tempdir();
     for f in kimage::render::render_node(&c, bootstrap_node(&c)).unwrap() {

@@ -21,16 +21,9 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn script_passes_bash_n_and_shellcheck() {
-    let o = tool("bash", "bash")
-        .arg("-n")
-        .arg(script())
-        .output()
-        .unwrap();
+    let o = tool("bash").arg("-n").arg(script()).output().unwrap();
     assert!(o.status.success(), "bash -n: {}", text(&o.stderr));
-    let o = tool("shellcheck", "shellcheck")
-        .arg(script())
-        .output()
-        .unwrap();
+    let o = tool("shellcheck").arg(script()).output().unwrap();
     assert!(
         o.status.success(),
         "shellcheck: {}{}",
@@ -53,8 +46,8 @@ fn run(mode: &str, extra: &[&str]) -> Run {
     let base = tmp.path().join("base.qcow2");
     std::fs::write(&base, b"QFI\xfb").unwrap();
     let pool = tmp.path().join("pool");
-    tool("virt-install", "virtinst");
-    let result = tool("bash", "bash")
+    tool("virt-install");
+    let result = tool("bash")
         .arg(script())
         .arg("--out")
         .arg(&out.dir)
@@ -151,7 +144,7 @@ fn script_refuses_artifacts_that_do_not_match_the_manifest() {
     let mut b = std::fs::read(&seed).unwrap();
     b[40000] ^= 1;
     std::fs::write(&seed, b).unwrap();
-    let o = tool("bash", "bash")
+    let o = tool("bash")
         .arg(script())
         .arg("--out")
         .arg(&r.out.dir)
@@ -192,10 +185,7 @@ fn commands(dry_run_stdout: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn options_are_ones_virt_install_help_lists() {
-    let help = tool("virt-install", "virtinst")
-        .arg("--help")
-        .output()
-        .unwrap();
+    let help = tool("virt-install").arg("--help").output().unwrap();
     let help = text(&help.stdout);
     let mut seen = BTreeSet::new();
     let mut sub_options: std::collections::HashMap<String, String> = Default::default();
@@ -216,7 +206,7 @@ fn options_are_ones_virt_install_help_lists() {
                 // Sub-options (key=value,...) must be ones `virt-install --opt=?` lists.
                 if let Some(value) = cmd.get(i + 1).filter(|v| v.contains('=')) {
                     let subs = sub_options.entry(opt.to_string()).or_insert_with(|| {
-                        let o = tool("virt-install", "virtinst")
+                        let o = tool("virt-install")
                             .arg(format!("--{opt}=?"))
                             .output()
                             .unwrap();

@@ -13,7 +13,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::nodes::{Lan, NodeFs, require_root, unit};
+use support::nodes::{Lan, NodeFs, unit};
+use support::tools::{require, require_root};
 
 const NET: &str = "10.77.7";
 
@@ -49,17 +50,6 @@ fn kimage(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn require(tool: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .unwrap()
-        .status
-        .success();
-    assert!(ok, "{tool} is not installed; run ci/deps.sh");
 }
 
 struct Member {

@@ -127,22 +127,18 @@ spec:
 /// One control plane at a time: three apiservers and etcd members already fill this machine's 2 cores.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn require_tools() {
-    require_root();
-    for (p, pkg) in [
-        ("/usr/sbin/haproxy", "haproxy"),
-        ("/usr/sbin/keepalived", "keepalived"),
-        ("/usr/bin/systemd-tmpfiles", "systemd"),
-        ("/usr/bin/systemd-sysusers", "systemd"),
-        (OPENSSL, "openssl"),
-        (CC, "gcc"),
-        ("/usr/sbin/nft", "nftables"),
-        ("/usr/bin/python3", "python3"),
-        ("/usr/bin/curl", "curl"),
-    ] {
-        require_tool(p, pkg);
-    }
-}
+/// What these tests run besides the netns harness's tools.
+const TOOLS: &[&str] = &[
+    "/usr/sbin/haproxy",
+    "/usr/sbin/keepalived",
+    "/usr/bin/systemd-tmpfiles",
+    "/usr/bin/systemd-sysusers",
+    OPENSSL,
+    CC,
+    "/usr/sbin/nft",
+    "/usr/bin/python3",
+    "/usr/bin/curl",
+];
 
 /// The programs the nodes get in /usr/local/bin.
 fn programs() -> Vec<PathBuf> {
@@ -209,7 +205,7 @@ impl Lab {
 }
 
 /// kubectl inside a node with a kubeconfig of that node; `server` overrides the kubeconfig's endpoint.
-fn kubectl(h: &Host, kubeconfig: &str, server: Option<&str>, args: &[&str]) -> (bool, String) {
+fn kubectl_on(h: &Host, kubeconfig: &str, server: Option<&str>, args: &[&str]) -> (bool, String) {
     let mut argv = vec![KUBECTL, "--kubeconfig", kubeconfig, "--request-timeout=15s"];
     let s;
     if let Some(server) = server {
@@ -222,7 +218,7 @@ fn kubectl(h: &Host, kubeconfig: &str, server: Option<&str>, args: &[&str]) -> (
 
 /// `GET <path>?verbose` (readyz, livez): Ok with the check lines when every check is ok.
 fn health(h: &Host, kubeconfig: &str, server: Option<&str>, path: &str) -> Result<String, String> {
-    let (ok, out) = kubectl(
+    let (ok, out) = kubectl_on(
         h,
         kubeconfig,
         server,
@@ -248,7 +244,7 @@ fn health(h: &Host, kubeconfig: &str, server: Option<&str>, path: &str) -> Resul
 
 /// The node holding a leader Lease in kube-system (holder identities are `<hostname>_<uuid>`).
 fn lease_holder(h: &Host, lease: &str) -> Option<String> {
-    let (ok, out) = kubectl(
+    let (ok, out) = kubectl_on(
         h,
         ADMIN,
         None,
@@ -320,7 +316,7 @@ fn register_as(
     });
     let file = format!("/tmp/node-{name}.json");
     std::fs::write(h.path(&file), node.to_string()).unwrap();
-    let (ok, out) = kubectl(h, kubeconfig, None, &["create", "-f", &file]);
+    let (ok, out) = kubectl_on(h, kubeconfig, None, &["create", "-f", &file]);
     if !ok && !out.contains("AlreadyExists") {
         return Err(format!(
             "{}: registering Node {name} with {kubeconfig}: {out}",
@@ -387,7 +383,7 @@ fn issued(h: &Host, name: &str) -> Result<String, String> {
         Duration::from_secs(60),
         Duration::from_millis(500),
         || {
-            let (ok, out) = kubectl(
+            let (ok, out) = kubectl_on(
                 h,
                 ADMIN,
                 None,
@@ -401,7 +397,8 @@ fn issued(h: &Host, name: &str) -> Result<String, String> {
                     }
                 }
                 _ => {
-                    let (_, status) = kubectl(h, ADMIN, None, &["get", "csr", name, "-o", "json"]);
+                    let (_, status) =
+                        kubectl_on(h, ADMIN, None, &["get", "csr", name, "-o", "json"]);
                     Poll::Retry(status)
                 }
             }
@@ -439,7 +436,7 @@ fn pool_machine_joins(lab: &Lab, built: &Built, cp: &str) -> Result<String, Stri
         ),
     )
     .unwrap();
-    let (ok, out) = kubectl(
+    let (ok, out) = kubectl_on(
         h,
         "/tmp/bootstrap-kubelet.conf",
         None,
@@ -501,7 +498,7 @@ fn pool_machine_joins(lab: &Lab, built: &Built, cp: &str) -> Result<String, Stri
             ),
         )
         .unwrap();
-        let (ok, out) = kubectl(h, "/tmp/pool-node.conf", None, &["create", "-f", &file]);
+        let (ok, out) = kubectl_on(h, "/tmp/pool-node.conf", None, &["create", "-f", &file]);
         if !ok {
             return Err(format!("{name} creating its serving CSR {csr}: {out}"));
         }
@@ -510,7 +507,7 @@ fn pool_machine_joins(lab: &Lab, built: &Built, cp: &str) -> Result<String, Stri
         .start_unit(h, &h.unit("kimage-csr-approver.service"), &[], &[])
         .map_err(|e| format!("kimage-csr-approver.service: {e}"))?;
     issued(h, "kimage-pool-serving")?;
-    let (_, conditions) = kubectl(
+    let (_, conditions) = kubectl_on(
         h,
         ADMIN,
         None,
@@ -552,7 +549,7 @@ spec:
       containers: [{name: pause, image: registry.k8s.io/pause:3.10.1}]
 "#;
     std::fs::write(h.path("/tmp/deployment.yaml"), deployment).unwrap();
-    let (ok, out) = kubectl(h, ADMIN, None, &["apply", "-f", "/tmp/deployment.yaml"]);
+    let (ok, out) = kubectl_on(h, ADMIN, None, &["apply", "-f", "/tmp/deployment.yaml"]);
     if !ok {
         return Err(format!("the test Deployment: {out}"));
     }
@@ -561,7 +558,7 @@ spec:
         Duration::from_secs(90),
         Duration::from_millis(500),
         || {
-            let (_, out) = kubectl(
+            let (_, out) = kubectl_on(
                 h,
                 ADMIN,
                 None,
@@ -577,7 +574,7 @@ spec:
                 ],
             );
             if out.trim().is_empty() || out.contains("rror") {
-                let (_, events) = kubectl(h, ADMIN, None, &["-n", "default", "get", "events"]);
+                let (_, events) = kubectl_on(h, ADMIN, None, &["-n", "default", "get", "events"]);
                 Poll::Retry(format!("{out}\n{events}"))
             } else {
                 Poll::Ok(out.trim().to_string())
@@ -907,7 +904,7 @@ fn bootstrap_objects(h: &Host) -> Result<BTreeMap<String, Written>, String> {
         ),
         (vec!["get", "nodes", "-o", "json"], "nodes"),
     ] {
-        let (ok, out) = kubectl(h, ADMIN, None, &args);
+        let (ok, out) = kubectl_on(h, ADMIN, None, &args);
         if !ok {
             return Err(format!("kubectl get {what}: {out}"));
         }
@@ -967,7 +964,7 @@ fn pool_file(built: &Built, pool: &str, path: &str) -> String {
         &std::fs::read(built.out.join(format!("pools/{pool}/user-data"))).unwrap(),
     )
     .unwrap();
-    let root = tempdir("pool-secrets-");
+    let root = tempdir_in(std::path::Path::new(NODES_SEE), "pool-secrets-");
     artifacts::extract_secrets(&ud, root.path());
     let p = root.path().join(path.trim_start_matches('/'));
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{pool}'s secrets: {}: {e}", p.display()))
@@ -975,7 +972,7 @@ fn pool_file(built: &Built, pool: &str, path: &str) -> String {
 
 /// The whole scenario; `tamper` breaks something in the unpacked trees first.
 fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
-    require_tools();
+    require_netns(TOOLS);
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut r = Report::new();
     let built = Built::shared(FIXTURE);
@@ -1272,7 +1269,7 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
         let c: Vec<(&str, bool)> = checks.iter().map(|(q, w)| (q.as_str(), *w)).collect();
         let answers = can_i(h, &who, &["--kubeconfig", KUBELET_CONF], &c)?;
         let label = |node: &str, value: &str| {
-            kubectl(
+            kubectl_on(
                 h,
                 KUBELET_CONF,
                 None,
@@ -1326,7 +1323,7 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
             ],
         )?
     ));
-    let (_, list) = kubectl(
+    let (_, list) = kubectl_on(
         h1,
         "/tmp/bootstrap-kubelet.conf",
         None,
@@ -1356,7 +1353,7 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
     ));
 
     // 6. The service-account key pair: a token made by one apiserver is accepted by all.
-    let (ok, out) = kubectl(
+    let (ok, out) = kubectl_on(
         h1,
         ADMIN,
         None,
@@ -1365,7 +1362,7 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
     if !ok && !out.contains("AlreadyExists") {
         return Err(format!("create serviceaccount: {out}"));
     }
-    let (ok, token) = kubectl(
+    let (ok, token) = kubectl_on(
         h1,
         ADMIN,
         None,
@@ -1396,7 +1393,7 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
             ));
         }
     }
-    let (ok, apis) = kubectl(h1, ADMIN, None, &["get", "--raw", "/apis"]);
+    let (ok, apis) = kubectl_on(h1, ADMIN, None, &["get", "--raw", "/apis"]);
     if !ok || !apis.contains("apiregistration.k8s.io") {
         return Err(format!("GET /apis: {apis}"));
     }
@@ -1429,7 +1426,7 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
     // 7. kube-proxy on every control-plane node (nftables mode, as the profile says): the kubernetes
     // Service's cluster IP reaches the apiservers.
     let cluster_ip = {
-        let (ok, out) = kubectl(
+        let (ok, out) = kubectl_on(
             lab.host(&cp1),
             ADMIN,
             None,
@@ -1553,7 +1550,7 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
             extension_objects(&addr, &bundle),
         )
         .unwrap();
-        let (ok, out) = kubectl(h1, ADMIN, None, &["apply", "-f", "/tmp/extension.yaml"]);
+        let (ok, out) = kubectl_on(h1, ADMIN, None, &["apply", "-f", "/tmp/extension.yaml"]);
         if !ok {
             return Err(format!("registering the APIService: {out}"));
         }
@@ -1565,7 +1562,7 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
                 if !lab.net.running(p) {
                     return Poll::Fatal(lab.net.tail(p, 30));
                 }
-                let (_, out) = kubectl(
+                let (_, out) = kubectl_on(
                     h1,
                     ADMIN,
                     None,
@@ -1584,7 +1581,7 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
                 }
             },
         )?;
-        let (ok, apis) = kubectl(h1, ADMIN, None, &["get", "--raw", "/apis"]);
+        let (ok, apis) = kubectl_on(h1, ADMIN, None, &["get", "--raw", "/apis"]);
         if !ok || !apis.contains("probe.kimage.test") {
             return Err(format!(
                 "GET /apis does not list the aggregated group: {apis}"
@@ -1593,7 +1590,7 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
         let mut seen = vec![];
         for c in &cp_names {
             let server = format!("https://{}:6443", lab.host(c).info.address);
-            let (ok, out) = kubectl(
+            let (ok, out) = kubectl_on(
                 h1,
                 ADMIN,
                 Some(&server),
@@ -1679,7 +1676,7 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
             if let Some(d) = lab.dead(&stopped) {
                 return Poll::Fatal(d);
             }
-            match kubectl(h2, ADMIN, None, &["get", "--raw", "/readyz"]) {
+            match kubectl_on(h2, ADMIN, None, &["get", "--raw", "/readyz"]) {
                 (true, _) => served += 1,
                 (false, out) => {
                     failed += 1;

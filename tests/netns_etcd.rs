@@ -29,13 +29,13 @@ const CURL: &str = "/usr/bin/curl";
 /// Generous: a healthy cluster forms in about a second with the fixtures' raft timers.
 const FORM: Duration = Duration::from_secs(30);
 
-fn require_tools() {
-    require_root();
-    require_tool(CURL, "curl");
-    require_tool(OPENSSL, "openssl");
-    require_tool("/usr/bin/systemd-tmpfiles", "systemd");
-    require_tool("/usr/bin/systemd-sysusers", "systemd");
-}
+/// What these tests run besides the netns harness's tools.
+const TOOLS: &[&str] = &[
+    CURL,
+    OPENSSL,
+    "/usr/bin/systemd-tmpfiles",
+    "/usr/bin/systemd-sysusers",
+];
 
 struct Member {
     name: String,
@@ -261,7 +261,7 @@ fn host_of(url: &str) -> String {
 
 /// The whole scenario on a fixture; `tamper` breaks something in the unpacked trees first.
 fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
-    require_tools();
+    require_netns(TOOLS);
     let mut r = Report::new();
     let built = Built::shared(fixture);
     let member_names: Vec<String> = built
@@ -856,7 +856,7 @@ fn find_key(v: &toml::Value, key: &str) -> Option<toml::Value> {
 #[test]
 fn etcd_settings_against_3_4_and_3_6() {
     let t = Instant::now();
-    require_tool(ETCD_3_4, "etcd-server");
+    require(ETCD_3_4);
     let reference: serde_yaml_ng::Value = serde_yaml_ng::from_str(
         &std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/etcd.yaml"),

@@ -68,23 +68,16 @@ print("listening on %s:%s" % (bind, port), flush=True)
 srv.serve_forever()
 "#;
 
-fn require_tools() {
-    require_root();
-    for (p, pkg) in [
-        ("/usr/sbin/haproxy", "haproxy"),
-        ("/usr/sbin/nginx", "nginx"),
-        (
-            "/usr/lib/nginx/modules/ngx_stream_module.so",
-            "libnginx-mod-stream",
-        ),
-        ("/usr/sbin/keepalived", "keepalived"),
-        (OPENSSL, "openssl"),
-        (CURL, "curl"),
-        (PYTHON, "python3"),
-    ] {
-        require_tool(p, pkg);
-    }
-}
+/// What these tests run besides the netns harness's tools.
+const TOOLS: &[&str] = &[
+    "/usr/sbin/haproxy",
+    "/usr/sbin/nginx",
+    "/usr/lib/nginx/modules/ngx_stream_module.so",
+    "/usr/sbin/keepalived",
+    OPENSSL,
+    CURL,
+    PYTHON,
+];
 
 /// What the profile says clients dial.
 struct Endpoint {
@@ -258,7 +251,7 @@ fn broken(lab: &Lab) -> Option<String> {
 
 /// The whole scenario on a fixture; `tamper` breaks something in the unpacked trees first.
 fn scenario(fixture: &str, tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
-    require_tools();
+    require_netns(TOOLS);
     let mut r = Report::new();
     let built = Built::shared(fixture);
     let ep = endpoint(&built);
@@ -622,7 +615,7 @@ fn kubeconfig_paths(lab: &Lab) -> Vec<(String, String, String)> {
 }
 
 fn kubeconfigs(lab: &Lab, r: &mut Report) -> Result<(), String> {
-    let kubectl = kubectl();
+    let kubectl = kubectl().display().to_string();
     // The CA the TLS checks above used.
     let ca = lab.client().read(CLUSTER_CA);
     let mut done = Vec::new();

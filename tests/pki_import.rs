@@ -22,7 +22,7 @@ fn import(
 
 fn verify(dir: &Path, ca_file: &Path, m: &PkiMaterial, id: &str) {
     let (crt, _) = write_pair(m, id, dir);
-    let out = openssl_ok(&[
+    let out = openssl(&[
         "verify",
         "-CAfile",
         ca_file.to_str().unwrap(),
@@ -173,7 +173,7 @@ fn cfssl_case(algo: &str, size: &str, alg: &str) {
         "front-proxy-client@k8s-master-1",
     );
     // The service-account key is the tutorial's own (RSA) and sa.pub its public key.
-    let derived = openssl_ok(&[
+    let derived = openssl(&[
         "rsa",
         "-in",
         out.join("sa/sa.key").to_str().unwrap(),
@@ -244,7 +244,7 @@ fn bad_import_directories_are_explained() {
     std::fs::create_dir_all(&d).unwrap();
     let crt = d.join("ca.crt");
     let key = d.join("ca.key");
-    openssl_ok(&[
+    openssl(&[
         "req",
         "-x509",
         "-newkey",

@@ -213,7 +213,7 @@ fn openssl_verify(dir: &Path, m: &PkiMaterial, ca: &str, leaves: &[&str], purpos
                 .to_string(),
         );
     }
-    let out = openssl_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = openssl(&args.iter().map(String::as_str).collect::<Vec<_>>());
     for id in leaves {
         assert!(
             out.contains(&format!("{id}.crt: OK")),
@@ -483,8 +483,8 @@ fn check(c: &Cluster, m: &PkiMaterial, issued: OffsetDateTime) {
         let key = m.key_pem(id).unwrap();
         assert!(key.starts_with(label), "{id} key PEM is {label}");
         let (crt, keyf) = write_pair(m, id, tmp.path());
-        let from_key = openssl_ok(&["pkey", "-in", keyf.to_str().unwrap(), "-pubout"]);
-        let from_cert = openssl_ok(&["x509", "-in", crt.to_str().unwrap(), "-noout", "-pubkey"]);
+        let from_key = openssl(&["pkey", "-in", keyf.to_str().unwrap(), "-pubout"]);
+        let from_cert = openssl(&["x509", "-in", crt.to_str().unwrap(), "-noout", "-pubkey"]);
         assert_eq!(from_key, from_cert, "{id}: key belongs to certificate");
     }
     // sa.pub: PKIX PUBLIC KEY of sa.key; the key follows the algorithm.
@@ -494,9 +494,9 @@ fn check(c: &Cluster, m: &PkiMaterial, issued: OffsetDateTime) {
         "-----BEGIN {}-----\n",
         d["pem"]["public_key_block"].as_str().unwrap()
     )));
-    let derived = openssl_ok(&["pkey", "-in", sa_key.to_str().unwrap(), "-pubout"]);
+    let derived = openssl(&["pkey", "-in", sa_key.to_str().unwrap(), "-pubout"]);
     assert_eq!(derived, m.sa_pub_pem().unwrap());
-    let text = openssl_ok(&["pkey", "-in", sa_key.to_str().unwrap(), "-noout", "-text"]);
+    let text = openssl(&["pkey", "-in", sa_key.to_str().unwrap(), "-noout", "-text"]);
     let bits = match c.pki.algorithm.as_str() {
         "ecdsa-p256" => "256 bit",
         "ecdsa-p384" => "384 bit",

@@ -14,9 +14,10 @@ use std::process::{Command, Output};
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 use support::artifacts::materialize;
-use support::fixtures::{assert_valid_cloud_config, require, sha256};
+use support::fixtures::{assert_valid_cloud_config, sha256};
 use support::http::TestServer;
 use support::releases::{FakeUpstream, Versions, fetch, lock, profile_yaml};
+use support::tools::require;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kimage");
 

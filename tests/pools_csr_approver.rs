@@ -67,7 +67,7 @@ fn make_csr(state: &Path, c: &Csr) {
 
 #[test]
 fn approves_only_a_nodes_own_serving_certificate() {
-    require("openssl", "apt-get install openssl");
+    require("openssl");
     let c = pools_cluster();
     let script = kimage::render::render_node(&c, c.node("master-2").unwrap())
         .unwrap()

@@ -98,7 +98,7 @@ fn verify(c: &kimage::model::Cluster, n: &NodeModel, units: &[&str]) {
 
 #[test]
 fn bootstrap_and_pool_units_pass_systemd_analyze_verify() {
-    require("systemd-analyze", "apt-get install systemd");
+    require("systemd-analyze");
     let c = pools_cluster();
     verify(
         &c,
@@ -130,7 +130,7 @@ fn bootstrap_and_pool_units_pass_systemd_analyze_verify() {
 
 #[test]
 fn verify_catches_a_broken_timer() {
-    require("systemd-analyze", "apt-get install systemd");
+    require("systemd-analyze");
     let tmp = tempdir();
     let dir = tmp.path().join("etc/systemd/system");
     std::fs::create_dir_all(&dir).unwrap();
@@ -220,7 +220,7 @@ fn setup(hostname: &str, tamper_hash: bool) -> (Setup, std::process::Output, Str
 
 #[test]
 fn pool_setup_names_machines_and_pins_the_ca() {
-    require("openssl", "apt-get install openssl");
+    require("openssl");
     // A shared NoCloud seed leaves the image's hostname: the machine gets <pool>-<machine id>.
     for default in ["localhost", "localhost.localdomain", "gpu", ""] {
         let (_s, out, log) = setup(default, false);
@@ -256,7 +256,7 @@ fn pool_setup_names_machines_and_pins_the_ca() {
 
 #[test]
 fn pool_setup_passes_shellcheck() {
-    require("shellcheck", "apt-get install shellcheck");
+    require("shellcheck");
     let c = pools_cluster();
     let tmp = tempdir();
     let f = kimage::render::render_node(&c, &c.pool("gpu").unwrap().node)

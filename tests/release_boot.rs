@@ -14,9 +14,10 @@ use kimage::profile;
 use kimage::release::boot::{boot_manifests, fetch_script};
 use kimage::release::command::LockArgs;
 use kimage::release::lock::Lock;
-use support::fixtures::{require, sha256};
+use support::fixtures::sha256;
 use support::http::{Fault, TestServer};
 use support::releases::{FakeUpstream, Versions, lock, profile_yaml};
+use support::tools::require;
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("image-layers/boot/kimage-fetch")

@@ -14,9 +14,10 @@ use kimage::release::catalog::CATALOG;
 use kimage::release::command::{CommandError, FetchArgs, LockArgs};
 use kimage::release::lock::{Lock, check_lock};
 use serde_yaml_ng::Value;
-use support::fixtures::{require, sha256, sha512};
+use support::fixtures::{sha256, sha512};
 use support::http::TestServer;
 use support::releases::{FakeUpstream, Versions, fetch, lock, profile_yaml};
+use support::tools::require;
 
 fn reference() -> Value {
     let text = std::fs::read_to_string(

@@ -35,7 +35,7 @@ fn get<'a>(t: &'a toml::Table, path: &[&str]) -> Option<&'a toml::Value> {
 
 #[test]
 fn containerd_1_6_reads_the_version_2_config() {
-    require_tool(CONTAINERD, "containerd");
+    require(CONTAINERD);
     let cfg = config_for("v1.6.20");
     let tmp = tempdir();
     let path = tmp.path().join("config.toml");

@@ -16,10 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use render_support::openssl::{CA_EXT, CLIENT_EXT, OPENSSL, openssl_ca, openssl_leaf};
 use render_support::*;
-
-#[path = "support/real.rs"]
-mod real;
 
 fn etcd() -> String {
     real::program(&real::etcd(), "etcd")
@@ -28,10 +26,6 @@ fn etcd() -> String {
 fn etcdctl_bin() -> String {
     real::program(&real::etcd(), "etcdctl")
 }
-#[path = "support/openssl.rs"]
-mod openssl_certs;
-
-use openssl_certs::{CA_EXT, CLIENT_EXT, OPENSSL, openssl_ca, openssl_leaf};
 
 const PROFILE: &str = r#"
 apiVersion: kimage/v1alpha1
@@ -160,7 +154,7 @@ fn etcdctl(endpoints: &str, tls: &[(&str, &Path)], args: &[&str]) -> (bool, Stri
 
 #[test]
 fn rendered_etcd_settings_form_a_tls_cluster() {
-    require_tool(OPENSSL, "openssl");
+    require(OPENSSL);
     let c = cluster_from_str(PROFILE);
     let tmp = tempdir();
     let ca_dir = tmp.path().join("ca");

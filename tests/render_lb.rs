@@ -24,7 +24,7 @@ fn lb_nodes(fixture: &str) -> Vec<String> {
 
 #[test]
 fn haproxy_accepts_its_config() {
-    require_tool(HAPROXY, "haproxy");
+    require(HAPROXY);
     let c = cluster("stacked-haproxy");
     for name in lb_nodes("stacked-haproxy") {
         let files = render(&c, node(&c, &name));
@@ -65,11 +65,8 @@ fn haproxy_accepts_its_config() {
 
 #[test]
 fn nginx_accepts_its_config() {
-    require_tool(NGINX, "nginx");
-    require_tool(
-        "/usr/lib/nginx/modules/ngx_stream_module.so",
-        "libnginx-mod-stream",
-    );
+    require(NGINX);
+    require("/usr/lib/nginx/modules/ngx_stream_module.so");
     let c = cluster("external-nginx");
     for name in lb_nodes("external-nginx") {
         let files = render(&c, node(&c, &name));
@@ -147,8 +144,8 @@ fn keepalived_test(
 }
 
 fn in_netns_with(interface: &str, cmd: &mut Command) -> (bool, String) {
-    require_tool("/usr/bin/unshare", "util-linux");
-    require_tool("/usr/sbin/ip", "iproute2");
+    require("/usr/bin/unshare");
+    require("/usr/sbin/ip");
     let mut argv = vec![cmd.get_program().to_string_lossy().into_owned()];
     argv.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
     let script = format!("ip link add {interface} type veth peer name kimage-peer && exec \"$@\"");
@@ -164,7 +161,7 @@ fn in_netns_with(interface: &str, cmd: &mut Command) -> (bool, String) {
 
 #[test]
 fn keepalived_accepts_its_config() {
-    require_tool(KEEPALIVED, "keepalived");
+    require(KEEPALIVED);
     let c = cluster("stacked-haproxy");
     for name in lb_nodes("stacked-haproxy") {
         let files = render(&c, node(&c, &name));

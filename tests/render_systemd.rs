@@ -101,7 +101,7 @@ fn verify_node(fixture: &str, node_name: &str) -> usize {
 
 #[test]
 fn units_pass_systemd_analyze_verify() {
-    require_tool(VERIFY, "systemd");
+    require(VERIFY);
     let mut total = 0;
     for fx in FIXTURES {
         let c = cluster(fx);
@@ -115,7 +115,7 @@ fn units_pass_systemd_analyze_verify() {
 #[test]
 fn verify_catches_a_broken_unit() {
     // The check above must be able to fail: a unit with an unknown key and a bad value is reported.
-    require_tool(VERIFY, "systemd");
+    require(VERIFY);
     let tmp = tempdir();
     let root = tmp.path();
     copy_dir(

@@ -4,8 +4,12 @@
 //! apiserver certificate — the tutorial's "certificate is valid for 10.96.0.1, 10.21.22.73, not
 //! 10.21.22.101" cannot happen. `kimage diff` says what to replace. Documented in docs/growth.md.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
+
+use support::openssl::openssl_in;
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
@@ -24,10 +28,6 @@ fn kimage(dir: &Path, args: &[&str]) -> String {
         .current_dir(dir))
 }
 
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    run(Command::new("openssl").args(args).current_dir(dir))
-}
-
 /// A kubeadm-like /etc/kubernetes/pki: the three CAs and the service-account key pair.
 fn kubeadm_pki(dir: &Path) {
     std::fs::create_dir_all(dir.join("etcd")).unwrap();
@@ -36,7 +36,7 @@ fn kubeadm_pki(dir: &Path) {
         ("front-proxy-ca", "front-proxy-ca"),
         ("etcd/ca", "etcd-ca"),
     ] {
-        openssl(
+        openssl_in(
             dir,
             &[
                 "genrsa",
@@ -46,7 +46,7 @@ fn kubeadm_pki(dir: &Path) {
                 "2048",
             ],
         );
-        openssl(
+        openssl_in(
             dir,
             &[
                 "req",
@@ -67,8 +67,8 @@ fn kubeadm_pki(dir: &Path) {
             ],
         );
     }
-    openssl(dir, &["genrsa", "-traditional", "-out", "sa.key", "2048"]);
-    openssl(dir, &["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
+    openssl_in(dir, &["genrsa", "-traditional", "-out", "sa.key", "2048"]);
+    openssl_in(dir, &["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
 }
 
 const BEFORE: &str = "apiVersion: kimage/v1alpha1\nkind: Cluster\nname: seed-004\npki: {algorithm: rsa-2048}\n\
@@ -93,7 +93,7 @@ fn one_control_plane_behind_an_existing_ca_grows_into_ha_behind_haproxy() {
         &["unpack", "--role", "ubuntu-73", "--into", "n73-before"],
     );
     let cert = d.join("n73-before/etc/kubernetes/pki/apiserver.crt");
-    let text = openssl(
+    let text = openssl_in(
         d,
         &[
             "x509",
@@ -121,7 +121,7 @@ fn one_control_plane_behind_an_existing_ca_grows_into_ha_behind_haproxy() {
         let into = format!("n-{node}");
         kimage(d, &["unpack", "--role", node, "--into", &into]);
         let cert = d.join(&into).join("etc/kubernetes/pki/apiserver.crt");
-        let sans = openssl(
+        let sans = openssl_in(
             d,
             &[
                 "x509",
@@ -135,7 +135,7 @@ fn one_control_plane_behind_an_existing_ca_grows_into_ha_behind_haproxy() {
         assert!(sans.contains("IP Address:10.21.22.101"), "{node}: {sans}");
         // Signed by the CA the cluster already trusts (kubeadm's ca.crt), for the endpoint's address.
         let ca = pki.join("ca.crt");
-        openssl(
+        openssl_in(
             d,
             &[
                 "verify",

@@ -13,7 +13,8 @@ use std::process::Command;
 
 use serde_json::Value as Json;
 use support::artifacts::materialize;
-use support::fixtures::{assert_valid_cloud_config, require};
+use support::fixtures::assert_valid_cloud_config;
+use support::tools::require;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kimage");
 

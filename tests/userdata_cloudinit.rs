@@ -4,21 +4,17 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 
 use kimage::model::Cluster;
 use kimage::userdata::{self, BootInputs, LayerRef};
-use support::fixtures::{assert_valid_cloud_config, require};
+use support::fixtures::assert_valid_cloud_config;
+use support::profiles::{repo, resolve_file};
+use support::tools::require;
 
+/// A shipped profile, resolved.
 fn cluster(profile: &str) -> Cluster {
-    let p = kimage::profile::load_file(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("profiles")
-            .join(profile),
-    )
-    .unwrap();
-    Cluster::resolve(&p.profile)
+    resolve_file(&repo().join("profiles").join(profile))
 }
 
 #[test]

@@ -1,19 +1,32 @@
 //! Shared helpers for the bootstrap_* and pools_* tests: profiles with worker pools, the manifests the
 //! bootstrap node applies (rendered ones and those made from a PKI state), a loopback stand-in for
 //! kube-apiserver's discovery endpoints so real kubectl can run its client-side checks offline, and the
-//! real kubectl binaries on this machine.
+//! real kubectl binaries on this machine (from the shared support files, with temp dirs and tools).
 #![allow(dead_code)]
 
+#[path = "../support/http.rs"]
+mod http;
+#[path = "../support/kubectl.rs"]
+mod kubectl;
+#[path = "../support/profiles.rs"]
+mod profiles;
+#[path = "../support/real.rs"]
+mod real;
+#[path = "../support/tools.rs"]
+mod tools;
+
+#[allow(unused_imports)] // each test binary uses some
+pub use kubectl::kubectls;
+#[allow(unused_imports)]
+pub use profiles::{cluster, repo};
+#[allow(unused_imports)]
+pub use tools::{require, tempdir};
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
 
+use http::TestServer;
 use kimage::model::{Cluster, NodeModel};
 use kimage::pki::{self, PkiMaterial};
 use kimage::render;
@@ -41,34 +54,8 @@ workerPools:
   - name: general
 ";
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn cluster(yaml: &str) -> Cluster {
-    let loaded = kimage::profile::load_str(yaml, "test.yaml")
-        .unwrap_or_else(|e| panic!("profile does not load: {e:?}"));
-    let c = Cluster::resolve(&loaded.profile);
-    let errors: Vec<_> = kimage::validate::check(&loaded, &c)
-        .0
-        .into_iter()
-        .filter(|d| d.severity == kimage::diag::Severity::Error)
-        .collect();
-    assert!(errors.is_empty(), "profile is invalid: {errors:#?}");
-    c
-}
-
 pub fn pools_cluster() -> Cluster {
     cluster(POOLS_PROFILE)
-}
-
-pub fn tempdir() -> tempfile::TempDir {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    std::fs::create_dir_all(base).unwrap();
-    tempfile::Builder::new()
-        .prefix("bootstrap-")
-        .tempdir_in(base)
-        .unwrap()
 }
 
 /// A fresh PKI state for the cluster in `dir`.
@@ -144,38 +131,6 @@ pub fn objects(
         }
     }
     out
-}
-
-/// The real kubectl binaries of this machine: Debian's /usr/bin/kubectl and the newest versioned one,
-/// then the one at kimage's Kubernetes version (ci/real/build.sh). The manifests also meet the real
-/// kube-apiserver in tests/netns_control_plane.rs.
-pub fn kubectls() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for p in [
-        "/usr/bin/kubectl",
-        "/usr/lib/google-cloud-sdk/bin/kubectl.1.33",
-    ] {
-        assert!(
-            Path::new(p).exists(),
-            "{p} is missing: install kubectl (Debian package kubectl / google-cloud-cli-kubectl; CI's .ci/run installs it)"
-        );
-        out.push(PathBuf::from(p));
-    }
-    out.push(PathBuf::from(real::kubectl()));
-    out
-}
-
-#[path = "../support/real.rs"]
-mod real;
-
-pub fn require(tool: &str, how: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(ok, "this test needs `{tool}` on PATH: {how}");
 }
 
 pub fn write_exec(path: &Path, text: &str) {
@@ -258,34 +213,45 @@ fn discovery(path: &str) -> Option<String> {
     }
 }
 
-/// A loopback stand-in for kube-apiserver: discovery documents for the resources above, 404 for
-/// every object (so `kubectl apply --dry-run=client` creates everything), and a log of requests.
+/// A loopback stand-in for kube-apiserver (a [`TestServer`]): discovery documents for the resources
+/// above, a 404 Status for every object (so `kubectl apply --dry-run=client` creates everything), and
+/// a log of requests.
 pub struct FakeApiserver {
     pub url: String,
-    pub log: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
+    server: TestServer,
 }
 
 impl FakeApiserver {
     pub fn start() -> FakeApiserver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        listener.set_nonblocking(true).unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (l2, s2) = (log.clone(), stop.clone());
-        thread::spawn(move || {
-            while !s2.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let l3 = l2.clone();
-                        thread::spawn(move || serve(stream, &l3));
-                    }
-                    Err(_) => thread::sleep(std::time::Duration::from_millis(5)),
-                }
-            }
+        let server = TestServer::start();
+        for path in [
+            "/api",
+            "/apis",
+            "/api/v1",
+            "/apis/apps/v1",
+            "/apis/rbac.authorization.k8s.io/v1",
+        ] {
+            server.put_typed(path, "application/json", discovery(path).unwrap());
+        }
+        server.not_found("application/json", |path| {
+            format!(
+                r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"{path} not found","reason":"NotFound","code":404}}"#
+            )
+            .into_bytes()
         });
-        FakeApiserver { url, log, stop }
+        FakeApiserver {
+            url: server.url(),
+            server,
+        }
+    }
+
+    /// The requests so far, as `METHOD /path`.
+    pub fn log(&self) -> Vec<String> {
+        self.server
+            .requests()
+            .into_iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
     }
 
     /// A kubeconfig for it (plain HTTP, no credentials).
@@ -301,51 +267,4 @@ impl FakeApiserver {
         .unwrap();
         p
     }
-}
-
-impl Drop for FakeApiserver {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
-fn serve(stream: TcpStream, log: &Mutex<Vec<String>>) {
-    stream.set_nonblocking(false).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut len = 0usize;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-            break;
-        }
-        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0u8; len];
-    let _ = std::io::Read::read_exact(&mut reader, &mut body);
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or_default().to_string();
-    let path = target.split('?').next().unwrap_or_default().to_string();
-    log.lock().unwrap().push(format!("{method} {path}"));
-    let (status, body) = match (method.as_str(), discovery(&path)) {
-        ("GET", Some(b)) => ("200 OK", b),
-        _ => (
-            "404 Not Found",
-            format!(
-                r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"{path} not found","reason":"NotFound","code":404}}"#
-            ),
-        ),
-    };
-    let mut s = stream;
-    let _ = write!(
-        s,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
 }

@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/tools.rs"]
+mod tools;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -194,17 +197,7 @@ fn seed_image(out: &Path, dir: &str, layers: &[LayerRef]) -> Vec<u8> {
     bytes
 }
 
-/// Runs `tool` with `args`, or fails the test naming the Debian package that provides it.
-pub fn tool(tool: &str, package: &str) -> Command {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{tool} is not installed; CI installs it (Debian: apt-get install {package})"
-    );
-    Command::new(tool)
+/// A command running `name`; a missing program fails the test, naming the Debian package that provides it.
+pub fn tool(name: &str) -> Command {
+    Command::new(tools::require(name))
 }

@@ -49,37 +49,22 @@ pub fn report(text: &str) {
     }
 }
 
-/// Fails the test with a clear message when a Debian tool is missing (CI installs it).
-pub fn require_tool(path: &str, package: &str) {
-    assert!(
-        Path::new(path).exists(),
-        "{path} is missing: install the Debian package `{package}` (CI's .ci/run installs it)"
-    );
-}
+/// What every netns test needs on this machine, besides root.
+pub const HOST_TOOLS: &[&str] = &[
+    IP,
+    NSENTER,
+    "/usr/bin/unshare",
+    "/usr/bin/setpriv",
+    "/usr/bin/prlimit",
+    "/usr/bin/timeout",
+    "/usr/bin/kill",
+];
 
-/// Network and mount namespaces need root (CI runs as root).
-pub fn require_root() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let uid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2).map(str::to_string));
-    assert_eq!(
-        uid.as_deref(),
-        Some("0"),
-        "the netns tests create network and mount namespaces: run them as root (CI does)"
-    );
-    for (p, pkg) in [
-        (IP, "iproute2"),
-        (NSENTER, "util-linux"),
-        ("/usr/bin/unshare", "util-linux"),
-        ("/usr/bin/setpriv", "util-linux"),
-        ("/usr/bin/prlimit", "util-linux"),
-        ("/usr/bin/timeout", "coreutils"),
-        ("/usr/bin/kill", "procps"),
-    ] {
-        require_tool(p, pkg);
-    }
+/// Root (network and mount namespaces), [`HOST_TOOLS`] and the test's own `tools`.
+pub fn require_netns(tools: &[&str]) {
+    require_root();
+    require_tools(HOST_TOOLS);
+    require_tools(tools);
 }
 
 pub fn run(cmd: &mut Command) -> (bool, String) {
@@ -104,20 +89,10 @@ fn must(cmd: &mut Command) -> String {
     out
 }
 
-/// A temp dir the nodes can see: not under /tmp, /run or /root (each node has its own) nor under a
-/// world-writable parent (keepalived's script security rejects those, /var/tmp included), wherever the
-/// checkout is.
-pub fn tempdir(prefix: &str) -> tempfile::TempDir {
-    let base = Path::new("/var/cache/kimage-netns-tests");
-    std::fs::create_dir_all(base).unwrap();
-    std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let d = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in(base)
-        .unwrap();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    d
-}
+/// Where the temp dirs the nodes can see are: not under /tmp, /run or /root (each node has its own) nor
+/// under a world-writable parent (keepalived's script security rejects those, /var/tmp included),
+/// wherever the checkout is. Use with [`tempdir_in`].
+pub const NODES_SEE: &str = "/var/cache/kimage-netns-tests";
 
 /// Elapsed seconds, for reports.
 pub fn secs(d: Duration) -> String {
@@ -158,7 +133,7 @@ impl Built {
             .join(format!("netns-{fixture}.yaml"));
         let text = std::fs::read_to_string(&src)
             .unwrap_or_else(|e| panic!("reading {}: {e}", src.display()));
-        let dir = tempdir("netns-build-");
+        let dir = tempdir_in(Path::new(NODES_SEE), "netns-build-");
         let profile = dir.path().join("cluster.yaml");
         std::fs::write(&profile, &text).unwrap();
         let state = dir.path().join("state");
@@ -304,7 +279,7 @@ pub struct Trees {
 
 impl Trees {
     pub fn unpack(built: &Built, names: &[&str]) -> Trees {
-        let dir = tempdir("netns-nodes-");
+        let dir = tempdir_in(Path::new(NODES_SEE), "netns-nodes-");
         let mut nodes = Vec::new();
         for n in names {
             let info = built.node(n).clone();
@@ -371,7 +346,7 @@ pub fn failed_as_expected(outcome: Result<String, String>, why: &[&str]) -> Stri
 // openssl helpers for the companions (certificates kimage did not make)
 
 #[path = "../support/openssl.rs"]
-mod openssl_certs;
+pub mod openssl_certs;
 
 // Each suite uses a different part.
 #[allow(unused_imports)]
@@ -774,7 +749,7 @@ impl Net {
     /// builds) in every node's /usr/local/bin beside the node's own files there, so units start the
     /// release binaries from the paths they name, as on a node after kimage's apply step.
     pub fn start_with_programs(trees: Trees, bins: &[PathBuf]) -> Net {
-        require_root();
+        require_netns(&[]);
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("kn{}x{n}", std::process::id());
         let logs = trees.dir.path().join("logs");
@@ -1427,11 +1402,6 @@ pub fn is_tls_refusal(out: &str) -> bool {
     .any(|k| o.contains(k))
 }
 
-/// The kubectl to use: the real one at kimage's Kubernetes version (ci/real/build.sh).
-pub fn kubectl() -> String {
-    real::kubectl()
-}
-
 // ---------------------------------------------------------------------------------------------------
 // reports
 
@@ -1649,10 +1619,19 @@ pub fn start_load_balancers(net: &Net, names: &[String]) -> Result<Vec<Lb>, Stri
 }
 
 // ---------------------------------------------------------------------------------------------------
-// the real programs (ci/real/build.sh)
+// the real programs (ci/real/build.sh), kubectl among them; temp dirs and required tools
 
+#[path = "../support/kubectl.rs"]
+pub mod kubectl;
 #[path = "../support/real.rs"]
 pub mod real;
+#[path = "../support/tools.rs"]
+pub mod tools;
+
+#[allow(unused_imports)] // each suite uses a different part
+pub use kubectl::kubectl;
+#[allow(unused_imports)]
+pub use tools::{require, require_root, require_tools, tempdir_in};
 
 #[path = "../support/artifacts.rs"]
 pub mod artifacts;

@@ -1,15 +1,26 @@
 //! Shared helpers for the render tests: fixture profiles, writing a node's files into a temp root,
-//! parsing systemd units.
+//! parsing systemd units; temp dirs, required tools, openssl and the real programs from the shared
+//! support files.
 #![allow(dead_code)]
+
+#[path = "../support/openssl.rs"]
+pub mod openssl;
+#[path = "../support/profiles.rs"]
+mod profiles;
+#[path = "../support/real.rs"]
+pub mod real;
+#[path = "../support/tools.rs"]
+pub mod tools;
+
+#[allow(unused_imports)] // each test binary uses some
+pub use tools::{require, tempdir};
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kimage::diag::Severity;
 use kimage::model::{Cluster, NodeModel};
-use kimage::profile;
 use kimage::render::{self, RenderedFile};
 
 pub const FIXTURES: &[&str] = &["stacked-haproxy", "external-nginx"];
@@ -22,22 +33,12 @@ pub fn fixture_path(name: &str) -> PathBuf {
 
 /// A fixture profile, resolved; it must pass `kimage validate` without errors.
 pub fn cluster(name: &str) -> Cluster {
-    let loaded =
-        profile::load_file(&fixture_path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e:?}"));
-    let c = Cluster::resolve(&loaded.profile);
-    let errors: Vec<_> = kimage::validate::check(&loaded, &c)
-        .0
-        .into_iter()
-        .filter(|d| d.severity == Severity::Error)
-        .collect();
-    assert!(errors.is_empty(), "fixture {name} is invalid: {errors:#?}");
-    c
+    profiles::cluster_file(&fixture_path(name))
 }
 
+/// An inline profile, resolved (not validated).
 pub fn cluster_from_str(text: &str) -> Cluster {
-    let loaded =
-        profile::load_str(text, "inline.yaml").unwrap_or_else(|e| panic!("inline profile: {e:?}"));
-    Cluster::resolve(&loaded.profile)
+    profiles::resolve(text)
 }
 
 pub fn node<'a>(c: &'a Cluster, name: &str) -> &'a NodeModel {
@@ -67,25 +68,6 @@ pub fn write_tree(root: &Path, files: &[RenderedFile]) {
         std::fs::write(&p, &f.content).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(f.mode)).unwrap();
     }
-}
-
-/// A temp dir under target/ (not /tmp: keepalived's script security rejects world-writable parents).
-pub fn tempdir() -> tempfile::TempDir {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    std::fs::create_dir_all(base).unwrap();
-    std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).unwrap();
-    tempfile::Builder::new()
-        .prefix("render-")
-        .tempdir_in(base)
-        .unwrap()
-}
-
-/// Fails the test with a clear message when a Debian tool is missing (CI installs it).
-pub fn require_tool(path: &str, package: &str) {
-    assert!(
-        Path::new(path).exists(),
-        "{path} is missing: install the Debian package `{package}` (CI's .ci/run installs it)"
-    );
 }
 
 pub fn run(cmd: &mut Command) -> (bool, String) {

@@ -4,18 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-/// Fails the test with a clear message when a required tool is missing (CI installs them).
-pub fn require(tool: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success());
-    assert!(
-        ok.unwrap_or(false),
-        "this test needs `{tool}` on PATH (Debian package: see .ci/run)"
-    );
-}
+use super::tools::require;
 
 /// The digest of a file as `tool` (sha256sum, sha512sum) prints it.
 pub fn digest_file(tool: &str, path: &Path) -> String {

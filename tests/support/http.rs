@@ -1,6 +1,7 @@
 //! A small in-process HTTP/1.1 server for tests: serves byte bodies by path, honours `Range: bytes=N-`,
 //! can inject faults (status codes, connections cut mid-body, replaced bodies, ignored ranges), and logs
-//! every request. Binds 127.0.0.1 on a free port; stops when dropped.
+//! every request. Bodies can carry a Content-Type, and what a path without a body gets can be set (a
+//! JSON Status, as kube-apiserver answers). Binds 127.0.0.1 on a free port; stops when dropped.
 //!
 //! ```ignore
 //! let srv = TestServer::start();
@@ -39,6 +40,7 @@ pub struct Logged {
 #[derive(Default)]
 struct Route {
     body: Arc<Vec<u8>>,
+    content_type: Option<String>,
     once: VecDeque<Fault>,
     always: Option<Fault>,
 }
@@ -47,7 +49,11 @@ struct Route {
 struct State {
     routes: HashMap<String, Route>,
     log: Vec<Logged>,
+    not_found: Option<NotFound>,
 }
+
+/// The 404 answer for paths without a body: its Content-Type and its body, made from the path.
+type NotFound = (String, Arc<dyn Fn(&str) -> Vec<u8> + Send + Sync>);
 
 pub struct TestServer {
     addr: SocketAddr,
@@ -89,6 +95,24 @@ impl TestServer {
     pub fn put(&self, path: &str, body: impl Into<Vec<u8>>) {
         let mut s = self.state.lock().unwrap();
         s.routes.entry(path.to_string()).or_default().body = Arc::new(body.into());
+    }
+
+    /// `body` at `path`, served with `Content-Type: content_type`.
+    pub fn put_typed(&self, path: &str, content_type: &str, body: impl Into<Vec<u8>>) {
+        let mut s = self.state.lock().unwrap();
+        let r = s.routes.entry(path.to_string()).or_default();
+        r.body = Arc::new(body.into());
+        r.content_type = Some(content_type.to_string());
+    }
+
+    /// What a path without a body gets with its 404 (instead of `not found`): `body(path)`, served
+    /// with `Content-Type: content_type`.
+    pub fn not_found(
+        &self,
+        content_type: &str,
+        body: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+    ) {
+        self.state.lock().unwrap().not_found = Some((content_type.to_string(), Arc::new(body)));
     }
 
     /// A fault for the next request of `path` (queued: call several times for several requests).
@@ -176,14 +200,15 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
     let target = parts.next().unwrap_or_default();
     let path = target.split('?').next().unwrap_or_default().to_string();
 
-    let (body, fault) = {
+    let (body, content_type, fault, not_found) = {
         let mut s = state.lock().unwrap();
+        let not_found = s.not_found.clone();
         match s.routes.get_mut(&path) {
             Some(r) => {
                 let f = r.once.pop_front().or_else(|| r.always.clone());
-                (Some(r.body.clone()), f)
+                (Some(r.body.clone()), r.content_type.clone(), f, not_found)
             }
-            None => (None, None),
+            None => (None, None, None, not_found),
         }
     };
     let log = |status: u16| {
@@ -196,7 +221,10 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
     };
     let Some(mut body) = body else {
         log(404);
-        let _ = respond(&mut conn, 404, &[], b"not found\n");
+        let _ = match not_found {
+            Some((ct, f)) => respond(&mut conn, 404, &[format!("Content-Type: {ct}")], &f(&path)),
+            None => respond(&mut conn, 404, &[], b"not found\n"),
+        };
         return;
     };
     let mut cut = None;
@@ -237,6 +265,10 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
         ),
         None => (200, &body[..], vec![]),
     };
+    let mut extra = extra;
+    if let Some(ct) = content_type {
+        extra.push(format!("Content-Type: {ct}"));
+    }
     log(status);
     let mut head = format!(
         "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nConnection: close\r\n",

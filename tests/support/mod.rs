@@ -5,6 +5,10 @@
 pub mod artifacts;
 pub mod fixtures;
 pub mod http;
+pub mod kubectl;
 pub mod nodes;
+pub mod openssl;
+pub mod profiles;
 pub mod real;
 pub mod releases;
+pub mod tools;

@@ -7,19 +7,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-pub fn require_root() {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .map(|l| l.split_whitespace().nth(2).unwrap_or("").to_string())
-        .unwrap_or_default();
-    assert_eq!(
-        uid, "0",
-        "this test creates network and mount namespaces: run it as root (CI does)"
-    );
-}
-
 fn sh(cmd: &str) {
     let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
     assert!(

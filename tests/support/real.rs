@@ -64,7 +64,3 @@ pub fn program(set: &Path, name: &str) -> String {
     assert!(p.is_file(), "{} is missing", p.display());
     p.display().to_string()
 }
-
-pub fn kubectl() -> String {
-    program(&kubernetes(), "kubectl")
-}
