@@ -79,6 +79,7 @@ fn setup() -> Built {
             offline: false,
             mirror: None,
             refresh: false,
+            net: Default::default(),
         },
     )
     .unwrap();
@@ -90,7 +91,10 @@ fn setup() -> Built {
             lock: None,
             cache: Some(cache.path().to_path_buf()),
             jobs: 3,
-            retries: 2,
+            net: kimage::release::command::NetArgs {
+                retries: 2,
+                ..Default::default()
+            },
             plain: false,
             quiet: true,
         },
