@@ -30,9 +30,9 @@ pub struct NetArgs {
     /// before the try fails and is retried.
     #[arg(long, value_name = "SECS", default_value_t = IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout: u64,
-    /// Seconds one file may take in all, tries and waits between them included [default: 300, plus one
-    /// per MiB its kind may be at most (catalog max_mib): 6 min for runc, 22 for the kubernetes-server
-    /// tarball, 5 for a checksum file].
+    /// Seconds one file may take in all, tries and waits between them included [default: 300 plus one
+    /// per MiB its kind may be at most (catalog max_mib): about 6 min for runc, 22 min for the
+    /// kubernetes-server tarball, 5 min for a checksum file].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub download_timeout: Option<u64>,
 }
