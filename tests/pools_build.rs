@@ -80,6 +80,7 @@ fn setup() -> Built {
             offline: false,
             mirror: None,
             refresh: false,
+            net: Default::default(),
         },
     )
     .unwrap();
@@ -91,7 +92,10 @@ fn setup() -> Built {
             lock: None,
             cache: Some(cache.path().to_path_buf()),
             jobs: 3,
-            retries: 2,
+            net: kimage::release::command::NetArgs {
+                retries: 2,
+                ..Default::default()
+            },
             plain: false,
             quiet: true,
         },

@@ -92,6 +92,7 @@ fn the_node_installs_verified_binaries_and_refuses_a_corrupt_one() {
             offline: false,
             mirror: None,
             refresh: false,
+            net: Default::default(),
         },
     )
     .unwrap();

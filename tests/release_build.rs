@@ -11,7 +11,7 @@ use std::path::Path;
 use kimage::model::Cluster;
 use kimage::profile;
 use kimage::release::cache::Cache;
-use kimage::release::command::{FetchArgs, LockArgs};
+use kimage::release::command::{FetchArgs, LockArgs, NetArgs};
 use kimage::release::digest::Algorithm;
 use kimage::release::fetch::Outcome;
 use kimage::release::install::{InstallError, install_files};
@@ -26,7 +26,10 @@ fn fetch_args(cache: &Path, mirror: Option<String>) -> FetchArgs {
         lock: None,
         cache: Some(cache.to_path_buf()),
         jobs: 3,
-        retries: 2,
+        net: NetArgs {
+            retries: 2,
+            ..NetArgs::default()
+        },
         plain: false,
         quiet: true,
     }
@@ -60,6 +63,7 @@ fn lock_fetch_and_node_files_end_to_end() {
             offline: false,
             mirror: None,
             refresh: false,
+            net: NetArgs::default(),
         },
     )
     .unwrap();
@@ -219,6 +223,7 @@ fn tarball_mode_installs_from_the_server_and_node_tarballs_via_a_file_mirror() {
             offline: false,
             mirror: Some(mirror_url.clone()),
             refresh: false,
+            net: NetArgs::default(),
         },
     )
     .unwrap();

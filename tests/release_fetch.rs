@@ -12,6 +12,7 @@ use std::time::Duration;
 use kimage::profile::{Arch, KubernetesFrom};
 use kimage::release::cache::Cache;
 use kimage::release::catalog::{Format, Member};
+use kimage::release::command::{FetchArgs, NetArgs, run_fetch};
 use kimage::release::digest::Algorithm;
 use kimage::release::fetch::{FetchError, FetchOptions, Outcome, fetch_lock};
 use kimage::release::lock::{Lock, LockedArtifact, ResolvedFor};
@@ -31,6 +32,7 @@ fn opts(mirror: Option<String>) -> FetchOptions {
             attempts: 4,
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(20),
+            ..RetryPolicy::default()
         },
         progress: ProgressMode::Quiet,
     }
@@ -523,4 +525,222 @@ fn a_corrupt_cache_entry_is_detected_on_reuse_and_replaced() {
         "the corrupt entry is kept aside for inspection"
     );
     assert_eq!(fx.srv.requests_for(KUBELET).len(), 2);
+}
+
+// Hostile servers: each must fail within a bounded time, naming the URL and what went wrong, and leave
+// no blob behind. The deadlines are the options `kimage fetch --retries/--connect-timeout/
+// --idle-timeout/--download-timeout` set; the time bounds are loose (these are not benchmarks).
+
+/// What `kimage fetch --retries 2 --idle-timeout 1 --download-timeout 4` passes down.
+fn short_net_args() -> NetArgs {
+    NetArgs {
+        retries: 2,
+        idle_timeout: 1,
+        download_timeout: Some(4),
+        ..NetArgs::default()
+    }
+}
+
+/// Two tries, an idle timeout of 1 s, a whole-download deadline of 4 s.
+fn short_deadlines() -> FetchOptions {
+    FetchOptions {
+        retry: short_net_args().policy(),
+        ..opts(None)
+    }
+}
+
+fn assert_nothing_cached(cache: &Cache) {
+    assert_eq!(
+        files_under(&cache.root().join("blobs")),
+        Vec::<PathBuf>::new()
+    );
+    assert_blobs_verified(cache);
+}
+
+#[test]
+fn a_server_trickling_bytes_times_out() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path());
+    // One byte every 200 ms: never idle for a second, never done either.
+    fx.srv
+        .fault_always(KUBELET, Fault::Trickle(Duration::from_millis(200)));
+    let a = fx.kubelet_artifact();
+    let started = std::time::Instant::now();
+    let err = fetch_lock(&lock_of(vec![a.clone()]), &cache, &short_deadlines()).unwrap_err();
+    let took = started.elapsed();
+    let msg = err.to_string();
+    assert!(took < Duration::from_secs(20), "took {took:?}: {msg}");
+    for part in [&a.url, "download deadline of 4s", "--download-timeout"] {
+        assert!(msg.contains(part), "message lacks {part:?}: {msg}");
+    }
+    assert_nothing_cached(&cache);
+}
+
+#[test]
+fn a_server_that_never_sends_headers_fails_after_the_idle_timeout_per_try() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path());
+    fx.srv.fault_always(KUBELET, Fault::NoHeaders);
+    let a = fx.kubelet_artifact();
+    let started = std::time::Instant::now();
+    let err = fetch_lock(&lock_of(vec![a.clone()]), &cache, &short_deadlines()).unwrap_err();
+    let took = started.elapsed();
+    let msg = err.to_string();
+    assert!(took < Duration::from_secs(20), "took {took:?}: {msg}");
+    for part in [
+        &a.url,
+        "no response headers within 1s",
+        "--idle-timeout",
+        "gave up after 2 tries",
+    ] {
+        assert!(msg.contains(part), "message lacks {part:?}: {msg}");
+    }
+    assert_eq!(fx.srv.requests_for(KUBELET).len(), 2, "each try asked once");
+    assert_nothing_cached(&cache);
+}
+
+#[test]
+fn a_server_stalling_mid_body_fails_after_the_idle_timeout_per_try() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path());
+    // Headers and one byte, then silence far longer than the idle timeout.
+    fx.srv
+        .fault_always(KUBELET, Fault::Trickle(Duration::from_secs(60)));
+    let a = fx.kubelet_artifact();
+    let started = std::time::Instant::now();
+    let err = fetch_lock(&lock_of(vec![a.clone()]), &cache, &short_deadlines()).unwrap_err();
+    let took = started.elapsed();
+    let msg = err.to_string();
+    assert!(took < Duration::from_secs(20), "took {took:?}: {msg}");
+    for part in [&a.url, "no data for 1s", "--idle-timeout"] {
+        assert!(msg.contains(part), "message lacks {part:?}: {msg}");
+    }
+    assert_nothing_cached(&cache);
+}
+
+/// A 3 MB artifact of a kind whose size cap is small (runc), served as a 300 MB body.
+fn oversized(announce: bool) {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path());
+    let mut a = fx.kubelet_artifact();
+    a.kind = "runc".into();
+    fx.srv.fault_always(
+        KUBELET,
+        Fault::Oversize {
+            bytes: 300 * 1024 * 1024,
+            announce,
+        },
+    );
+    let started = std::time::Instant::now();
+    let err = fetch_lock(&lock_of(vec![a.clone()]), &cache, &short_deadlines()).unwrap_err();
+    let took = started.elapsed();
+    let msg = err.to_string();
+    assert!(took < Duration::from_secs(20), "took {took:?}: {msg}");
+    let received = if announce {
+        "the server announced 314572800 bytes"
+    } else {
+        "bytes received so far"
+    };
+    for part in [
+        a.url.as_str(),
+        "more than the 67108864 bytes a runc artifact may be",
+        received,
+        "nothing was kept",
+    ] {
+        assert!(msg.contains(part), "message lacks {part:?}: {msg}");
+    }
+    assert_eq!(
+        fx.srv.requests_for(KUBELET).len(),
+        1,
+        "a body too large is not retried"
+    );
+    assert_nothing_cached(&cache);
+    assert_eq!(
+        files_under(&cache.root().join("tmp")),
+        Vec::<PathBuf>::new(),
+        "no partial file left behind"
+    );
+}
+
+#[test]
+fn an_oversized_body_is_cut_off_at_the_size_cap() {
+    oversized(false);
+}
+
+#[test]
+fn an_oversized_content_length_is_refused_before_reading() {
+    oversized(true);
+}
+
+/// `kimage fetch --lock FILE --retries 2 --idle-timeout 1 --download-timeout 4`, as the CLI runs it.
+fn fetch_command(a: LockedArtifact) -> (kimage::release::command::CommandError, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let lock_file = dir.path().join("kimage.lock");
+    lock_of(vec![a]).write(&lock_file).unwrap();
+    let args = FetchArgs {
+        mirror: None,
+        lock: Some(lock_file),
+        cache: Some(dir.path().join("cache")),
+        jobs: 1,
+        net: short_net_args(),
+        plain: false,
+        quiet: true,
+    };
+    let started = std::time::Instant::now();
+    let err = run_fetch(None, &args, None).unwrap_err();
+    (err, started.elapsed())
+}
+
+#[test]
+fn the_fetch_command_passes_its_deadlines_down_and_a_body_too_large_exits_as_unverified() {
+    let fx = fixture();
+    fx.srv.fault_always(KUBELET, Fault::NoHeaders);
+    let (err, took) = fetch_command(fx.kubelet_artifact());
+    assert!(took < Duration::from_secs(20), "took {took:?}: {err}");
+    assert!(
+        err.to_string().contains("no response headers within 1s"),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), 1, "a timeout is a failure: {err}");
+
+    let mut a = fx.kubelet_artifact();
+    a.kind = "runc".into();
+    fx.srv.fault_always(
+        KUBELET,
+        Fault::Oversize {
+            bytes: 300 * 1024 * 1024,
+            announce: true,
+        },
+    );
+    let (err, _) = fetch_command(a);
+    assert!(
+        err.to_string().contains("more than the 67108864 bytes"),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), 4, "as for a digest mismatch: {err}");
+}
+
+#[test]
+fn an_unresolvable_host_is_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path());
+    let a = artifact(
+        "kubelet",
+        "http://kimage-test.invalid/kubelet".into(),
+        sha256(b"kubelet"),
+        Format::File,
+    );
+    let mut o = opts(None);
+    o.retry.attempts = 5;
+    o.retry.base_delay = Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let err = fetch_lock(&lock_of(vec![a]), &cache, &o).unwrap_err();
+    let took = started.elapsed();
+    let msg = err.to_string();
+    assert!(msg.contains("gave up after 1 try"), "{msg}");
+    assert!(took < Duration::from_secs(20), "took {took:?}: {msg}");
 }

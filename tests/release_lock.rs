@@ -11,7 +11,7 @@ use std::process::Command;
 use kimage::model::Cluster;
 use kimage::profile;
 use kimage::release::catalog::CATALOG;
-use kimage::release::command::{CommandError, FetchArgs, LockArgs};
+use kimage::release::command::{CommandError, FetchArgs, LockArgs, NetArgs};
 use kimage::release::lock::{Lock, check_lock};
 use serde_yaml_ng::Value;
 use support::fixtures::{sha256, sha512};
@@ -117,6 +117,7 @@ fn lock_args() -> LockArgs {
         offline: true,
         mirror: None,
         refresh: false,
+        net: NetArgs::default(),
     }
 }
 
@@ -394,7 +395,10 @@ fn a_profile_changed_without_relocking_is_detected() {
             lock: None,
             cache: Some(cache.path().to_path_buf()),
             jobs: 1,
-            retries: 1,
+            net: NetArgs {
+                retries: 1,
+                ..NetArgs::default()
+            },
             plain: false,
             quiet: true,
         },
@@ -554,6 +558,7 @@ fn uncatalogued_versions_resolve_from_checksum_files_through_an_http_mirror() {
             offline: false,
             refresh: true,
             mirror: Some(empty.url()),
+            ..lock_args()
         },
     )
     .unwrap_err()
@@ -631,5 +636,92 @@ fn kubernetes_tarballs_resolve_from_the_changelog_through_a_file_mirror() {
             .artifacts
             .iter()
             .all(|a| a.arch == profile::Arch::Arm64)
+    );
+}
+
+/// A profile of uncatalogued versions whose checksum files come from `srv` under /mirror, with the
+/// kubelet's sha256 sidecar misbehaving as `fault`; returns (dir guard, profile path, sidecar URL).
+fn hostile_checksum_file(
+    srv: &TestServer,
+    fault: support::http::Fault,
+) -> (tempfile::TempDir, PathBuf, String) {
+    let v = Versions::uncatalogued();
+    let up = FakeUpstream::new(&v, "amd64");
+    up.serve(srv, "/mirror");
+    let sidecar = "/mirror/release/v1.35.99/bin/linux/amd64/kubelet.sha256";
+    srv.fault_always(sidecar, fault);
+    let text = profile_yaml(&v, "amd64", "");
+    let (dir, p) = profile_in_tempdir(&text);
+    (dir, p, format!("{}{sidecar}", srv.url()))
+}
+
+/// `kimage lock --mirror URL --refresh --retries 2 --idle-timeout 1`.
+fn hostile_lock_args(srv: &TestServer) -> LockArgs {
+    LockArgs {
+        offline: false,
+        mirror: Some(format!("{}/mirror", srv.url())),
+        refresh: true,
+        net: NetArgs {
+            retries: 2,
+            idle_timeout: 1,
+            ..NetArgs::default()
+        },
+    }
+}
+
+#[test]
+fn a_huge_checksum_file_is_refused_without_reading_it_all() {
+    let srv = TestServer::start();
+    let (_dir, p, url) = hostile_checksum_file(
+        &srv,
+        support::http::Fault::Oversize {
+            bytes: 300 * 1024 * 1024,
+            announce: false,
+        },
+    );
+    let started = std::time::Instant::now();
+    let err = lock(&p, &hostile_lock_args(&srv)).unwrap_err().to_string();
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "took {took:?}: {err}"
+    );
+    for part in [
+        "kubelet v1.35.99 (amd64)",
+        url.as_str(),
+        "more than the 1048576 bytes a checksum file may be",
+    ] {
+        assert!(err.contains(part), "lacks {part:?}: {err}");
+    }
+    assert_eq!(
+        srv.requests_for(&url[srv.url().len()..]).len(),
+        1,
+        "not retried"
+    );
+}
+
+#[test]
+fn a_checksum_server_that_never_answers_times_out() {
+    let srv = TestServer::start();
+    let (_dir, p, url) = hostile_checksum_file(&srv, support::http::Fault::NoHeaders);
+    let started = std::time::Instant::now();
+    let err = lock(&p, &hostile_lock_args(&srv)).unwrap_err().to_string();
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "took {took:?}: {err}"
+    );
+    for part in [
+        "kubelet v1.35.99 (amd64)",
+        url.as_str(),
+        "no response headers within 1s",
+        "--idle-timeout",
+    ] {
+        assert!(err.contains(part), "lacks {part:?}: {err}");
+    }
+    assert_eq!(
+        srv.requests_for(&url[srv.url().len()..]).len(),
+        2,
+        "two tries"
     );
 }

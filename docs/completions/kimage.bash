@@ -521,7 +521,7 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__fetch)
-            opts="-j -q -p -o -h --mirror --lock --cache --jobs --retries --plain --quiet --profile --output --help"
+            opts="-j -q -p -o -h --mirror --lock --cache --jobs --retries --connect-timeout --idle-timeout --download-timeout --plain --quiet --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -548,6 +548,18 @@ _kimage() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --download-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -893,13 +905,29 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__lock)
-            opts="-p -o -h --offline --mirror --refresh --profile --output --help"
+            opts="-p -o -h --offline --mirror --refresh --retries --connect-timeout --idle-timeout --download-timeout --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --mirror)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --download-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -97,6 +97,10 @@ complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subco
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from help" -f -a "import" -d 'Adopt the CAs and service-account key of an existing cluster (kubeadm or cfssl layout)'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -l mirror -d 'Read upstream checksum files through this mirror (http(s):// or file://, keeping the upstream paths) instead of binaries.mirror' -r
+complete -c kimage -n "__fish_kimage_using_subcommand lock" -l retries -d 'Tries per file when a transfer fails transiently (5xx, connection reset, timeout)' -r
+complete -c kimage -n "__fish_kimage_using_subcommand lock" -l connect-timeout -d 'Seconds to wait for a connection to a server' -r
+complete -c kimage -n "__fish_kimage_using_subcommand lock" -l idle-timeout -d 'Seconds a server may stay silent (before its response headers, or between two reads of the body) before the try fails and is retried' -r
+complete -c kimage -n "__fish_kimage_using_subcommand lock" -l download-timeout -d 'Seconds one file may take in all, tries and waits between them included [default: 300 plus one per MiB its kind may be at most (catalog max_mib): about 6 min for runc, 22 min for the kubernetes-server tarball, 5 min for a checksum file]' -r
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -s p -l profile -d 'The cluster profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
@@ -107,7 +111,10 @@ complete -c kimage -n "__fish_kimage_using_subcommand fetch" -l mirror -d 'Downl
 complete -c kimage -n "__fish_kimage_using_subcommand fetch" -l lock -d 'Download what this lock file names, without reading a profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand fetch" -l cache -d 'Cache directory [default: $XDG_CACHE_HOME/kimage or ~/.cache/kimage]' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand fetch" -s j -l jobs -d 'Parallel downloads' -r
-complete -c kimage -n "__fish_kimage_using_subcommand fetch" -l retries -d 'Tries per artifact when a transfer fails transiently (5xx, connection reset, timeout)' -r
+complete -c kimage -n "__fish_kimage_using_subcommand fetch" -l retries -d 'Tries per file when a transfer fails transiently (5xx, connection reset, timeout)' -r
+complete -c kimage -n "__fish_kimage_using_subcommand fetch" -l connect-timeout -d 'Seconds to wait for a connection to a server' -r
+complete -c kimage -n "__fish_kimage_using_subcommand fetch" -l idle-timeout -d 'Seconds a server may stay silent (before its response headers, or between two reads of the body) before the try fails and is retried' -r
+complete -c kimage -n "__fish_kimage_using_subcommand fetch" -l download-timeout -d 'Seconds one file may take in all, tries and waits between them included [default: 300 plus one per MiB its kind may be at most (catalog max_mib): about 6 min for runc, 22 min for the kubernetes-server tarball, 5 min for a checksum file]' -r
 complete -c kimage -n "__fish_kimage_using_subcommand fetch" -s p -l profile -d 'The cluster profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand fetch" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"

@@ -41,6 +41,9 @@ pub struct Kind {
     pub algorithm: Algorithm,
     /// Where upstream publishes the digest.
     pub checksum: ChecksumSource,
+    /// The most an artifact of this kind may be, in MiB (2-4 times today's size): a longer body is cut
+    /// off there, and the default download deadline scales with it.
+    pub max_mib: u64,
     pub members: Vec<MemberTemplate>,
 }
 
@@ -60,6 +63,17 @@ pub enum ChecksumFormat {
     Sums,
     /// The Kubernetes CHANGELOG "Downloads for vX.Y.Z" tables.
     Changelog,
+}
+
+impl ChecksumFormat {
+    /// The most a checksum file of this format may be: 1 MiB (a few hundred lines), 16 MiB for the
+    /// Kubernetes CHANGELOG (about 1 MiB today). A longer one is refused, never held in memory.
+    pub fn max_bytes(&self) -> u64 {
+        match self {
+            ChecksumFormat::Sidecar | ChecksumFormat::Sums => 1024 * 1024,
+            ChecksumFormat::Changelog => 16 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -213,6 +227,11 @@ pub fn expand(pattern: &str, version: &Version, arch: Arch, url: Option<&str>) -
 }
 
 impl Kind {
+    /// The size cap in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_mib * 1024 * 1024
+    }
+
     pub fn url_for(&self, version: &Version, arch: Arch) -> String {
         expand(&self.url, version, arch, None)
     }
@@ -251,6 +270,9 @@ impl Catalog {
         for (name, k) in &c.kinds {
             if k.members.is_empty() {
                 return Err(format!("kind {name} has no members"));
+            }
+            if k.max_mib == 0 {
+                return Err(format!("kind {name}: max_mib must be at least 1"));
             }
             for m in &k.members {
                 let glob = m

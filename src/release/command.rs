@@ -10,10 +10,56 @@ use super::lock::{
     LOCK_FILE, Lock, LockFileError, ResolveError, ResolveOptions, StaleLock, check_lock,
     resolve_lock,
 };
-use super::net::RetryPolicy;
+use super::net::{CONNECT_TIMEOUT, IDLE_TIMEOUT, RetryPolicy};
 use super::progress::ProgressMode;
 use crate::model::Cluster;
 use crate::profile::{self, LoadError};
+
+/// How `kimage lock` and `kimage fetch` wait for servers and retry. A file fails at the latest one idle
+/// timeout after its download deadline; a server that never answers costs at most retries × idle
+/// timeout plus the backoff between tries (0.5 s, 1 s, 2 s, …, at most 10 s).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct NetArgs {
+    /// Tries per file when a transfer fails transiently (5xx, connection reset, timeout).
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
+    /// Seconds to wait for a connection to a server.
+    #[arg(long, value_name = "SECS", default_value_t = CONNECT_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_timeout: u64,
+    /// Seconds a server may stay silent (before its response headers, or between two reads of the body)
+    /// before the try fails and is retried.
+    #[arg(long, value_name = "SECS", default_value_t = IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
+    /// Seconds one file may take in all, tries and waits between them included [default: 300 plus one
+    /// per MiB its kind may be at most (catalog max_mib): about 6 min for runc, 22 min for the
+    /// kubernetes-server tarball, 5 min for a checksum file].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub download_timeout: Option<u64>,
+}
+
+impl Default for NetArgs {
+    /// What the command line gives without these flags.
+    fn default() -> Self {
+        NetArgs {
+            retries: 5,
+            connect_timeout: CONNECT_TIMEOUT.as_secs(),
+            idle_timeout: IDLE_TIMEOUT.as_secs(),
+            download_timeout: None,
+        }
+    }
+}
+
+impl NetArgs {
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            attempts: self.retries.max(1),
+            connect_timeout: Duration::from_secs(self.connect_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            deadline: self.download_timeout.map(Duration::from_secs),
+            ..RetryPolicy::default()
+        }
+    }
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LockArgs {
@@ -27,6 +73,8 @@ pub struct LockArgs {
     /// Read digests of versions outside the built-in catalog again instead of keeping the existing lock's.
     #[arg(long)]
     pub refresh: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -44,9 +92,8 @@ pub struct FetchArgs {
     /// Parallel downloads.
     #[arg(long, short = 'j', default_value_t = 4)]
     pub jobs: usize,
-    /// Tries per artifact when a transfer fails transiently (5xx, connection reset, timeout).
-    #[arg(long, default_value_t = 5)]
-    pub retries: u32,
+    #[command(flatten)]
+    pub net: NetArgs,
     /// Plain progress lines instead of progress bars.
     #[arg(long)]
     pub plain: bool,
@@ -87,9 +134,13 @@ impl CommandError {
             }
             CommandError::LockFile(_) | CommandError::Stale(_) => exit::STATE,
             CommandError::Fetch(f)
-                if f.errors
-                    .iter()
-                    .any(|e| matches!(e, super::fetch::FetchError::Mismatch { .. })) =>
+                if f.errors.iter().any(|e| {
+                    matches!(
+                        e,
+                        super::fetch::FetchError::Mismatch { .. }
+                            | super::fetch::FetchError::TooLarge { .. }
+                    )
+                }) =>
             {
                 exit::VERIFY
             }
@@ -144,7 +195,7 @@ pub fn run_lock(
         mirror,
         previous: previous.clone(),
         refresh: args.refresh,
-        retry: RetryPolicy::default(),
+        retry: args.net.policy(),
     };
     let lock = resolve_lock(cluster, &opts)?;
     let text = lock.to_toml();
@@ -200,10 +251,7 @@ pub fn run_fetch(
     let opts = FetchOptions {
         mirror: args.mirror.clone().or(profile_mirror),
         jobs: args.jobs.max(1),
-        retry: RetryPolicy {
-            attempts: args.retries.max(1),
-            ..RetryPolicy::default()
-        },
+        retry: args.net.policy(),
         progress: if args.quiet {
             ProgressMode::Quiet
         } else if args.plain {
@@ -277,6 +325,35 @@ mod tests {
             panic!()
         };
         assert!(l.offline);
+        // Without the flags, the arguments are NetArgs::default(); with them, the policy carries them.
+        assert_eq!(l.net, NetArgs::default());
+        let Cmd::Fetch(f) = Cli::parse_from([
+            "kimage",
+            "fetch",
+            "--retries",
+            "2",
+            "--connect-timeout",
+            "3",
+            "--idle-timeout",
+            "1",
+            "--download-timeout",
+            "4",
+        ])
+        .cmd
+        else {
+            panic!()
+        };
+        let p = f.net.policy();
+        assert_eq!(
+            (p.attempts, p.connect_timeout, p.idle_timeout, p.deadline),
+            (
+                2,
+                Duration::from_secs(3),
+                Duration::from_secs(1),
+                Some(Duration::from_secs(4))
+            )
+        );
+        assert!(Cli::try_parse_from(["kimage", "lock", "--idle-timeout", "0"]).is_err());
     }
 
     #[test]

@@ -13,9 +13,10 @@ use std::thread;
 use reqwest::StatusCode;
 
 use super::cache::{BlobState, Cache};
+use super::catalog::CATALOG;
 use super::digest::{Algorithm, BUF_SIZE, Hasher};
 use super::lock::{Lock, LockedArtifact};
-use super::net::{Net, NetError, RetryPolicy, chain, file_path, via_mirror};
+use super::net::{Budget, Net, NetError, RetryPolicy, file_path, size_detail, via_mirror};
 use super::progress::{ArtifactProgress, Progress, ProgressMode};
 
 #[derive(Debug, Clone, Default)]
@@ -69,6 +70,17 @@ pub enum FetchError {
         detail: String,
         tries: u32,
     },
+    /// The body is longer than the artifact may be: reading stopped there, and nothing was kept.
+    #[error(
+        "{artifact}: {url} sends more than the {limit} bytes a {kind} artifact may be ({detail}); stopped reading, nothing was kept in the cache"
+    )]
+    TooLarge {
+        artifact: String,
+        url: String,
+        kind: String,
+        limit: u64,
+        detail: String,
+    },
     #[error("{artifact}: {action} {}: {source}", path.display())]
     Io {
         artifact: String,
@@ -76,6 +88,17 @@ pub enum FetchError {
         path: PathBuf,
         source: io::Error,
     },
+}
+
+/// The most an artifact of a kind the catalog does not know may be (a lock written by another kimage).
+pub const MAX_ARTIFACT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// The most `a` may be: its kind's size cap from the catalog, else [`MAX_ARTIFACT_BYTES`].
+pub fn max_bytes(a: &LockedArtifact) -> u64 {
+    CATALOG
+        .kind(&a.kind)
+        .map(|k| k.max_bytes())
+        .unwrap_or(MAX_ARTIFACT_BYTES)
 }
 
 /// Every failure of a fetch run (the others still completed).
@@ -184,6 +207,11 @@ struct Partial<'a> {
 enum Stop {
     Net(NetError),
     Io(&'static str, PathBuf, io::Error),
+    /// More than the size cap: `received` bytes, or the size the server announced.
+    TooLarge {
+        received: u64,
+        announced: Option<u64>,
+    },
 }
 
 impl Job<'_> {
@@ -197,6 +225,16 @@ impl Job<'_> {
             action,
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    fn too_large(&self, url: &str, received: u64, announced: Option<u64>) -> FetchError {
+        FetchError::TooLarge {
+            artifact: self.label(),
+            url: url.to_string(),
+            kind: self.a.kind.clone(),
+            limit: max_bytes(self.a),
+            detail: size_detail(received, announced),
         }
     }
 
@@ -316,6 +354,10 @@ impl Job<'_> {
             tries: 1,
         })?;
         let len = input.metadata().ok().map(|m| m.len());
+        let cap = max_bytes(self.a);
+        if let Some(n) = len.filter(|n| *n > cap) {
+            return Err(self.too_large(url, 0, Some(n)));
+        }
         bar.start(len, 0);
         let mut out = File::create(partial).map_err(|e| self.io_err("creating", partial, e))?;
         let mut h = self.a.algorithm.hasher();
@@ -327,6 +369,11 @@ impl Job<'_> {
                 .map_err(|e| self.io_err("reading", src, e))?;
             if n == 0 {
                 break;
+            }
+            if n_total + n as u64 > cap {
+                drop(out);
+                let _ = fs::remove_file(partial);
+                return Err(self.too_large(url, n_total + n as u64, None));
             }
             out.write_all(&buf[..n])
                 .map_err(|e| self.io_err("writing", partial, e))?;
@@ -345,6 +392,7 @@ impl Job<'_> {
         partial: &Path,
         bar: &mut ArtifactProgress,
     ) -> Result<(String, u64, bool, u32), FetchError> {
+        let budget = Budget::start(self.opts.retry.deadline_for(max_bytes(self.a)));
         let mut from_scratch = false;
         loop {
             let mut file = OpenOptions::new()
@@ -373,8 +421,16 @@ impl Job<'_> {
             let mut tries = 0;
             loop {
                 tries += 1;
-                match self.transfer(url, &mut p, bar) {
+                match self.transfer(url, &mut p, bar, &budget) {
                     Ok(()) => break,
+                    Err(Stop::TooLarge {
+                        received,
+                        announced,
+                    }) => {
+                        drop(p);
+                        let _ = fs::remove_file(partial);
+                        return Err(self.too_large(url, received, announced));
+                    }
                     Err(Stop::Io(action, path, source)) => {
                         return Err(FetchError::Io {
                             artifact: self.label(),
@@ -384,7 +440,15 @@ impl Job<'_> {
                         });
                     }
                     Err(Stop::Net(e)) if e.transient() && tries < self.opts.retry.attempts => {
-                        let wait = self.opts.retry.delay(tries);
+                        let Some(wait) = self.opts.retry.wait_within(tries, &budget) else {
+                            // Out of time: what is on disk stays for the next run to resume.
+                            return Err(FetchError::Download {
+                                artifact: self.label(),
+                                url: url.to_string(),
+                                detail: budget.no_time_for_retry(e).detail(),
+                                tries,
+                            });
+                        };
                         let at = if p.offset > 0 {
                             format!(", resuming at byte {}", p.offset)
                         } else {
@@ -401,14 +465,12 @@ impl Job<'_> {
                         thread::sleep(wait);
                     }
                     Err(Stop::Net(e)) => {
-                        // A permanent refusal (404, 403, …) leaves nothing worth resuming.
-                        if !e.transient() {
+                        // A permanent refusal (404, 403, …) leaves nothing worth resuming; a transfer
+                        // out of time does (the next run, perhaps with a longer --download-timeout).
+                        if !e.transient() && !matches!(e, NetError::Deadline { .. }) {
                             let _ = fs::remove_file(partial);
                         }
-                        let detail = match e {
-                            NetError::Http { detail, .. } => detail,
-                            other => other.to_string(),
-                        };
+                        let detail = e.detail();
                         return Err(FetchError::Download {
                             artifact: self.label(),
                             url: url.to_string(),
@@ -448,7 +510,13 @@ impl Job<'_> {
     }
 
     /// One GET (with Range when the partial file has bytes) streamed into the file and the hasher.
-    fn transfer(&self, url: &str, p: &mut Partial, bar: &mut ArtifactProgress) -> Result<(), Stop> {
+    fn transfer(
+        &self,
+        url: &str,
+        p: &mut Partial,
+        bar: &mut ArtifactProgress,
+        budget: &Budget,
+    ) -> Result<(), Stop> {
         let transient = |detail: String| {
             Stop::Net(NetError::Http {
                 url: url.to_string(),
@@ -458,7 +526,7 @@ impl Job<'_> {
         };
         let mut resp = self
             .net
-            .get(url, (p.offset > 0).then_some(p.offset))
+            .get(url, (p.offset > 0).then_some(p.offset), budget)
             .map_err(Stop::Net)?;
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => {
@@ -491,23 +559,31 @@ impl Job<'_> {
             .seek(SeekFrom::Start(p.offset))
             .map_err(|e| io_stop("seeking", e))?;
         let total = resp.content_length().map(|l| l + p.offset);
+        let cap = max_bytes(self.a);
+        if let Some(t) = total.filter(|t| *t > cap) {
+            return Err(Stop::TooLarge {
+                received: p.offset,
+                announced: Some(t),
+            });
+        }
         bar.start(total, p.offset);
         bar.message("");
         let mut buf = vec![0u8; 256 * 1024];
         loop {
-            let n = match resp.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let of = total.map(|t| format!(" of {t}")).unwrap_or_default();
-                    return Err(transient(format!(
-                        "connection lost after {}{of} bytes: {}",
-                        p.offset,
-                        chain(&e)
-                    )));
-                }
-            };
+            let n = self
+                .net
+                .read_body(url, &mut resp, &mut buf, p.offset, total, budget)
+                .map_err(Stop::Net)?;
+            if n == 0 {
+                break;
+            }
+            // Never write past the cap: the partial file holds at most `cap` bytes.
+            if p.offset + n as u64 > cap {
+                return Err(Stop::TooLarge {
+                    received: p.offset + n as u64,
+                    announced: None,
+                });
+            }
             p.file
                 .write_all(&buf[..n])
                 .map_err(|e| io_stop("writing", e))?;

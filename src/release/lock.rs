@@ -374,7 +374,7 @@ impl Online<'_> {
             .texts
             .entry(fetch_url.clone())
             .or_insert_with(|| {
-                net.get_text(&fetch_url)
+                net.get_text(&fetch_url, "a checksum file", format.max_bytes())
                     .map_err(|e: NetError| e.to_string())
             })
             .clone()
