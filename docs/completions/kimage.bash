@@ -59,6 +59,9 @@ _kimage() {
             kimage,validate)
                 cmd="kimage__subcmd__validate"
                 ;;
+            kimage,verify)
+                cmd="kimage__subcmd__verify"
+                ;;
             kimage__subcmd__etcd,help)
                 cmd="kimage__subcmd__etcd__subcmd__help"
                 ;;
@@ -119,6 +122,9 @@ _kimage() {
             kimage__subcmd__help,validate)
                 cmd="kimage__subcmd__help__subcmd__validate"
                 ;;
+            kimage__subcmd__help,verify)
+                cmd="kimage__subcmd__help__subcmd__verify"
+                ;;
             kimage__subcmd__help__subcmd__etcd,members)
                 cmd="kimage__subcmd__help__subcmd__etcd__subcmd__members"
                 ;;
@@ -165,7 +171,7 @@ _kimage() {
 
     case "${cmd}" in
         kimage)
-            opts="-p -o -h -V --profile --output --help --version validate plan init pki lock fetch build unpack diff etcd docs completions man help"
+            opts="-p -o -h -V --profile --output --help --version validate plan init pki lock fetch build unpack diff verify etcd docs completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -587,7 +593,7 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__help)
-            opts="validate plan init pki lock fetch build unpack diff etcd docs completions man help"
+            opts="validate plan init pki lock fetch build unpack diff verify etcd docs completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -853,6 +859,20 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__help__subcmd__validate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kimage__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1305,6 +1325,40 @@ _kimage() {
                 return 0
             fi
             case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kimage__subcmd__verify)
+            opts="-p -o -h --out --profile --output --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

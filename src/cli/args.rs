@@ -56,6 +56,13 @@ pub enum Command {
         /// The output directory of the new build.
         new: PathBuf,
     },
+    /// Check an output directory against its manifest.json: every file present, not a link, of the
+    /// recorded size and sha256. Exits 4 naming every mismatch; writes nothing.
+    Verify {
+        /// The output directory (default: out beside the profile).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The running etcd cluster's members (`members`), or remove one (`remove NAME`), with a client
     /// certificate from the PKI state. Members added to the profile join by themselves when they boot.
     Etcd(EtcdArgs),

@@ -28,8 +28,16 @@ pub(super) fn cmd_build(cli: &Cli, args: &BuildArgs, settings: &Settings) -> Res
         .out
         .clone()
         .unwrap_or_else(|| c.loaded.dir().join("out"));
-    // Everything is computed; from here on the output stage writes: the state first (what every
-    // artifact is made from), what the cluster formed with, the lock, then out/.
+    // Everything is computed; from here on the output stage writes, one build per out/ at a time:
+    // the state first (what every artifact is made from), what the cluster formed with, the lock,
+    // then out/.
+    let out_lock = crate::output::guard::lock(&out, |holder| {
+        eprintln!(
+            "waiting for another kimage build (pid {}) writing {}",
+            if holder.is_empty() { "unknown" } else { holder },
+            out.display()
+        )
+    })?;
     let pki = prepared
         .pki
         .expect("a build issues what it needs")
@@ -42,8 +50,14 @@ pub(super) fn cmd_build(cli: &Cli, args: &BuildArgs, settings: &Settings) -> Res
         lock.write(path)
             .map_err(crate::release::command::CommandError::from)?;
     }
-    let (manifest, report) =
-        crate::output::write_build(&cluster, &prepared.assembly, &out, args.all, args.seed)?;
+    let (manifest, report) = crate::output::write_build(
+        &cluster,
+        &prepared.assembly,
+        &out,
+        args.all,
+        args.seed,
+        &out_lock,
+    )?;
     if !cluster.etcd.joining.is_empty() {
         let names: Vec<&str> = cluster.etcd.joining.iter().map(|n| n.as_str()).collect();
         println!(

@@ -9,6 +9,7 @@ mod init;
 mod plan;
 mod unpack;
 mod validate;
+mod verify;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -127,6 +128,7 @@ pub fn run_with(cli: Cli, settings: &Settings) -> Result<(), Error> {
             }
         }
         Command::Unpack(args) => unpack::cmd_unpack(&cli, args, settings),
+        Command::Verify { out } => verify::cmd_verify(&cli, out),
         // Generated from the code alone; the profile is not read.
         Command::Docs(args) => Ok(crate::docs::cmd_docs(args)?),
         Command::Completions(args) => Ok(crate::docs::cmd_completions(args)?),

@@ -89,6 +89,7 @@ fn replace_file(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<(
 }
 
 pub mod diff;
+pub mod guard;
 pub mod unpack;
 mod write;
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Error, replace_file, write_atomic};
+use super::{Error, guard, replace_file, write_atomic};
 use crate::assemble::{
     self as build, Assembly, BuildError, BuiltLayer, LayerKind, NodeDocs, PlannedLayer, builder,
 };
@@ -133,9 +133,11 @@ pub struct BuildReport {
 /// changes little rewrites little. New content goes to a temporary file and is renamed into place.
 fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, Error> {
     // Not synced one by one: the build syncs the filesystem once, before the manifest names the files.
-    match fs::metadata(path) {
+    // symlink_metadata: a link in out/ is replaced by a file, never compared or written through.
+    match fs::symlink_metadata(path) {
         Ok(meta)
-            if meta.len() == bytes.len() as u64
+            if meta.is_file()
+                && meta.len() == bytes.len() as u64
                 && meta.permissions().mode() & 0o7777 == mode
                 && fs::read(path).is_ok_and(|old| old == bytes) =>
         {
@@ -176,6 +178,8 @@ fn write_pools(
     for p in &a.pools {
         let d = build::pool_docs(c, a, p, built)?;
         let dir = out_dir.join("pools").join(&p.name);
+        guard::real_dir(out_dir, &dir)?;
+        guard::clean_temp(&dir, ".kimage-")?;
         let write = |file: &str, bytes: &[u8], mode: u32| -> Result<ArtifactRef, Error> {
             write_if_changed(&dir.join(file), bytes, mode)?;
             Ok(ArtifactRef {
@@ -244,14 +248,24 @@ fn write_pools(
 /// same name is kept), node files are rewritten only when they change, everything is made durable with
 /// one filesystem sync, and `manifest.json` is replaced last, atomically. With `complete` (every node of
 /// the cluster built), layers and node directories nothing uses any more are removed.
+///
+/// Holding out/'s lock is required (`_lock`): temporary files of killed runs are removed, and a
+/// reused seed or layer is kept only when its bytes still have the digest the manifest recorded.
 pub fn write_build(
     c: &crate::model::Cluster,
     a: &Assembly,
     out: &Path,
     complete: bool,
     force_seed: bool,
+    _lock: &guard::OutLock,
 ) -> Result<(Manifest, BuildReport), Error> {
     fs::create_dir_all(out).map_err(Error::io(out))?;
+    for sub in ["layers", "nodes", "pools"] {
+        guard::refuse_symlink(&out.join(sub))?;
+    }
+    guard::refuse_symlink(&out.join(MANIFEST))?;
+    guard::clean_temp(out, ".kimage-")?;
+    guard::clean_temp(&out.join("layers"), ".layer-")?;
     let previous: Option<Manifest> = fs::read_to_string(out.join(MANIFEST))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
@@ -273,6 +287,8 @@ pub fn write_build(
         };
         for (n, d) in chunk.iter().zip(&docs) {
             let dir = out.join("nodes").join(&n.name);
+            guard::real_dir(out, &dir)?;
+            guard::clean_temp(&dir, ".kimage-")?;
             let doc_ref = |file: &str, text: &str| -> Result<ArtifactRef, Error> {
                 // user-data carries private keys.
                 let mode = if file == "user-data" { 0o600 } else { 0o644 };
@@ -307,9 +323,10 @@ pub fn write_build(
                             && old.meta_data == meta_data
                             && old.network_config == network_config
                             && (!with_layers || old.layers == layers)
-                            && old.seed.as_ref().is_some_and(|s| {
-                                fs::metadata(&seed_path).is_ok_and(|m| m.len() == s.bytes)
-                            })
+                            && old
+                                .seed
+                                .as_ref()
+                                .is_some_and(|s| guard::holds(&seed_path, &s.sha256))
                     });
                 match reuse {
                     Some(old) => old.seed.clone(),
@@ -438,19 +455,24 @@ pub fn write_build(
                 }
             }
         }
-        if let Ok(rd) = fs::read_dir(out.join("nodes")) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().to_string();
-                if !manifest.nodes.contains_key(&name) {
-                    fs::remove_dir_all(e.path()).map_err(Error::io(e.path()))?;
-                }
-            }
-        }
-        if let Ok(rd) = fs::read_dir(out.join("pools")) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().to_string();
-                if !manifest.pools.contains_key(&name) {
-                    fs::remove_dir_all(e.path()).map_err(Error::io(e.path()))?;
+        for (sub, keep) in [
+            ("nodes", manifest.nodes.keys().collect::<Vec<_>>()),
+            ("pools", manifest.pools.keys().collect()),
+        ] {
+            if let Ok(rd) = fs::read_dir(out.join(sub)) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    if keep.iter().any(|k| **k == name) {
+                        continue;
+                    }
+                    // A directory is removed with what it holds; anything else (a stray file, a
+                    // link) as itself, never what a link points to.
+                    let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                    if is_dir {
+                        fs::remove_dir_all(e.path()).map_err(Error::io(e.path()))?;
+                    } else {
+                        fs::remove_file(e.path()).map_err(Error::io(e.path()))?;
+                    }
                 }
             }
         }
@@ -510,7 +532,7 @@ pub fn build_layers(a: &Assembly, dir: &Path) -> Result<Vec<BuiltLayer>, BuildEr
     let small = |l: &PlannedLayer| -> Result<BuiltLayer, BuildError> {
         let (bytes, info) = l.compressed(a.mtime)?;
         let b = done(l, info);
-        if !b.path.exists() {
+        if !guard::holds(&b.path, &b.sha256) {
             let mut tmp = tempfile::Builder::new()
                 .prefix(".layer-")
                 .tempfile_in(dir)
@@ -539,7 +561,7 @@ pub fn build_layers(a: &Assembly, dir: &Path) -> Result<Vec<BuiltLayer>, BuildEr
         std::io::Write::flush(&mut w).map_err(io(dir))?;
         drop(w);
         let b = done(l, info);
-        if !b.path.exists() {
+        if !guard::holds(&b.path, &b.sha256) {
             tmp.persist(&b.path).map_err(|e| BuildError::Io {
                 path: b.path.clone(),
                 source: e.error,
