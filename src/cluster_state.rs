@@ -32,6 +32,15 @@ pub enum StateError {
     },
     #[error("{path} is not a kimage cluster state ({detail}); move it away if it is not needed")]
     Corrupt { path: PathBuf, detail: String },
+    /// A record of a cluster that was built exists, but what built it is gone.
+    #[error(
+        "{missing} is gone, but {evidence} shows this cluster was built with it: {consequence}; restore {missing} from your backup, or pass --new-cluster if the cluster is to start over"
+    )]
+    Lost {
+        missing: PathBuf,
+        evidence: String,
+        consequence: &'static str,
+    },
     #[error(
         "{path} belongs to cluster `{found}`, not `{want}`; use a separate --state directory per cluster"
     )]
@@ -48,9 +57,54 @@ impl StateError {
             StateError::Read { .. } => crate::exit::FAILURE,
             // kimage wrote it: a file that no longer reads as one is corrupt, not bad input.
             StateError::Corrupt { .. } => crate::exit::VERIFY,
+            StateError::Lost { .. } => crate::exit::STATE,
             // Another cluster's state given with this profile: the --state argument is wrong.
             StateError::OtherCluster { .. } => crate::exit::INVALID,
         }
+    }
+}
+
+/// A build must not silently start a cluster over: a missing PKI state while the cluster's record or a
+/// build exists would issue a new CA (every node then distrusts the others), and a missing record
+/// while the PKI state exists would give etcd members added later a new cluster instead of a join.
+pub fn check_history(state_dir: &Path, out: &Path, cluster: &str) -> Result<(), StateError> {
+    check_pki_kept(state_dir, out, cluster)?;
+    let pki = crate::pki::StateDir::new(state_dir).state_file();
+    let record = path(state_dir);
+    if pki.exists() && !record.exists() {
+        return Err(StateError::Lost {
+            missing: record,
+            evidence: pki.display().to_string(),
+            consequence: "without it, etcd members added since the cluster formed would start a cluster of their own instead of joining",
+        });
+    }
+    Ok(())
+}
+
+/// The PKI-state half of `check_history` (`kimage pki` and `pki renew` need no cluster record).
+pub fn check_pki_kept(state_dir: &Path, out: &Path, cluster: &str) -> Result<(), StateError> {
+    let pki = crate::pki::StateDir::new(state_dir).state_file();
+    if pki.exists() {
+        return Ok(());
+    }
+    let record = path(state_dir);
+    let manifest = out.join(crate::output::MANIFEST);
+    // Only a build of this cluster is evidence (an out/ reused for another cluster is not).
+    let built_here = std::fs::read_to_string(&manifest)
+        .ok()
+        .and_then(|t| serde_json::from_str::<crate::output::Manifest>(&t).ok())
+        .is_some_and(|m| m.cluster == cluster);
+    let evidence = [(&record, record.exists()), (&manifest, built_here)]
+        .into_iter()
+        .find(|(_, is)| *is)
+        .map(|(p, _)| p);
+    match evidence {
+        Some(e) => Err(StateError::Lost {
+            missing: pki,
+            evidence: e.display().to_string(),
+            consequence: "a new CA would be issued, and every node built before would distrust every node built now",
+        }),
+        None => Ok(()),
     }
 }
 

@@ -221,3 +221,43 @@ fn concurrent_builds_on_one_out_left_it_inconsistent() {
         assert!(v.status.success(), "round {round}: {:?}", v);
     }
 }
+
+#[test]
+fn a_deleted_state_json_gave_the_built_cluster_a_new_ca() {
+    let tmp = project();
+    let state = tmp.path().join("kimage-state/pki/state.json");
+    let before = std::fs::read(&state).unwrap();
+    std::fs::remove_file(&state).unwrap();
+    for args in [&["build", "--all"][..], &["pki"][..]] {
+        let o = kimage(tmp.path(), args);
+        assert_eq!(o.status.code(), Some(3), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("kimage-state/pki/state.json is gone") && err.contains("--new-cluster"),
+            "{err}"
+        );
+        assert!(!state.exists(), "{args:?} wrote a new state");
+    }
+    // Restoring it is the fix; starting over is explicit.
+    std::fs::write(&state, &before).unwrap();
+    ok(&kimage(tmp.path(), &["build", "--all"]));
+    std::fs::remove_file(&state).unwrap();
+    ok(&kimage(tmp.path(), &["build", "--all", "--new-cluster"]));
+    assert_ne!(std::fs::read(&state).unwrap(), before);
+}
+
+#[test]
+fn a_deleted_cluster_json_was_recreated_silently() {
+    // Recreated, a fourth stacked member added later would get a new initial cluster instead of
+    // joining the formed one (a split cluster).
+    let tmp = project();
+    let record = tmp.path().join("kimage-state/cluster.json");
+    std::fs::remove_file(&record).unwrap();
+    let o = kimage(tmp.path(), &["build", "--all"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("kimage-state/cluster.json is gone"),
+        "{o:?}"
+    );
+    assert!(!record.exists());
+}

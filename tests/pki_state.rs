@@ -531,6 +531,7 @@ fn status_json_and_table() {
     let args = pki::command::PkiArgs {
         state: Some(tmp.path().to_path_buf()),
         no_wait: true,
+        new_cluster: false,
         command: Some(pki::command::PkiCommand::Status(
             pki::command::StatusArgs {},
         )),
@@ -557,6 +558,7 @@ fn command_handlers() {
         let args = PkiArgs {
             state: None,
             no_wait: true,
+            new_cluster: false,
             command,
         };
         let ctx = pki::command::Context {

@@ -201,7 +201,7 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__build)
-            opts="-s -p -o -h --state --out --role --node --all --seed --profile --output --help"
+            opts="-s -p -o -h --state --out --role --node --all --seed --new-cluster --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1005,7 +1005,7 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__pki)
-            opts="-s -p -o -h --state --no-wait --profile --output --help status renew import help"
+            opts="-s -p -o -h --state --no-wait --new-cluster --profile --output --help status renew import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1113,7 +1113,7 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__pki__subcmd__import)
-            opts="-s -p -o -h --from --replace --state --no-wait --profile --output --help"
+            opts="-s -p -o -h --from --replace --state --no-wait --new-cluster --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1155,7 +1155,7 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__pki__subcmd__renew)
-            opts="-s -p -o -h --all --replace-ca --state --no-wait --profile --output --help"
+            opts="-s -p -o -h --all --replace-ca --state --no-wait --new-cluster --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1193,7 +1193,7 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__pki__subcmd__status)
-            opts="-s -p -o -h --state --no-wait --profile --output --help"
+            opts="-s -p -o -h --state --no-wait --new-cluster --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -66,6 +66,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_s
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -l no-wait -d 'Fail at once instead of waiting when another kimage run holds the state lock'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -l new-cluster -d 'The cluster starts over: issue a new PKI even though the cluster record or an earlier build shows the state that built it is missing'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -s h -l help -d 'Print help'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -f -a "status" -d 'Every certificate: subject, issuer, SANs, expiry, days left, and whether it matches the profile'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -f -a "renew" -d 'Re-issue leaf certificates with the same CA (and the same keys)'
@@ -76,6 +77,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subco
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -l no-wait -d 'Fail at once instead of waiting when another kimage run holds the state lock'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -l new-cluster -d 'The cluster starts over: issue a new PKI even though the cluster record or an earlier build shows the state that built it is missing'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s s -l state -d 'State directory (default: <profile dir>/kimage-state)' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s p -l profile -d 'The cluster profile' -r -F
@@ -84,6 +86,7 @@ json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l all -d 'Renew every leaf certificate (bootstrap tokens only when named)'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l replace-ca -d 'Allow CA ids (and `sa`): replace them with new keys and re-issue everything they signed'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l no-wait -d 'Fail at once instead of waiting when another kimage run holds the state lock'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l new-cluster -d 'The cluster starts over: issue a new PKI even though the cluster record or an earlier build shows the state that built it is missing'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s h -l help -d 'Print help'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from import" -l from -d 'Directory holding the cluster\'s CAs: /etc/kubernetes/pki (kubeadm) or a cfssl output directory' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from import" -s s -l state -d 'State directory (default: <profile dir>/kimage-state)' -r -F
@@ -92,6 +95,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subco
 json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from import" -l replace -d 'Replace CAs or the service-account key the state already holds with different ones'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from import" -l no-wait -d 'Fail at once instead of waiting when another kimage run holds the state lock'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from import" -l new-cluster -d 'The cluster starts over: issue a new PKI even though the cluster record or an earlier build shows the state that built it is missing'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from help" -f -a "status" -d 'Every certificate: subject, issuer, SANs, expiry, days left, and whether it matches the profile'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from help" -f -a "renew" -d 'Re-issue leaf certificates with the same CA (and the same keys)'
@@ -130,6 +134,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand build" -s o -l output -d '
 json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand build" -l all -d 'Build every node'
 complete -c kimage -n "__fish_kimage_using_subcommand build" -l seed -d 'Also write out/nodes/<name>/seed.img when layers do not come from the seed (`layers.from: url` or `image`); with `seed` it is always written'
+complete -c kimage -n "__fish_kimage_using_subcommand build" -l new-cluster -d 'The cluster starts over: build even though the PKI state or the cluster record of an earlier build is missing (a missing PKI state means a new CA for every node)'
 complete -c kimage -n "__fish_kimage_using_subcommand build" -s h -l help -d 'Print help'
 complete -c kimage -n "__fish_kimage_using_subcommand unpack" -s s -l state -d 'PKI state directory (default: kimage-state beside the profile)' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand unpack" -l node -l role -d 'The node to materialize (a node name from the profile). `--role` is the same flag under its first name' -r

@@ -128,6 +128,10 @@ pub struct BuildArgs {
     /// or `image`); with `seed` it is always written.
     #[arg(long)]
     pub seed: bool,
+    /// The cluster starts over: build even though the PKI state or the cluster record of an earlier
+    /// build is missing (a missing PKI state means a new CA for every node).
+    #[arg(long)]
+    pub new_cluster: bool,
 }
 
 #[derive(Debug, Args)]

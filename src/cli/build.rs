@@ -6,6 +6,13 @@ pub(super) fn cmd_build(cli: &Cli, args: &BuildArgs, settings: &Settings) -> Res
     let c = check_profile(&cli.profile)?;
     print_warnings(&c);
     let state = state_dir(&c, &args.state);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| c.loaded.dir().join("out"));
+    if !args.new_cluster {
+        crate::cluster_state::check_history(&state, &out, &c.cluster.name)?;
+    }
     let (cluster, first) = stateful_cluster(&c, &state)?;
     let selected = select_nodes(&cluster, &args.nodes, args.all)?;
     // Worker pools are built with --all (a partial build keeps their earlier artifacts).
@@ -24,10 +31,6 @@ pub(super) fn cmd_build(cli: &Cli, args: &BuildArgs, settings: &Settings) -> Res
         crate::assemble::Detail::Compact,
         crate::assemble::StateUse::Issue,
     ))?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| c.loaded.dir().join("out"));
     // Everything is computed; from here on the output stage writes, one build per out/ at a time:
     // the state first (what every artifact is made from), what the cluster formed with, the lock,
     // then out/.

@@ -81,6 +81,20 @@ pub fn run_with(cli: Cli, settings: &Settings) -> Result<(), Error> {
             let c = check_profile(&cli.profile)?;
             print_warnings(&c);
             let dir = c.loaded.dir();
+            // `kimage pki import` is how a lost state is recovered; issuing or renewing must not
+            // silently start over with a new CA.
+            if !args.new_cluster
+                && matches!(
+                    args.command,
+                    None | Some(crate::pki::command::PkiCommand::Renew(_))
+                )
+            {
+                let state = args
+                    .state
+                    .clone()
+                    .unwrap_or_else(|| crate::pki::default_state_dir(&dir));
+                crate::cluster_state::check_pki_kept(&state, &dir.join("out"), &c.cluster.name)?;
+            }
             let ctx = crate::pki::command::Context {
                 cluster: &c.cluster,
                 profile_dir: &dir,

@@ -25,6 +25,10 @@ pub struct PkiArgs {
     /// Fail at once instead of waiting when another kimage run holds the state lock.
     #[arg(long, global = true)]
     pub no_wait: bool,
+    /// The cluster starts over: issue a new PKI even though the cluster record or an earlier build
+    /// shows the state that built it is missing.
+    #[arg(long, global = true)]
+    pub new_cluster: bool,
     #[command(subcommand)]
     pub command: Option<PkiCommand>,
 }
