@@ -374,9 +374,26 @@ fn a_damaged_leaf_is_repaired_a_damaged_ca_is_refused() {
     let (m1, _) = ensure(&c, tmp.path());
     let file = tmp.path().join("pki/state.json");
     let original = std::fs::read_to_string(&file).unwrap();
-    // Swap a leaf's key for another leaf's: it no longer matches its certificate.
+    // Swap a leaf's key for another leaf's: it no longer matches its certificate. The state records a
+    // digest of every record, so the edit itself is refused, naming the record (exit 4).
     let mut doc: serde_json::Value = serde_json::from_str(&original).unwrap();
     doc["certs"]["admin@cp-1"]["key"] = doc["certs"]["admin@cp-2"]["key"].clone();
+    std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let e = pki::ensure(&c, tmp.path(), now()).unwrap_err();
+    assert!(matches!(e, PkiError::CorruptState { .. }), "{e}");
+    assert_eq!(e.exit_code(), 4);
+    assert!(
+        e.to_string()
+            .contains("of admin@cp-1 does not match the digest"),
+        "{e}"
+    );
+    // A state from before digests (format 2) is checked record by record, as before: the leaf is
+    // re-issued with a fresh key.
+    let old_format = |doc: &mut serde_json::Value| {
+        doc["format"] = 2.into();
+        doc.as_object_mut().unwrap().remove("digests");
+    };
+    old_format(&mut doc);
     std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     let (m2, r) = ensure(&c, tmp.path());
     assert_eq!(r.ids(Action::Reissued), ["admin@cp-1"]);
@@ -394,6 +411,7 @@ fn a_damaged_leaf_is_repaired_a_damaged_ca_is_refused() {
     let mut doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     doc["certs"]["ca"]["key"] = doc["certs"]["etcd-ca"]["key"].clone();
+    old_format(&mut doc);
     std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     let e = pki::ensure(&c, tmp.path(), now()).unwrap_err();
     assert!(matches!(e, PkiError::CaUnusable { .. }), "{e}");
@@ -401,6 +419,40 @@ fn a_damaged_leaf_is_repaired_a_damaged_ca_is_refused() {
         e.to_string().contains("kimage pki renew ca --replace-ca"),
         "{e}"
     );
+}
+
+#[test]
+fn a_flipped_character_in_the_stored_ca_certificate_was_shipped() {
+    // One base64 character of the CA certificate changed: it still parsed, and nodes got a ca.crt
+    // that does not verify their certificates. Now the load refuses it, naming the record.
+    let tmp = tempdir();
+    let c = cluster(LB);
+    ensure(&c, tmp.path());
+    let file = tmp.path().join("pki/state.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let pem = doc["certs"]["ca"]["cert"].as_str().unwrap().to_string();
+    let at = pem.find('\n').unwrap() + 40;
+    let flipped = if &pem[at..=at] == "A" { "B" } else { "A" };
+    doc["certs"]["ca"]["cert"] = format!("{}{flipped}{}", &pem[..at], &pem[at + 1..]).into();
+    std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let e = pki::ensure(&c, tmp.path(), now()).unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    assert!(
+        e.to_string().contains("material of ca does not match"),
+        "{e}"
+    );
+    // Another cluster's CA record pasted in (with its own digest) is refused the same way.
+    let other = tempdir();
+    ensure(&c, other.path());
+    let theirs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(other.path().join("pki/state.json")).unwrap(),
+    )
+    .unwrap();
+    doc["certs"]["ca"] = theirs["certs"]["ca"].clone();
+    std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let e = pki::ensure(&c, tmp.path(), now()).unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
 }
 
 #[test]

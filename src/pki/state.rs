@@ -32,11 +32,12 @@ pub const STATE_FILE: &str = "state.json";
 pub const LOCK_FILE: &str = "lock";
 /// Temporary files of an interrupted write start with this; the next writer removes them.
 const TEMP_PREFIX: &str = ".state.json.tmp-";
-/// The newest format this kimage reads. A document is written as format 1 unless it holds bootstrap
-/// tokens (format 2), so states without worker pools stay readable by kimage versions before pools,
-/// and those versions refuse a state with tokens as "newer" instead of calling it corrupt.
-pub const FORMAT: u32 = 2;
-/// Format of documents without bootstrap tokens.
+/// The newest format this kimage reads and the one it writes: format 3 records a digest of every
+/// certificate and key (`digests`), so that a record edited outside kimage is refused on load instead
+/// of shipped. Formats 1 (no tokens) and 2 (tokens) are read; their next write adds the digests.
+/// Older kimage versions refuse a format-3 state as "newer" instead of calling it corrupt.
+pub const FORMAT: u32 = 3;
+/// Format of documents without bootstrap tokens, as kimage versions before digests wrote them.
 pub const FORMAT_WITHOUT_TOKENS: u32 = 1;
 
 /// Where a CA (or the service-account key) came from.
@@ -134,6 +135,40 @@ pub struct StateDoc {
     /// Bootstrap token per worker pool name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub bootstrap_tokens: BTreeMap<String, TokenRecord>,
+    /// As read: the digest of each record when it was written (format 3); `write_json` computes them
+    /// afresh, so they are never carried over.
+    #[serde(default, skip_serializing)]
+    pub digests: Option<BTreeMap<String, String>>,
+}
+
+/// The digest of a certificate record's certificate and key.
+fn cert_digest(r: &CertRecord) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(r.cert.as_bytes());
+    h.update([0]);
+    h.update(r.key.as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn sa_digest(r: &SaRecord) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(r.key.as_bytes());
+    h.update([0]);
+    h.update(r.public.as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn token_digest(r: &TokenRecord) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(r.token().as_bytes()))
+}
+
+/// Key of the service-account pair and of a pool's token in `digests`.
+const SA_KEY: &str = "service-account";
+fn token_key(pool: &str) -> String {
+    format!("bootstrap-token:{pool}")
 }
 
 impl Default for StateDoc {
@@ -143,6 +178,7 @@ impl Default for StateDoc {
             certs: BTreeMap::new(),
             service_account: None,
             bootstrap_tokens: BTreeMap::new(),
+            digests: None,
         }
     }
 }
@@ -172,24 +208,39 @@ impl StateDoc {
             service_account: Option<&'a SaRecord>,
             #[serde(skip_serializing_if = "no_tokens")]
             bootstrap_tokens: &'a BTreeMap<String, TokenRecord>,
+            digests: BTreeMap<String, String>,
         }
         fn no_tokens(t: &&BTreeMap<String, TokenRecord>) -> bool {
             t.is_empty()
         }
         let doc = Written {
-            format: if self.bootstrap_tokens.is_empty() {
-                FORMAT_WITHOUT_TOKENS
-            } else {
-                FORMAT
-            },
+            format: FORMAT,
             certs: &self.certs,
             service_account: self.service_account.as_ref(),
             bootstrap_tokens: &self.bootstrap_tokens,
+            digests: self.computed_digests(),
         };
         let mut w = std::io::BufWriter::new(w);
         serde_json::to_writer_pretty(&mut w, &doc)?;
         w.write_all(b"\n")?;
         w.flush()
+    }
+
+    /// The digest of every record, keyed by certificate id, `service-account` and
+    /// `bootstrap-token:<pool>`.
+    fn computed_digests(&self) -> BTreeMap<String, String> {
+        let mut d: BTreeMap<String, String> = self
+            .certs
+            .iter()
+            .map(|(id, r)| (id.to_string(), cert_digest(r)))
+            .collect();
+        if let Some(sa) = &self.service_account {
+            d.insert(SA_KEY.into(), sa_digest(sa));
+        }
+        for (pool, t) in &self.bootstrap_tokens {
+            d.insert(token_key(pool), token_digest(t));
+        }
+        d
     }
 
     pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<StateDoc, PkiError> {
@@ -209,7 +260,37 @@ impl StateDoc {
                 supported: FORMAT,
             });
         }
-        serde_json::from_slice(bytes).map_err(corrupt)
+        let doc: StateDoc = serde_json::from_slice(bytes).map_err(corrupt)?;
+        if probe.format >= 3 {
+            let recorded = doc.digests.clone().unwrap_or_default();
+            let now = doc.computed_digests();
+            let changed: Vec<&str> = recorded
+                .keys()
+                .chain(now.keys())
+                .filter(|k| recorded.get(*k) != now.get(*k))
+                .map(String::as_str)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if !changed.is_empty() {
+                // A leaf can be issued anew; a CA, the service-account key or a token cannot
+                // without every node changing.
+                let leaves_only = changed.iter().all(|k| k.contains('@'));
+                return Err(PkiError::CorruptState {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "the stored material of {} does not match the digest kimage recorded when it wrote the state (edited, added or pasted in outside kimage){}",
+                        changed.join(", "),
+                        if leaves_only {
+                            "; deleting those leaf records from the state has them issued anew"
+                        } else {
+                            ""
+                        }
+                    ),
+                });
+            }
+        }
+        Ok(doc)
     }
 }
 
