@@ -725,3 +725,63 @@ fn a_checksum_server_that_never_answers_times_out() {
         "two tries"
     );
 }
+
+#[test]
+fn an_edited_lock_was_shipped() {
+    // One digest digit or a URL host changed by hand: build took it and shipped it to the nodes.
+    let (_dir, p) = profile_in_tempdir(&our_profiles()[0].1);
+    let out = lock(&p, &lock_args()).unwrap();
+    let text = std::fs::read_to_string(&out.path).unwrap();
+    assert!(Lock::read(&out.path).is_ok(), "a lock as written reads");
+    let first_digest = text.find("digest = \"").unwrap() + "digest = \"".len();
+    let line = text[..first_digest].matches('\n').count() + 1;
+    for (what, edited) in [
+        (
+            "digest digit",
+            format!(
+                "{}{}{}",
+                &text[..first_digest],
+                if &text[first_digest..=first_digest] == "0" {
+                    "1"
+                } else {
+                    "0"
+                },
+                &text[first_digest + 1..]
+            ),
+        ),
+        (
+            "url host",
+            text.replacen("https://github.com/", "https://github.example/", 1),
+        ),
+    ] {
+        std::fs::write(&out.path, &edited).unwrap();
+        let e = Lock::read(&out.path).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(e, kimage::release::LockFileError::Edited { .. }),
+            "{what}: {msg}"
+        );
+        // The message names the lines of the edited entry.
+        let (from, to) = msg
+            .split("lines ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|r| r.split_once('-'))
+            .map(|(a, b)| (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap()))
+            .unwrap_or_else(|| panic!("{what}: {msg}"));
+        if what == "digest digit" {
+            assert!(
+                (from..=to).contains(&line),
+                "{what}: line {line} not in {msg}"
+            );
+        }
+        assert_eq!(
+            kimage::release::command::CommandError::from(e).exit_code(),
+            4,
+            "{what}"
+        );
+    }
+    // `kimage lock` rewrites it deliberately.
+    std::fs::write(&out.path, &text).unwrap();
+    assert!(Lock::read(&out.path).is_ok());
+}

@@ -132,6 +132,7 @@ impl CommandError {
             CommandError::Profile(_) | CommandError::BadMirror(_) | CommandError::NoLock => {
                 exit::INVALID
             }
+            CommandError::LockFile(LockFileError::Edited { .. }) => exit::VERIFY,
             CommandError::LockFile(_) | CommandError::Stale(_) => exit::STATE,
             CommandError::Fetch(f)
                 if f.errors.iter().any(|e| {

@@ -100,6 +100,69 @@ pub enum LockFileError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The body no longer matches the seal `kimage lock` wrote under it.
+    #[error("{}: {what} since `kimage lock` wrote it; a lock is not edited by hand: restore it (git checkout) or run `kimage lock` to resolve it again", path.display())]
+    Edited { path: PathBuf, what: String },
+}
+
+/// The last line of a lock: a digest of each block of its body (blocks are separated by blank lines),
+/// so that an edit is found and its lines named.
+const SEAL_PREFIX: &str = "# sealed: ";
+
+/// The body's blocks with the line each starts on (1-based, counted in the whole file).
+fn blocks(body: &str, first_line: usize) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut line = first_line;
+    for b in body.split("\n\n") {
+        if !b.trim().is_empty() {
+            let lead = b.len() - b.trim_start_matches('\n').len();
+            out.push((line + lead, b.trim_matches('\n')));
+        }
+        line += b.matches('\n').count() + 2;
+    }
+    out
+}
+
+fn block_digest(block: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(block.as_bytes())[..8])
+}
+
+/// Checks the seal of a lock's text; a lock without one (written before seals) passes.
+fn check_seal(text: &str, path: &Path) -> Result<(), LockFileError> {
+    let Some(at) = text.rfind(SEAL_PREFIX) else {
+        return Ok(());
+    };
+    let edited = |what: String| LockFileError::Edited {
+        path: path.to_path_buf(),
+        what,
+    };
+    let seal: Vec<&str> = text[at + SEAL_PREFIX.len()..].split_whitespace().collect();
+    let body_start = text.find(HEADER).map_or(0, |i| i + HEADER.len());
+    let first_line = text[..body_start].matches('\n').count() + 1;
+    let got = blocks(&text[body_start.min(at)..at], first_line);
+    for (i, (line, block)) in got.iter().enumerate() {
+        match seal.get(i) {
+            Some(d) if *d == block_digest(block) => {}
+            _ => {
+                let end = line + block.matches('\n').count();
+                let name = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("name = "))
+                    .map(|n| format!(" ({})", n.trim_matches('"')))
+                    .unwrap_or_default();
+                return Err(edited(format!("lines {line}-{end}{name} changed")));
+            }
+        }
+    }
+    if seal.len() != got.len() {
+        return Err(edited(format!(
+            "it has {} blocks, {} were written",
+            got.len(),
+            seal.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The profile's release artifacts differ from what the lock pins.
@@ -128,7 +191,12 @@ pub struct ResolveError {
 impl Lock {
     pub fn to_toml(&self) -> String {
         let body = toml::to_string(self).expect("a lock always serializes");
-        format!("{HEADER}\n{body}")
+        let text = format!("{HEADER}\n{body}");
+        let digests: Vec<String> = blocks(&text[HEADER.len()..], 0)
+            .iter()
+            .map(|(_, b)| block_digest(b))
+            .collect();
+        format!("{text}\n{SEAL_PREFIX}{}\n", digests.join(" "))
     }
 
     pub fn from_toml(text: &str, path: &Path) -> Result<Lock, LockFileError> {
@@ -136,6 +204,7 @@ impl Lock {
             path: path.to_path_buf(),
             message,
         };
+        check_seal(text, path)?;
         let lock: Lock =
             toml::from_str(text).map_err(|e| parse(e.to_string().trim().to_string()))?;
         if lock.version != LOCK_VERSION {

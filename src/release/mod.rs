@@ -28,4 +28,6 @@ pub use boot::{BootManifest, BootManifests, boot_manifests};
 pub use cache::{Cache, cache_dir};
 pub use fetch::{FetchOptions, fetch_lock};
 pub use install::{InstallFile, install_files};
-pub use lock::{LOCK_FILE, Lock, ResolveOptions, StaleLock, check_lock, resolve_lock};
+pub use lock::{
+    LOCK_FILE, Lock, LockFileError, ResolveOptions, StaleLock, check_lock, resolve_lock,
+};
