@@ -261,3 +261,28 @@ fn a_deleted_cluster_json_was_recreated_silently() {
     );
     assert!(!record.exists());
 }
+
+#[test]
+fn build_waited_on_a_held_lock_without_saying_so() {
+    let tmp = project();
+    for (lock, says) in [
+        (
+            "kimage-state/pki/lock",
+            "waiting for another kimage run to release",
+        ),
+        ("out/.kimage.lock", "waiting for another kimage build"),
+    ] {
+        // flock(1) holds the same kind of lock kimage takes, for two seconds.
+        let mut holder = Command::new("flock")
+            .args([lock, "sleep", "2"])
+            .current_dir(tmp.path())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let o = kimage(tmp.path(), &["build", "--all"]);
+        holder.wait().unwrap();
+        ok(&o);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{lock}: {err}");
+    }
+}

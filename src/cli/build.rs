@@ -41,10 +41,14 @@ pub(super) fn cmd_build(cli: &Cli, args: &BuildArgs, settings: &Settings) -> Res
             out.display()
         )
     })?;
-    let pki = prepared
-        .pki
-        .expect("a build issues what it needs")
-        .commit(crate::pki::LockMode::Wait)?;
+    let pki = prepared.pki.expect("a build issues what it needs").commit(
+        crate::pki::LockMode::WaitSaying(|path| {
+            eprintln!(
+                "waiting for another kimage run to release {}",
+                path.display()
+            )
+        }),
+    )?;
     if let Some(first) = first {
         let p = crate::cluster_state::path(&state);
         crate::output::write_atomic(&p, first.to_json().as_bytes(), 0o600)?;

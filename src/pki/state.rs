@@ -295,10 +295,13 @@ impl StateDoc {
 }
 
 /// How to behave when another run holds the lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum LockMode {
     /// Block until the other run finishes.
     Wait,
+    /// Block until the other run finishes, first telling the function the lock file's path (so the
+    /// user learns why nothing happens; stages do not print).
+    WaitSaying(fn(&Path)),
     /// Fail at once with `PkiError::Locked`.
     Fail,
 }
@@ -396,6 +399,14 @@ impl StateDir {
             .map_err(PkiError::io("opening lock file", &path))?;
         match mode {
             LockMode::Wait => file.lock().map_err(PkiError::io("locking", &path))?,
+            LockMode::WaitSaying(say) => match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    say(&path);
+                    file.lock().map_err(PkiError::io("locking", &path))?
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(PkiError::io("locking", &path)(e)),
+            },
             LockMode::Fail => match file.try_lock() {
                 Ok(()) => {}
                 Err(fs::TryLockError::WouldBlock) => return Err(PkiError::Locked { path }),
