@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::model::{Cluster, NodeModel};
 
@@ -84,7 +84,11 @@ impl Condition {
     }
 
     pub fn holds(&self, ctx: &Value) -> bool {
-        let v = lookup(ctx, self.path());
+        self.holds_for(lookup(ctx, self.path()))
+    }
+
+    /// Whether the condition holds for `v`, the value at its path.
+    fn holds_for(&self, v: Option<&Value>) -> bool {
         match self {
             Condition::Truthy(_) => truthy(v),
             Condition::Falsy(_) => !truthy(v),
@@ -216,8 +220,48 @@ pub struct Declared<S> {
 }
 
 impl<S> Declared<S> {
-    pub fn applies(&self, ctx: &Value) -> bool {
-        self.when.iter().all(|c| c.holds(ctx))
+    /// Whether every condition holds for the node (evaluated on the values themselves: no JSON
+    /// context is built, since this runs several times per node of a 10,000-node build).
+    pub fn applies(&self, ctx: &Context) -> bool {
+        self.when
+            .iter()
+            .all(|c| c.holds_for(ctx.get(c.path()).as_ref()))
+    }
+}
+
+/// What the conditions of declared files see: exactly `CONTEXT_PATHS` of the node and its cluster.
+pub struct Context<'a> {
+    pub cluster: &'a Cluster,
+    pub node: &'a NodeModel,
+}
+
+impl Context<'_> {
+    pub fn get(&self, path: &str) -> Option<Value> {
+        let (c, n) = (self.cluster, self.node);
+        Some(match path {
+            "node.role" => Value::from(n.role.as_str()),
+            "node.runs_kubelet" => Value::from(n.runs_kubelet),
+            "node.etcd_member" => Value::from(n.etcd_member),
+            "node.is_bootstrap" => Value::from(n.is_bootstrap),
+            "node.pool" => n
+                .pool
+                .as_ref()
+                .map_or(Value::Null, |p| Value::from(p.as_str())),
+            "node.binaries" => Value::from(!n.binaries.is_empty()),
+            "cluster.binaries.source" => {
+                serde_json::to_value(c.binaries.source).expect("an enum serializes")
+            }
+            "cluster.pki.etcd_ca_key_on_control_plane" => {
+                Value::from(c.pki.etcd_ca_key_on_control_plane)
+            }
+            "cluster.pki.front_proxy_ca_key_on_control_plane" => {
+                Value::from(c.pki.front_proxy_ca_key_on_control_plane)
+            }
+            "cluster.pools" => {
+                Value::from(c.pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>())
+            }
+            _ => return None,
+        })
     }
 }
 
@@ -363,31 +407,10 @@ pub fn file_path(name: &str) -> &'static str {
         .unwrap_or_else(|| panic!("image-layers/boot/files.yaml declares {name}"))
 }
 
-/// The context the conditions of declared files are evaluated in: exactly `CONTEXT_PATHS`.
-pub fn context(c: &Cluster, n: &NodeModel) -> Value {
-    json!({
-        "node": {
-            "role": n.role,
-            "runs_kubelet": n.runs_kubelet,
-            "etcd_member": n.etcd_member,
-            "is_bootstrap": n.is_bootstrap,
-            "pool": n.pool,
-            "binaries": !n.binaries.is_empty(),
-        },
-        "cluster": {
-            "binaries": {"source": c.binaries.source},
-            "pki": {
-                "etcd_ca_key_on_control_plane": c.pki.etcd_ca_key_on_control_plane,
-                "front_proxy_ca_key_on_control_plane": c.pki.front_proxy_ca_key_on_control_plane,
-            },
-            "pools": c.pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn declared_files_load() {
@@ -463,9 +486,25 @@ mod tests {
             let c = Cluster::resolve(&loaded.profile);
             let nodes = c.nodes.iter().chain(c.pools.iter().map(|p| &p.node));
             for n in nodes {
-                let ctx = context(&c, n);
+                let ctx = Context {
+                    cluster: &c,
+                    node: n,
+                };
                 for path in CONTEXT_PATHS {
-                    assert!(lookup(&ctx, path).is_some(), "{name} {}: {path}", n.name);
+                    assert!(ctx.get(path).is_some(), "{name} {}: {path}", n.name);
+                }
+                // The values are the model's own, as templates see them.
+                let node = serde_json::to_value(n).unwrap();
+                for path in CONTEXT_PATHS.iter().filter(|p| p.starts_with("node.")) {
+                    let field = &path["node.".len()..];
+                    if field != "binaries" {
+                        assert_eq!(
+                            ctx.get(path).unwrap(),
+                            node[field],
+                            "{name} {}: {path}",
+                            n.name
+                        );
+                    }
                 }
             }
         }

@@ -332,7 +332,7 @@ fn kill_loop_over_build_pki_and_renew_leaves_out_and_state_valid() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(rng.next() % 400));
+        std::thread::sleep(std::time::Duration::from_millis(rng.next() % 200));
         if child.try_wait().unwrap().is_none() {
             killed_mid_run += 1;
         }

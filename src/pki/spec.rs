@@ -587,7 +587,10 @@ pub fn kubeconfig_specs(c: &Cluster, certs: &[CertSpec]) -> Vec<KubeconfigSpec> 
 /// keys appear only where the role needs them.
 pub fn pki_files(c: &Cluster, n: &NodeModel) -> Vec<PkiFile> {
     use crate::declared::{self, Each, PkiSourceDecl as D};
-    let ctx = declared::context(c, n);
+    let ctx = declared::Context {
+        cluster: c,
+        node: n,
+    };
     let node = n.name.as_str();
     let own_pool = n.pool.as_ref().map_or("", |p| p.as_str());
     let mut out = Vec::new();

@@ -245,7 +245,10 @@ pub fn node_files(
             ));
         }
     }
-    let ctx = declared::context(c, n);
+    let ctx = declared::Context {
+        cluster: c,
+        node: n,
+    };
     for f in declared::boot_files().iter().filter(|f| f.applies(&ctx)) {
         let what = f.what.as_deref().unwrap_or_default();
         let source = match f.source {
