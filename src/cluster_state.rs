@@ -69,16 +69,26 @@ impl StateError {
 /// while the PKI state exists would give etcd members added later a new cluster instead of a join.
 pub fn check_history(state_dir: &Path, out: &Path, cluster: &str) -> Result<(), StateError> {
     check_pki_kept(state_dir, out, cluster)?;
-    let pki = crate::pki::StateDir::new(state_dir).state_file();
     let record = path(state_dir);
-    if pki.exists() && !record.exists() {
+    // A PKI state alone (after `kimage pki` or `pki import`) is no evidence: the first build writes
+    // the record. A build of this cluster is.
+    let manifest = out.join(crate::output::MANIFEST);
+    if !record.exists() && built(&manifest, cluster) {
         return Err(StateError::Lost {
             missing: record,
-            evidence: pki.display().to_string(),
+            evidence: manifest.display().to_string(),
             consequence: "without it, etcd members added since the cluster formed would start a cluster of their own instead of joining",
         });
     }
     Ok(())
+}
+
+/// Whether `manifest` is a build of `cluster` (an out/ reused for another cluster is no evidence).
+fn built(manifest: &Path, cluster: &str) -> bool {
+    std::fs::read_to_string(manifest)
+        .ok()
+        .and_then(|t| serde_json::from_str::<crate::output::Manifest>(&t).ok())
+        .is_some_and(|m| m.cluster == cluster)
 }
 
 /// The PKI-state half of `check_history` (`kimage pki` and `pki renew` need no cluster record).
@@ -89,15 +99,13 @@ pub fn check_pki_kept(state_dir: &Path, out: &Path, cluster: &str) -> Result<(),
     }
     let record = path(state_dir);
     let manifest = out.join(crate::output::MANIFEST);
-    // Only a build of this cluster is evidence (an out/ reused for another cluster is not).
-    let built_here = std::fs::read_to_string(&manifest)
-        .ok()
-        .and_then(|t| serde_json::from_str::<crate::output::Manifest>(&t).ok())
-        .is_some_and(|m| m.cluster == cluster);
-    let evidence = [(&record, record.exists()), (&manifest, built_here)]
-        .into_iter()
-        .find(|(_, is)| *is)
-        .map(|(p, _)| p);
+    let evidence = [
+        (&record, record.exists()),
+        (&manifest, built(&manifest, cluster)),
+    ]
+    .into_iter()
+    .find(|(_, is)| *is)
+    .map(|(p, _)| p);
     match evidence {
         Some(e) => Err(StateError::Lost {
             missing: pki,

@@ -178,7 +178,7 @@ fn a_regular_file_in_out_nodes_made_every_build_fail() {
 #[test]
 fn concurrent_builds_on_one_out_left_it_inconsistent() {
     // Two profiles that differ in one sysctl, built at the same time into the same out/ with the
-    // same state, ten times: both succeed (one waits for the other) and out/ always matches its
+    // same state, twenty times: both succeed (one waits for the other) and out/ always matches its
     // manifest afterwards.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -202,7 +202,7 @@ fn concurrent_builds_on_one_out_left_it_inconsistent() {
     // check (one exits 3, "changed while this run prepared its build", writing nothing).
     let first = spawn("a.yaml").wait_with_output().unwrap();
     assert!(first.status.success(), "{first:?}");
-    for round in 0..10 {
+    for round in 0..20 {
         let (a, b) = (spawn("a.yaml"), spawn("b.yaml"));
         for c in [a, b] {
             let o = c.wait_with_output().unwrap();

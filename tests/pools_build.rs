@@ -408,7 +408,7 @@ fn pki_status_shows_tokens_without_secrets() {
         &std::fs::read(dir.path().join("kimage-state/pki/state.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(state["format"], 2, "a state with tokens is format 2");
+    assert_eq!(state["format"], 3, "states are format 3 (record digests)");
     let rec = &state["bootstrap_tokens"]["gpu"];
     let secret = rec["secret"].as_str().unwrap().to_string();
     let status = ok(
@@ -448,7 +448,7 @@ fn pki_status_shows_tokens_without_secrets() {
         &std::fs::read(dir.path().join("kimage-state/pki/state.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(state["format"], 1);
+    assert_eq!(state["format"], 3);
     assert!(state.get("bootstrap_tokens").is_none());
 }
 
