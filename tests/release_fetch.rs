@@ -541,13 +541,6 @@ fn short_net_args() -> NetArgs {
     }
 }
 
-/// Two tries, an idle timeout of 1 s, a whole-download deadline of 4 s.
-fn short_deadlines() -> FetchOptions {
-    FetchOptions {
-        retry: short_net_args().policy(),
-        ..opts(None)
-    }
-}
 
 fn assert_nothing_cached(cache: &Cache) {
     assert_eq!(
