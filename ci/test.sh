@@ -26,12 +26,28 @@ real_programs() {
   done <"$list"
   rm -f "$list"
 }
+# libFuzzer on the profile loader, validator and planner for a bounded time, from the committed corpus
+# (new inputs go to a temp dir). cargo-fuzz needs a nightly toolchain: without one the stage says so
+# (tests/out_integrity.rs's 3,000 in-process mutations run on stable either way).
+fuzz() {
+  if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    echo "   SKIPPED: no nightly Rust toolchain on this machine; cargo-fuzz cannot run"
+    return 0
+  fi
+  command -v cargo-fuzz >/dev/null || cargo install --quiet --locked cargo-fuzz --version 0.13.2
+  local new
+  new=$(mktemp -d)
+  (cd fuzz && cargo +nightly fuzz run profile "$new" corpus/profile -- \
+    -max_total_time="${KIMAGE_FUZZ_SECONDS:-60}" -rss_limit_mb=4096 -print_final_stats=1 2>&1 | tail -n 25)
+  rm -rf "$new"
+}
 stage "deps (Debian packages, PyPI)" ci/deps.sh
 stage "real programs from Go modules (ci/real/build.sh)" real_programs
 stage "cargo fmt" cargo fmt --all -- --check
 stage "cargo clippy" cargo clippy --all-targets --locked -- -D warnings
 stage "cargo test" cargo test --release --locked
 stage "docs check" ci/check-docs.sh
+stage "fuzz the profile loader (cargo-fuzz)" fuzz
 if [ "${KIMAGE_VM_TESTS:-0}" = 1 ]; then
   export KIMAGE="$PWD/target/release/kimage"
   stage "VM test (ci/vm/test.sh)" ci/vm/test.sh

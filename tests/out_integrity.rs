@@ -316,6 +316,19 @@ fn kill_loop_over_build_pki_and_renew_leaves_out_and_state_valid() {
         PROFILE.to_string(),
         format!("{PROFILE}os: {{sysctl: {{vm.swappiness: \"5\"}}}}\n"),
     ];
+    // Kill moments spread over each command's own run time (a release build runs `pki` in a few
+    // milliseconds, a debug build in a few hundred).
+    let took = |args: &[&str]| {
+        let t = std::time::Instant::now();
+        ok(&kimage(dir, args));
+        (t.elapsed().as_millis() as u64).max(2)
+    };
+    let durations = [
+        took(&["build", "--all"]),
+        took(&["pki"]),
+        took(&["pki", "renew", "--all"]),
+    ];
+    ok(&kimage(dir, &["build", "--all"]));
     let mut killed_mid_run = 0;
     for round in 0..rounds {
         std::fs::write(dir.join("cluster.yaml"), &profiles[round % 2]).unwrap();
@@ -332,7 +345,9 @@ fn kill_loop_over_build_pki_and_renew_leaves_out_and_state_valid() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(rng.next() % 200));
+        std::thread::sleep(std::time::Duration::from_millis(
+            rng.next() % durations[round % 3],
+        ));
         if child.try_wait().unwrap().is_none() {
             killed_mid_run += 1;
         }

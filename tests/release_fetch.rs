@@ -541,7 +541,6 @@ fn short_net_args() -> NetArgs {
     }
 }
 
-
 fn assert_nothing_cached(cache: &Cache) {
     assert_eq!(
         files_under(&cache.root().join("blobs")),
