@@ -972,6 +972,35 @@ fn host_values(x: &mut Ctx, p: &Profile) {
             .value(gw);
         }
     }
+    // Other addresses the nodes use: the VIP they announce and the resolvers they ask.
+    let others = p
+        .load_balancer
+        .as_ref()
+        .and_then(|lb| lb.vip)
+        .map(|v| ("loadBalancer.vip".to_string(), v.0))
+        .into_iter()
+        .chain(
+            p.network
+                .nameservers
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (format!("network.nameservers[{i}]"), a.0)),
+        );
+    for (field, ip) in others {
+        // A resolver on the node itself (systemd-resolved's 127.0.0.53) is one a host can use.
+        let local_resolver = field.starts_with("network.nameservers") && ip.is_loopback();
+        if let Some(why) = not_a_host(ip).filter(|_| !local_resolver) {
+            x.error(&field, why, "give a unicast address the nodes can reach")
+                .value(ip);
+        } else if ip.is_ipv4() != v4 && !field.starts_with("network.nameservers") {
+            x.error(
+                &field,
+                format!("is not an {family} address, and the cluster is {family}"),
+                format!("give an {family} address"),
+            )
+            .value(ip);
+        }
+    }
     let dir = p.etcd.data_dir.as_str();
     let system = [
         "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root",

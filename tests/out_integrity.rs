@@ -406,3 +406,66 @@ fn mutated_profiles_never_crash_or_hang_the_loader() {
         assert!(r.is_ok(), "mutation {i} panicked:\n{text}");
     }
 }
+
+#[test]
+fn a_full_disk_named_temp_files_and_left_out_out_of_step() {
+    // out/ and the state on a 16 MiB tmpfs mounted in a mount namespace of this test's own (root: CI
+    // runs as root). A rebuild that runs out of space fails naming the file it was writing, out/ is
+    // then reported by kimage verify, and the next build with space again leaves it matching.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")),
+        "this test mounts a small tmpfs: run it as root (CI does)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("cluster.yaml"), PROFILE).unwrap();
+    let small = dir.join("small");
+    std::fs::create_dir(&small).unwrap();
+    // unshare -m: the mount exists only for the shell script below and its children.
+    let script = format!(
+        r#"set -u
+mount -t tmpfs -o size=16m tmpfs {small}
+run() {{ KIMAGE_CACHE={dir}/cache {kimage} --profile {dir}/cluster.yaml "$@"; }}
+run build --all --state {small}/state --out {small}/out >/dev/null 2>&1 || {{ echo "first build failed"; exit 1; }}
+# Fill what is left, then rebuild with a change that rewrites every node's files.
+dd if=/dev/zero of={small}/filler bs=64k >/dev/null 2>&1
+sed -i 's/name: guard/name: guard\nos: {{sysctl: {{vm.swappiness: "5"}}}}/' {dir}/cluster.yaml
+run build --all --state {small}/state --out {small}/out >/dev/null 2>{dir}/full.err
+echo "full=$?"
+run verify --out {small}/out >/dev/null 2>&1
+echo "verify-after-full=$?"
+rm {small}/filler
+run build --all --state {small}/state --out {small}/out >/dev/null 2>{dir}/again.err
+echo "again=$?"
+run verify --out {small}/out >/dev/null 2>&1
+echo "verify-again=$?"
+"#,
+        small = small.display(),
+        dir = dir.display(),
+        kimage = KIMAGE,
+    );
+    let o = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let full_err = std::fs::read_to_string(dir.join("full.err")).unwrap_or_default();
+    assert!(
+        out.contains("full=1") || out.contains("full=4"),
+        "{out}\n{full_err}"
+    );
+    assert!(full_err.contains("No space left"), "{full_err}");
+    assert!(
+        !full_err.contains("/.kimage-") && !full_err.contains("/.layer-"),
+        "the error names a temporary file: {full_err}"
+    );
+    assert!(
+        out.contains("again=0"),
+        "{out}\n{}",
+        std::fs::read_to_string(dir.join("again.err")).unwrap_or_default()
+    );
+    assert!(out.contains("verify-again=0"), "{out}");
+}

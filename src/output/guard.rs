@@ -50,12 +50,13 @@ pub fn lock(out: &Path, waiting: impl FnOnce(&str)) -> Result<OutLock, Error> {
         }
         Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path)(e)),
     }
-    // Who holds it, for the message another run prints.
+    // Who holds it, for the message another run prints; best effort (a full disk must fail where
+    // the build writes, not here).
     let pid = std::process::id().to_string();
-    file.set_len(0)
+    let _ = file
+        .set_len(0)
         .and_then(|()| file.rewind())
-        .and_then(|()| file.write_all(pid.as_bytes()))
-        .map_err(Error::io(&path))?;
+        .and_then(|()| file.write_all(pid.as_bytes()));
     Ok(OutLock { file })
 }
 

@@ -69,12 +69,16 @@ fn replace_file(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<(
         .prefix(".kimage-")
         .tempfile_in(dir)
         .map_err(Error::io(dir))?;
+    // Errors name the file being written, not the temporary name it is written under (a full disk
+    // while writing cluster.json said `.kimage-Xb3k9q: No space left on device`).
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(Error::io(tmp.path()))?;
-    tmp.write_all(bytes).map_err(Error::io(tmp.path()))?;
+        .map_err(Error::io(path))?;
+    tmp.as_file_mut()
+        .write_all(bytes)
+        .map_err(Error::io(path))?;
     if durable {
-        tmp.as_file().sync_all().map_err(Error::io(tmp.path()))?;
+        tmp.as_file().sync_all().map_err(Error::io(path))?;
     }
     tmp.persist(path).map_err(|e| Error::Io {
         path: path.to_path_buf(),

@@ -537,7 +537,8 @@ pub fn build_layers(a: &Assembly, dir: &Path) -> Result<Vec<BuiltLayer>, BuildEr
                 .prefix(".layer-")
                 .tempfile_in(dir)
                 .map_err(io(dir))?;
-            std::io::Write::write_all(&mut tmp, &bytes).map_err(io(tmp.path()))?;
+            // Named after the layer file it becomes, not its temporary name.
+            std::io::Write::write_all(tmp.as_file_mut(), &bytes).map_err(io(&b.path))?;
             tmp.persist(&b.path).map_err(|e| BuildError::Io {
                 path: b.path.clone(),
                 source: e.error,

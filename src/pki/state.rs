@@ -494,9 +494,10 @@ impl StateDir {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)
-            .map_err(PkiError::io("creating", &tmp))?;
-        fill(&mut f).map_err(PkiError::io("writing", &tmp))?;
-        f.sync_all().map_err(PkiError::io("syncing", &tmp))?;
+            .map_err(PkiError::io("writing", &path))?;
+        // Errors name state.json, not the temporary name it is written under.
+        fill(&mut f).map_err(PkiError::io("writing", &path))?;
+        f.sync_all().map_err(PkiError::io("syncing", &path))?;
         drop(f);
         fs::rename(&tmp, &path).map_err(PkiError::io("replacing", &path))?;
         fsync_dir(&self.dir)
