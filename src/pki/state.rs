@@ -480,7 +480,7 @@ impl StateDir {
         self.write_with(|f| doc.write_json(f))
     }
 
-    fn write_with(
+    pub(crate) fn write_with(
         &self,
         fill: impl FnOnce(&mut File) -> std::io::Result<()>,
     ) -> Result<(), PkiError> {
