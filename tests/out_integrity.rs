@@ -301,14 +301,14 @@ impl Lcg {
 
 #[test]
 fn kill_loop_over_build_pki_and_renew_leaves_out_and_state_valid() {
-    // 60 SIGKILLs (KIMAGE_KILL_ROUNDS to run more) at varying moments of build, pki and pki renew
+    // 100 SIGKILLs (KIMAGE_KILL_ROUNDS for another number) at varying moments of build, pki and pki renew
     // --all (about 0.3 s of work each in a debug build); after each, a rerun of build succeeds and
     // out/ matches its manifest. Between kills the profile alternates between two sysctl values, so
     // reruns change files.
     let rounds: usize = std::env::var("KIMAGE_KILL_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(100);
     let tmp = project();
     let dir = tmp.path();
     let mut rng = Lcg(7);
