@@ -226,6 +226,7 @@ fn renew_and_replace() {
         ids: ids.iter().map(|s| s.to_string()).collect(),
         all,
         replace_ca,
+        expiring: None,
     };
     let e = pki::command::renew_requests(&c, &args(&["ca"], false, false)).unwrap_err();
     assert!(e.to_string().contains("--replace-ca"), "{e}");
@@ -584,9 +585,9 @@ fn status_json_and_table() {
         state: Some(tmp.path().to_path_buf()),
         no_wait: true,
         new_cluster: false,
-        command: Some(pki::command::PkiCommand::Status(
-            pki::command::StatusArgs {},
-        )),
+        command: Some(pki::command::PkiCommand::Status(pki::command::StatusArgs {
+            within: None,
+        })),
     };
     let ctx = pki::command::Context {
         cluster: &c,
@@ -640,6 +641,7 @@ fn command_handlers() {
             ids: ids.iter().map(|s| s.to_string()).collect(),
             all: false,
             replace_ca: false,
+            expiring: None,
         }))
     };
     let text = run_cmd(renew(&["kubelet@w-1"]), false).unwrap();
@@ -655,4 +657,84 @@ fn command_handlers() {
         .unwrap();
     assert!(matches!(run_cmd(None, false), Err(PkiError::Locked { .. })));
     drop(held);
+}
+
+#[test]
+fn status_within_lists_what_expires_and_renew_expiring_reissues_only_that() {
+    use pki::command::{PkiArgs, PkiCommand, RenewArgs, StatusArgs, run};
+    let tmp = tempdir();
+    // Leaves valid for 20 days, CAs for the default 10 years.
+    let c = cluster(&LB.replace("name: lb\n", "name: lb\npki: {validity: 20d}\n"));
+    assert_eq!(c.pki.validity.as_secs(), 20 * 86400);
+    let at = |days: i64| now() + time::Duration::days(days);
+    let run_at = |when, command| {
+        let args = PkiArgs {
+            state: Some(tmp.path().to_path_buf()),
+            no_wait: true,
+            new_cluster: false,
+            command: Some(command),
+        };
+        let ctx = pki::command::Context {
+            cluster: &c,
+            profile_dir: tmp.path(),
+            json: false,
+            now: when,
+        };
+        let mut out = Vec::new();
+        let r = run(&args, &ctx, &mut out, &mut Vec::new());
+        (r, String::from_utf8(out).unwrap())
+    };
+    let within = |d: &str| {
+        PkiCommand::Status(StatusArgs {
+            within: Some(d.parse().ok().unwrap()),
+        })
+    };
+    ensure(&c, tmp.path());
+    // Today nothing expires within 10 days.
+    let (r, text) = run_at(at(0), within("10d"));
+    assert!(r.is_ok(), "{r:?}");
+    // Durations print as kimage normalizes them (hours).
+    assert_eq!(text, "nothing expires within 240h\n");
+    // In 15 days every leaf does (5 days left), earliest first, each with the node that carries it;
+    // no CA does. Monitoring sees exit 3.
+    let (r, text) = run_at(at(15), within("10d"));
+    let e = r.unwrap_err();
+    assert_eq!(e.exit_code(), 3, "{e}");
+    assert!(
+        e.to_string().contains("kimage pki renew --expiring 240h"),
+        "{e}"
+    );
+    assert!(text.contains("apiserver@cp-1  (cp-1)"), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("  ca  ") || l.contains(" etcd-ca ")),
+        "{text}"
+    );
+    let dates: Vec<&str> = text.lines().skip(1).map(|l| &l[..10]).collect();
+    assert!(
+        dates.windows(2).all(|w| w[0] <= w[1]),
+        "earliest first:\n{text}"
+    );
+    // Renewing what expires re-issues the leaves and nothing else; then nothing is due.
+    let (r, text) = run_at(
+        at(15),
+        PkiCommand::Renew(RenewArgs {
+            ids: vec![],
+            all: false,
+            replace_ca: false,
+            expiring: Some("10d".parse().ok().unwrap()),
+        }),
+    );
+    assert!(r.is_ok(), "{r:?}");
+    assert!(
+        text.contains("reissued") && text.contains("apiserver@cp-1"),
+        "{text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with("reissued  ca ")),
+        "{text}"
+    );
+    let (r, text) = run_at(at(15), within("10d"));
+    assert!(r.is_ok(), "{r:?}\n{text}");
 }

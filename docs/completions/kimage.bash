@@ -1155,12 +1155,16 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__pki__subcmd__renew)
-            opts="-s -p -o -h --all --replace-ca --state --no-wait --new-cluster --profile --output --help"
+            opts="-s -p -o -h --all --expiring --replace-ca --state --no-wait --new-cluster --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --expiring)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --state)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1193,12 +1197,16 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__pki__subcmd__status)
-            opts="-s -p -o -h --state --no-wait --new-cluster --profile --output --help"
+            opts="-s -p -o -h --within --state --no-wait --new-cluster --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --within)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --state)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

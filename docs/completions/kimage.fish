@@ -72,6 +72,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_s
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -f -a "renew" -d 'Re-issue leaf certificates with the same CA (and the same keys)'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -f -a "import" -d 'Adopt the CAs and service-account key of an existing cluster (kubeadm or cfssl layout)'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and not __fish_seen_subcommand_from status renew import help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -l within -d 'Show only what expires within this time (e.g. `30d`), earliest first with the nodes that carry it, and exit 3 when anything does (for monitoring)' -r
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -s s -l state -d 'State directory (default: <profile dir>/kimage-state)' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -s p -l profile -d 'The cluster profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
@@ -79,6 +80,7 @@ json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -l no-wait -d 'Fail at once instead of waiting when another kimage run holds the state lock'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -l new-cluster -d 'The cluster starts over: issue a new PKI even though the cluster record or an earlier build shows the state that built it is missing'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -l expiring -d 'Renew the leaf certificates that expire within this time (e.g. `30d`), as `kimage pki status --within` lists them' -r
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s s -l state -d 'State directory (default: <profile dir>/kimage-state)' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s p -l profile -d 'The cluster profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from renew" -s o -l output -d 'Output format of reports' -r -f -a "text\t''

@@ -44,7 +44,18 @@ pub enum PkiCommand {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct StatusArgs {}
+pub struct StatusArgs {
+    /// Show only what expires within this time (e.g. `30d`), earliest first with the nodes that
+    /// carry it, and exit 3 when anything does (for monitoring).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub within: Option<crate::profile::Duration>,
+}
+
+/// `30d`, `720h`: a duration as the profile writes one.
+fn parse_duration(s: &str) -> Result<crate::profile::Duration, String> {
+    s.parse()
+        .map_err(|p: crate::profile::types::Problem| format!("{}: {}", p.message, p.fix))
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct RenewArgs {
@@ -54,6 +65,10 @@ pub struct RenewArgs {
     /// Renew every leaf certificate (bootstrap tokens only when named).
     #[arg(long, conflicts_with = "ids")]
     pub all: bool,
+    /// Renew the leaf certificates that expire within this time (e.g. `30d`), as `kimage pki status
+    /// --within` lists them.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with_all = ["ids", "all"])]
+    pub expiring: Option<crate::profile::Duration>,
     /// Allow CA ids (and `sa`): replace them with new keys and re-issue everything they signed.
     #[arg(long)]
     pub replace_ca: bool,
@@ -162,15 +177,33 @@ pub fn run_ensure(
     print_report(&report, ctx, out)
 }
 
-/// `kimage pki status`.
+/// `kimage pki status [--within DURATION]`.
 pub fn run_status(
     args: &PkiArgs,
-    _a: &StatusArgs,
+    a: &StatusArgs,
     ctx: &Context,
     out: &mut dyn Write,
     _err: &mut dyn Write,
 ) -> Result<(), PkiError> {
     let report = status::status(ctx.cluster, &args.state_dir(ctx), ctx.now)?;
+    if let Some(within) = &a.within {
+        let soon = report.expiring(ctx.now, within.as_secs());
+        write_out(
+            out,
+            &if ctx.json {
+                json(&soon)
+            } else {
+                status::render_timeline(ctx.cluster, &soon, &within.to_string())
+            },
+        )?;
+        if !soon.is_empty() {
+            return Err(PkiError::ExpiringSoon {
+                count: soon.len(),
+                within: within.to_string(),
+            });
+        }
+        return Ok(());
+    }
     write_out(
         out,
         &if ctx.json {
@@ -243,8 +276,29 @@ pub fn run_renew(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), PkiError> {
-    let req = renew_requests(ctx.cluster, a)?;
     let dir = args.state_dir(ctx);
+    let req = match &a.expiring {
+        // The leaves status lists as expiring (CAs need --replace-ca, tokens are renewed by name).
+        Some(within) => {
+            let report = status::status(ctx.cluster, &dir, ctx.now)?;
+            let specs = spec::cert_specs(ctx.cluster);
+            let leaves: BTreeSet<&str> = specs
+                .iter()
+                .filter(|s| s.signer.is_some())
+                .map(|s| s.id.as_str())
+                .collect();
+            Requests {
+                renew: report
+                    .expiring(ctx.now, within.as_secs())
+                    .iter()
+                    .filter(|r| leaves.contains(r.id.as_str()))
+                    .map(|r| CertId::parse(&r.id))
+                    .collect(),
+                ..Requests::default()
+            }
+        }
+        None => renew_requests(ctx.cluster, a)?,
+    };
     let (_, report) = with_lock(args, err, |lock| {
         ensure::ensure_with(
             ctx.cluster,

@@ -74,6 +74,11 @@ pub enum PkiError {
     CaNeedsReplace { id: String },
 
     #[error(
+        "{count} of the certificates and tokens expire within {within} (listed above); re-issue the leaves with `kimage pki renew --expiring {within}` and rebuild the nodes that carry them"
+    )]
+    ExpiringSoon { count: usize, within: String },
+
+    #[error(
         "pki state {path} changed while this run prepared its build (another kimage run?); nothing was written: run the command again"
     )]
     ChangedMeanwhile { path: PathBuf },
@@ -114,7 +119,8 @@ impl PkiError {
             PkiError::Stale { .. }
             | PkiError::Missing { .. }
             | PkiError::NewerFormat { .. }
-            | PkiError::ChangedMeanwhile { .. } => exit::STATE,
+            | PkiError::ChangedMeanwhile { .. }
+            | PkiError::ExpiringSoon { .. } => exit::STATE,
             PkiError::CorruptState { .. } | PkiError::CaUnusable { .. } => exit::VERIFY,
         }
     }

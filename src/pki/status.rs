@@ -319,6 +319,28 @@ pub fn status(
 }
 
 impl StatusReport {
+    /// What needs attention within `secs` of `now`, earliest first: rows that expire by then, are
+    /// expired, missing or unreadable.
+    pub fn expiring(&self, now: OffsetDateTime, secs: u64) -> Vec<StatusRow> {
+        let by = now + time::Duration::seconds(secs.min(i64::MAX as u64) as i64);
+        let when = |r: &StatusRow| {
+            r.not_after
+                .as_deref()
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+        };
+        let mut v: Vec<StatusRow> = self
+            .rows
+            .iter()
+            .filter(|r| match when(r) {
+                Some(t) => t <= by,
+                None => matches!(r.state, CertState::Missing | CertState::Unreadable),
+            })
+            .cloned()
+            .collect();
+        v.sort_by_key(|r| (when(r), r.id.clone()));
+        v
+    }
+
     /// A table: id, subject, issuer, not-after, days left, state, SANs; then the warnings.
     pub fn render_text(&self) -> String {
         let header = [
@@ -379,4 +401,44 @@ impl StatusReport {
         }
         out
     }
+}
+
+/// The nodes that carry a certificate or token, as the timeline names them.
+fn carried_by(cluster: &Cluster, id: &str) -> String {
+    if let Some(pool) = id.strip_prefix("bootstrap-token@") {
+        return format!("machines of pool {pool} that join later");
+    }
+    match spec::CertId::parse(id).owner() {
+        spec::CertOwner::Node(n) => n.to_string(),
+        spec::CertOwner::Pool(p) => format!("machines of pool {p}"),
+        spec::CertOwner::Cluster => {
+            let n = cluster.nodes.len() + cluster.pools.len();
+            format!("every node that carries {id} ({n} nodes and pools in the profile)")
+        }
+    }
+}
+
+/// `kimage pki status --within`: what expires by then, earliest first, with the nodes it is on.
+pub fn render_timeline(cluster: &Cluster, rows: &[StatusRow], within: &str) -> String {
+    if rows.is_empty() {
+        return format!("nothing expires within {within}\n");
+    }
+    let mut out = String::from("NOT AFTER   DAYS  ID  (ON)\n");
+    for r in rows {
+        let date = r
+            .not_after
+            .as_deref()
+            .map(|s| s.get(..10).unwrap_or(s).to_string())
+            .unwrap_or_else(|| r.state.as_str().to_string());
+        let days = r
+            .days_left
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "{date:<10}  {days:>4}  {}  ({})\n",
+            r.id,
+            carried_by(cluster, &r.id)
+        ));
+    }
+    out
 }
