@@ -652,8 +652,10 @@ fn command_handlers() {
     let e = run_cmd(renew(&["front-proxy-ca"]), false).unwrap_err();
     assert_eq!(e.exit_code(), 2);
     // --no-wait while another run holds the lock.
+    // Wait, not Fail: a child another test thread forks holds a copy of every descriptor (flocks
+    // included) until it execs, so the lock the last command dropped can look held for a moment.
     let held = StateDir::new(&pki::default_state_dir(profile_dir))
-        .lock(LockMode::Fail)
+        .lock(LockMode::Wait)
         .unwrap();
     assert!(matches!(run_cmd(None, false), Err(PkiError::Locked { .. })));
     drop(held);
