@@ -672,7 +672,8 @@ fn status_within_lists_what_expires_and_renew_expiring_reissues_only_that() {
     let run_at = |when, command| {
         let args = PkiArgs {
             state: Some(tmp.path().to_path_buf()),
-            no_wait: true,
+            // Waits: another test thread's forked child can hold a copy of the lock for a moment.
+            no_wait: false,
             new_cluster: false,
             command: Some(command),
         };
