@@ -342,23 +342,25 @@ for n in "${VMS[@]}"; do
   r=$(report "$n")
   if [ "$n" = worker-3 ]; then
     # Its apply step must have failed, and cloud-init must say so.
-    if echo "$r" | grep -q "cloud-init: status: error"; then pass "$n: cloud-init reports the failure"; else fail "$n: cloud-init does not report the refused binaries"; fi
+    if grep -q "cloud-init: status: error" <<<"$r"; then pass "$n: cloud-init reports the failure"; else fail "$n: cloud-init does not report the refused binaries"; fi
     continue
   fi
-  if echo "$r" | grep -q "cloud-init: status: done" && ! echo "$r" | grep -qi "cloud-init: .*error"; then
+  if grep -q "cloud-init: status: done" <<<"$r" && ! grep -qi "cloud-init: .*error" <<<"$r"; then
     pass "$n: cloud-init finished without errors"
   else
     echo "$r"
     fail "$n: cloud-init did not finish cleanly"
   fi
 done
+# Here-strings, not `echo | grep -q`: with pipefail, grep -q quitting at its first match can make
+# echo fail with SIGPIPE, and a line that is there reads as missing (seen once: worker-2 swap: off).
 for n in worker-1 worker-2; do
   r=$(report "$n")
   for want in "module br_netfilter: loaded" "module overlay: loaded" "sysctl net.ipv4.ip_forward = 1" \
     "sysctl net.bridge.bridge-nf-call-iptables = 1" "swap: off" "unit containerd.service: active" "ctr: Server:"; do
-    if echo "$r" | grep -qF "$want"; then pass "$n: $want"; else fail "$n: missing '$want' in its console report"; fi
+    if grep -qF "$want" <<<"$r"; then pass "$n: $want"; else fail "$n: missing '$want' in its console report"; fi
   done
-  if echo "$r" | grep -q "hosts: .* 1 for this node"; then pass "$n: /etc/hosts written"; else fail "$n: /etc/hosts"; fi
+  if grep -q "hosts: .* 1 for this node" <<<"$r"; then pass "$n: /etc/hosts written"; else fail "$n: /etc/hosts"; fi
   echo "$r" | grep -E "unit (kubelet|kube-proxy).service" | sed "s/^/  expected (binaries.exclude): /" || true
 done
 if grep -aq "KIMAGE worker-2: binaries fetched and verified" "$W/logs/serial-worker-2.log"; then
