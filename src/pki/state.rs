@@ -430,6 +430,19 @@ impl StateDir {
         }
     }
 
+    /// The stored document under a shared lock, for readers that need one: none yet is `Stale`,
+    /// said once (not once per certificate).
+    pub(crate) fn read_existing(&self) -> Result<(Option<StateLock>, StateDoc), PkiError> {
+        let lock = self.lock_shared()?;
+        match self.read()? {
+            Some((doc, _)) => Ok((lock, doc)),
+            None => Err(PkiError::Stale {
+                path: self.state_file(),
+                problems: vec!["  no pki state yet".into()],
+            }),
+        }
+    }
+
     /// Removes temporary files a killed run left behind. Call with the exclusive lock held.
     pub fn clean_temp(&self) -> Result<Vec<PathBuf>, PkiError> {
         let mut removed = Vec::new();

@@ -239,13 +239,7 @@ pub fn load(
     now: OffsetDateTime,
 ) -> Result<PkiMaterial, PkiError> {
     let sd = StateDir::new(state_dir);
-    let _lock = sd.lock_shared()?;
-    let Some((doc, _)) = sd.read()? else {
-        return Err(PkiError::Stale {
-            path: sd.state_file(),
-            problems: vec!["  no pki state yet".into()],
-        });
-    };
+    let (_lock, doc) = sd.read_existing()?;
     let plan = plan(cluster, doc.clone(), now, &Requests::default(), &sd)?;
     // Records of nodes no longer in the profile are harmless here; `kimage pki` drops them.
     let problems = plan.pending();
