@@ -8,6 +8,8 @@ groups=(
   # kube-proxy (nftables mode) needs nft; a C compiler builds the kubelet (cgo) and a test stand-in.
   "systemd procps python3 nftables gcc libc6-dev"
   "dosfstools mtools genisoimage xorriso pigz hyperfine shellcheck time jq curl"
+  # A local OCI registry for the image tests (the reference distribution server).
+  "docker-registry"
   "virtinst zsh fish groff-base man-db"
 )
 if [ "${KIMAGE_VM_TESTS:-0}" = 1 ]; then

@@ -32,6 +32,9 @@ pub enum BuildError {
     /// kimage.lock or the download cache.
     #[error(transparent)]
     Release(Box<release::command::CommandError>),
+    /// The images layer (blobs missing from or corrupt in the cache).
+    #[error(transparent)]
+    Images(Box<crate::images::ImageError>),
     #[error("building layer {name}: {source}")]
     Layer {
         name: String,
@@ -73,6 +76,7 @@ impl BuildError {
                 _ => exit::STATE,
             },
             BuildError::Stale(_) => exit::STATE,
+            BuildError::Images(i) => i.exit_code(),
             BuildError::Render(render::RenderError::UnsafeValue { .. }) => exit::INVALID,
             BuildError::Render(_)
             | BuildError::Layer { .. }
@@ -87,6 +91,8 @@ impl BuildError {
 #[serde(rename_all = "kebab-case")]
 pub enum LayerKind {
     Binaries,
+    /// Container images (`images.delivery: embed`), one OCI layout for every node that runs pods.
+    Images,
     Config,
     Node,
 }
@@ -388,6 +394,8 @@ pub struct Assembler<'c> {
     cluster: &'c Cluster,
     pki: &'c PkiMaterial,
     binaries: &'c NodeBinaries,
+    /// The images layer's entries, when layers carry the images.
+    images: Option<&'c Vec<Entry>>,
     renderer: render::Renderer<'c>,
     mtime: u64,
     detail: Detail,
@@ -398,6 +406,7 @@ impl<'c> Assembler<'c> {
         cluster: &'c Cluster,
         pki: &'c PkiMaterial,
         binaries: &'c NodeBinaries,
+        images: Option<&'c Vec<Entry>>,
         mtime: u64,
         detail: Detail,
     ) -> Result<Assembler<'c>, BuildError> {
@@ -405,6 +414,7 @@ impl<'c> Assembler<'c> {
             cluster,
             pki,
             binaries,
+            images,
             renderer: render::Renderer::new(cluster)?,
             mtime,
             detail,
@@ -446,6 +456,13 @@ impl<'c> Assembler<'c> {
                 LayerKind::Binaries,
                 binaries_label(n),
                 f.binaries,
+            ));
+        }
+        if let Some(images) = self.images.filter(|_| n.runs_kubelet) {
+            planned.push(PlannedLayer::entries(
+                LayerKind::Images,
+                "images".to_string(),
+                images.clone(),
             ));
         }
         planned.push(PlannedLayer::entries(
@@ -761,6 +778,7 @@ fn ensure_lock(inp: &Inputs) -> Result<(release::Lock, Option<PathBuf>), BuildEr
         previous: None,
         refresh: false,
         retry: release::net::RetryPolicy::default(),
+        image_mirror: None,
     };
     let lock =
         release::resolve_lock(inp.cluster, &opts).map_err(release::command::CommandError::from)?;
@@ -773,11 +791,23 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared, BuildError> {
     let c = inp.cluster;
     let needs_binaries = inp.selected.iter().any(|n| !n.binaries.is_empty())
         || inp.pools.iter().any(|p| !p.node.binaries.is_empty());
+    let needs_images = c.images.as_ref().is_some_and(|i| i.embedded)
+        && (inp.selected.iter().any(|n| n.runs_kubelet) || !inp.pools.is_empty());
     let mut binaries = NodeBinaries::None;
+    let mut images = None;
     let mut new_lock = None;
-    if needs_binaries {
+    if needs_binaries || needs_images {
         let (lock, new_path) = ensure_lock(inp)?;
+        if needs_images {
+            let root = release::cache_dir(inp.settings.cache_dir.as_deref())
+                .map_err(release::command::CommandError::from)?;
+            images = Some(
+                crate::images::layout::entries(&lock.images, &release::Cache::new(root))
+                    .map_err(|e| BuildError::Images(Box::new(e)))?,
+            );
+        }
         match c.binaries.source {
+            _ if !needs_binaries => {}
             BinarySource::Embed => {
                 let root = release::cache_dir(inp.settings.cache_dir.as_deref())
                     .map_err(release::command::CommandError::from)?;
@@ -814,7 +844,7 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared, BuildError> {
         .map(|ca| ca.not_before.unix_timestamp().max(0) as u64)
         .unwrap_or(0);
     let mtime = inp.settings.source_date_epoch.unwrap_or(fallback);
-    let assembler = Assembler::new(c, &pki, &binaries, mtime, inp.detail)?;
+    let assembler = Assembler::new(c, &pki, &binaries, images.as_ref(), mtime, inp.detail)?;
     let mut assembly = assembler.nodes(&inp.selected)?;
     assembler.pools(&mut assembly, &inp.pools)?;
     Ok(Prepared {

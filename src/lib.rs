@@ -12,6 +12,7 @@ pub mod docs;
 pub mod error;
 pub mod etcd;
 pub mod exit;
+pub mod images;
 pub mod layers;
 pub mod model;
 pub mod output;

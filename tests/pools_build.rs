@@ -77,6 +77,7 @@ fn setup() -> Built {
     lock(
         &profile,
         &kimage::release::command::LockArgs {
+            image_mirror: None,
             offline: false,
             mirror: None,
             refresh: false,
@@ -88,6 +89,7 @@ fn setup() -> Built {
     fetch(
         &profile,
         &kimage::release::command::FetchArgs {
+            image_mirror: None,
             mirror: None,
             lock: None,
             cache: Some(cache.path().to_path_buf()),

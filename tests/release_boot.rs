@@ -89,6 +89,7 @@ fn the_node_installs_verified_binaries_and_refuses_a_corrupt_one() {
     lock(
         &p,
         &LockArgs {
+            image_mirror: None,
             offline: false,
             mirror: None,
             refresh: false,

@@ -22,6 +22,7 @@ use support::releases::{FakeUpstream, Versions, fetch, lock, profile_yaml};
 
 fn fetch_args(cache: &Path, mirror: Option<String>) -> FetchArgs {
     FetchArgs {
+        image_mirror: None,
         mirror,
         lock: None,
         cache: Some(cache.to_path_buf()),
@@ -60,6 +61,7 @@ fn lock_fetch_and_node_files_end_to_end() {
     lock(
         &p,
         &LockArgs {
+            image_mirror: None,
             offline: false,
             mirror: None,
             refresh: false,
@@ -220,6 +222,7 @@ fn tarball_mode_installs_from_the_server_and_node_tarballs_via_a_file_mirror() {
     lock(
         &p,
         &LockArgs {
+            image_mirror: None,
             offline: false,
             mirror: Some(mirror_url.clone()),
             refresh: false,

@@ -60,8 +60,10 @@ fn artifact(name: &str, url: String, digest: String, format: Format) -> LockedAr
 
 fn lock_of(artifacts: Vec<LockedArtifact>) -> Lock {
     Lock {
+        images: Vec::new(),
         version: 1,
         resolved_for: ResolvedFor {
+            images: Vec::new(),
             arch: Arch::Amd64,
             kubernetes_from: KubernetesFrom::Files,
             binaries: vec![],
@@ -692,6 +694,7 @@ fn fetch_command(a: LockedArtifact) -> (kimage::release::command::CommandError, 
     let lock_file = dir.path().join("kimage.lock");
     lock_of(vec![a]).write(&lock_file).unwrap();
     let args = FetchArgs {
+        image_mirror: None,
         mirror: None,
         lock: Some(lock_file),
         cache: Some(dir.path().join("cache")),

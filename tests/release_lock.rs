@@ -114,6 +114,7 @@ fn profile_in_tempdir(text: &str) -> (tempfile::TempDir, PathBuf) {
 
 fn lock_args() -> LockArgs {
     LockArgs {
+        image_mirror: None,
         offline: true,
         mirror: None,
         refresh: false,
@@ -391,6 +392,7 @@ fn a_profile_changed_without_relocking_is_detected() {
     let err = fetch(
         &p,
         &FetchArgs {
+            image_mirror: None,
             mirror: None,
             lock: None,
             cache: Some(cache.path().to_path_buf()),
@@ -439,6 +441,7 @@ fn uncatalogued_versions_resolve_from_checksum_files_through_an_http_mirror() {
     let out = lock(
         &p,
         &LockArgs {
+            image_mirror: None,
             offline: false,
             ..lock_args()
         },
@@ -543,6 +546,7 @@ fn uncatalogued_versions_resolve_from_checksum_files_through_an_http_mirror() {
         lock(
             &p,
             &LockArgs {
+                image_mirror: None,
                 refresh: true,
                 ..lock_args()
             }
@@ -555,6 +559,7 @@ fn uncatalogued_versions_resolve_from_checksum_files_through_an_http_mirror() {
     let err = lock(
         &p,
         &LockArgs {
+            image_mirror: None,
             offline: false,
             refresh: true,
             mirror: Some(empty.url()),
@@ -583,6 +588,7 @@ fn kubernetes_tarballs_resolve_from_the_changelog_through_a_file_mirror() {
     let out = lock(
         &p,
         &LockArgs {
+            image_mirror: None,
             offline: false,
             mirror: Some(mirror.clone()),
             ..lock_args()
@@ -658,6 +664,7 @@ fn hostile_checksum_file(
 /// `kimage lock --mirror URL --refresh --retries 2 --idle-timeout 1`.
 fn hostile_lock_args(srv: &TestServer) -> LockArgs {
     LockArgs {
+        image_mirror: None,
         offline: false,
         mirror: Some(format!("{}/mirror", srv.url())),
         refresh: true,

@@ -7,6 +7,7 @@
 
 mod etcd;
 mod hosts;
+mod image_set;
 mod load_balancer;
 mod naming;
 mod nodes;
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 pub use self::etcd::{EtcdMember, EtcdModel, NodeEtcd, is_etcd_member};
 pub use self::hosts::HostsEntry;
+pub use self::image_set::{ImageNeed, ImagesModel};
 pub use self::load_balancer::{Backend, LoadBalancerMember, LoadBalancerModel, NodeVrrp};
 pub use self::nodes::{NodeModel, PoolModel, TaintModel, kubelet_may_set_label};
 pub use self::sans::Sans;
@@ -69,6 +71,8 @@ pub struct Cluster {
     pub pools: Vec<PoolModel>,
     /// What the bootstrap node applies besides RBAC: CoreDNS and the CNI.
     pub addons: AddonsModel,
+    /// Container images pinned by digest and delivered to the nodes (`images`), when the profile asks.
+    pub images: Option<ImagesModel>,
 }
 
 /// Container images of the add-ons the bootstrap node applies, in one place. The release catalog has
@@ -160,6 +164,11 @@ impl Cluster {
         let domain = k.cluster_domain.as_str().to_string();
         let first_service_ip = nth_address(&k.service_cidr, 1);
         let cluster_dns_ip = nth_address(&k.service_cidr, 10);
+        let addon_images = AddonImages {
+            coredns: images::COREDNS,
+            flannel: images::FLANNEL,
+            flannel_cni_plugin: images::FLANNEL_CNI_PLUGIN,
+        };
         let with_role = |role| {
             p.nodes
                 .iter()
@@ -261,12 +270,9 @@ impl Cluster {
             },
             network: p.network.clone(),
             pools,
+            images: ImagesModel::new(p, &addon_images),
             addons: AddonsModel {
-                images: AddonImages {
-                    coredns: images::COREDNS,
-                    flannel: images::FLANNEL,
-                    flannel_cni_plugin: images::FLANNEL_CNI_PLUGIN,
-                },
+                images: addon_images,
                 pod_network_ipv6: k.pod_cidr.0.addr().is_ipv6(),
             },
         }

@@ -66,7 +66,7 @@ pub(super) fn container_runtime<S: Serializer>(
         runc: &v.runc,
         crictl: &v.crictl,
         cni_plugins: &v.cni_plugins,
-        sandbox_image: &v.sandbox_image,
+        sandbox_image: v.sandbox_image.as_str(),
     }
     .serialize(s)
 }

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 pub use load::{LoadError, LoadedProfile, Location, SCHEMA, SourceMap, load_file, load_str};
 pub use schema::suggest;
 pub use types::{
-    Address, Cidr, ClusterName, DnsDomain, Duration, Endpoint, Host, MacAddr, NodeName, PortRange,
-    San, Url, Version,
+    Address, Cidr, ClusterName, DnsDomain, Duration, Endpoint, Host, ImageRef, MacAddr, NodeName,
+    PortRange, San, Url, Version,
 };
 
 pub const API_VERSION: &str = "kimage/v1alpha1";
@@ -54,6 +54,11 @@ pub struct Profile {
     /// Which release binaries nodes run and how they get them.
     #[serde(default)]
     pub binaries: Binaries,
+    /// Container images as pinned artifacts: the pod sandbox image, CoreDNS, the CNI's images and
+    /// `extra`, each pinned by digest in kimage.lock and delivered to every node that runs pods. Without
+    /// this section nodes pull images from their registries when the kubelet first needs them, unpinned.
+    #[serde(default)]
+    pub images: Option<Images>,
     /// Where nodes find their layers at boot.
     #[serde(default)]
     pub layers: Layers,
@@ -305,9 +310,9 @@ pub struct ContainerRuntime {
     /// CNI plugins release.
     #[serde(default = "defaults::cni_plugins_version")]
     pub cni_plugins: Version,
-    /// Pod sandbox ("pause") image containerd uses.
+    /// Pod sandbox ("pause") image containerd uses (and pins against image garbage collection).
     #[serde(default = "defaults::sandbox_image")]
-    pub sandbox_image: String,
+    pub sandbox_image: ImageRef,
 }
 
 impl Default for ContainerRuntime {
@@ -320,6 +325,37 @@ impl Default for ContainerRuntime {
             sandbox_image: defaults::sandbox_image(),
         }
     }
+}
+
+/// Container images nodes run, pinned by digest.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Images {
+    /// `embed`: a layer carries every image (`kimage fetch` fills the cache from the registry) and the
+    /// node imports them into containerd's `k8s.io` namespace before the kubelet starts, checking each
+    /// manifest digest: no registry is needed at boot (air-gapped sites). `mirror`: nodes pull through
+    /// `mirror` (containerd registry hosts for every image's registry).
+    #[serde(default)]
+    pub delivery: ImageDelivery,
+    /// A registry (OCI distribution API) that serves every image under its upstream repository path
+    /// (`<mirror>/v2/coredns/coredns/...`), for air-gapped sites and tests. `kimage lock` and `kimage
+    /// fetch` read through it; with `delivery: mirror` nodes pull through it.
+    #[serde(default)]
+    pub mirror: Option<Url>,
+    /// More images every node that runs pods gets (your workloads' images), by reference with a tag or
+    /// a digest.
+    #[serde(default)]
+    pub extra: Vec<ImageRef>,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageDelivery {
+    #[default]
+    Embed,
+    Mirror,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -761,8 +797,10 @@ pub mod defaults {
     pub fn cni_plugins_version() -> Version {
         "v1.9.1".parse().expect("valid default")
     }
-    pub fn sandbox_image() -> String {
-        "registry.k8s.io/pause:3.10.1".to_string()
+    pub fn sandbox_image() -> ImageRef {
+        "registry.k8s.io/pause:3.10.1"
+            .parse()
+            .expect("valid default")
     }
     pub fn service_cidr() -> Cidr {
         "10.96.0.0/12".parse().expect("valid default")

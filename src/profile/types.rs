@@ -51,6 +51,7 @@ pub fn check_format(format: &str, value: &str) -> Option<Problem> {
         Url::FORMAT => run::<Url>(value),
         PortRange::FORMAT => run::<PortRange>(value),
         MacAddr::FORMAT => run::<MacAddr>(value),
+        ImageRef::FORMAT => run::<ImageRef>(value),
         _ => None,
     }
 }
@@ -674,3 +675,143 @@ mod tests {
         assert_eq!(p.fix, "rename the node, e.g. to `master-1`");
     }
 }
+
+/// A container image reference as containerd and the kubelet read it:
+/// `[registry[:port]/]repository[:tag][@sha256:<64 hex>]`. Without a registry (no `.` or `:` in the first
+/// path component and not `localhost`) it is Docker Hub's, and a one-component repository is under
+/// `library/`. A tag or a digest is required: `latest` by default would pin nothing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ImageRef {
+    text: String,
+    registry: String,
+    repository: String,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+impl ImageRef {
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+    /// `registry.k8s.io`, `docker.io`, `10.0.0.1:5000`.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+    /// The repository path inside the registry (`coredns/coredns`, `library/nginx`).
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+    /// `sha256:<hex>`, when the reference pins one.
+    pub fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
+    }
+    /// The name containerd stores the image under, normalized as the kubelet asks for it:
+    /// `registry/repository:tag` (`docker.io/library/nginx:1.27`), or `registry/repository@digest`
+    /// when the reference has no tag.
+    pub fn name(&self) -> String {
+        match (&self.tag, &self.digest) {
+            (Some(t), _) => format!("{}/{}:{t}", self.registry, self.repository),
+            (None, Some(d)) => format!("{}/{}@{d}", self.registry, self.repository),
+            (None, None) => unreachable!("a reference has a tag or a digest"),
+        }
+    }
+    /// What a registry's manifest endpoint is asked for: the digest when pinned, else the tag.
+    pub fn manifest_ref(&self) -> &str {
+        self.digest
+            .as_deref()
+            .or(self.tag.as_deref())
+            .expect("a reference has a tag or a digest")
+    }
+}
+
+fn is_sha256_digest(s: &str) -> bool {
+    s.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+impl Checked for ImageRef {
+    const FORMAT: &'static str = "image-reference";
+    fn check(s: &str) -> Result<Self, Problem> {
+        let example = "write a reference such as registry.k8s.io/pause:3.10.1 (a tag, or @sha256:<digest>, or both)";
+        let bad = |what: String| Err(Problem::new(what, example));
+        if s.is_empty() || s.len() > 512 || s.chars().any(|c| c.is_whitespace()) {
+            return bad("is not an image reference".to_string());
+        }
+        let (name, digest) = match s.split_once('@') {
+            Some((n, d)) if is_sha256_digest(d) => (n, Some(d.to_string())),
+            Some(_) => return bad("has a digest that is not sha256:<64 lowercase hex>".to_string()),
+            None => (s, None),
+        };
+        let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+        let (path, tag) = match name[last_slash..].rfind(':') {
+            Some(i) => (
+                &name[..last_slash + i],
+                Some(name[last_slash + i + 1..].to_string()),
+            ),
+            None => (name, None),
+        };
+        if let Some(t) = &tag {
+            let ok = !t.is_empty()
+                && t.len() <= 128
+                && !t.starts_with(['.', '-'])
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !ok {
+                return bad(format!("has an invalid tag {t:?}"));
+            }
+        }
+        if tag.is_none() && digest.is_none() {
+            return Err(Problem::new(
+                "names no tag and no digest",
+                format!(
+                    "write {s}:<tag> or {s}@sha256:<digest>: an implicit `latest` pins nothing"
+                ),
+            ));
+        }
+        let (registry, repository) = match path.split_once('/') {
+            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
+                (first.to_string(), rest.to_string())
+            }
+            _ if !path.contains('/') => ("docker.io".to_string(), format!("library/{path}")),
+            _ => ("docker.io".to_string(), path.to_string()),
+        };
+        let component_ok = |c: &str| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && c.as_bytes()[0].is_ascii_alphanumeric()
+                && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
+        };
+        if !repository.split('/').all(component_ok) {
+            return bad(format!(
+                "has an invalid repository {repository:?} (lowercase letters, digits and . _ - between slashes)"
+            ));
+        }
+        if registry.is_empty() || registry.contains(['@', '?', '#']) {
+            return bad(format!("has an invalid registry {registry:?}"));
+        }
+        Ok(ImageRef {
+            text: s.to_string(),
+            registry,
+            repository,
+            tag,
+            digest,
+        })
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+string_newtype_impls!(
+    ImageRef,
+    "container image reference with a tag or digest, e.g. registry.k8s.io/pause:3.10.1"
+);

@@ -70,9 +70,14 @@ pub struct LockArgs {
     /// paths) instead of binaries.mirror.
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
-    /// Read digests of versions outside the built-in catalog again instead of keeping the existing lock's.
+    /// Read digests of versions outside the built-in catalog, and of images, again instead of keeping
+    /// the existing lock's.
     #[arg(long)]
     pub refresh: bool,
+    /// Read image manifests through this registry mirror (OCI distribution API, keeping the upstream
+    /// repository paths) instead of images.mirror.
+    #[arg(long, value_name = "URL")]
+    pub image_mirror: Option<String>,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -83,6 +88,10 @@ pub struct FetchArgs {
     /// binaries.mirror or upstream.
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
+    /// Copy images from this registry mirror (OCI distribution API, keeping the upstream repository
+    /// paths) instead of images.mirror or each image's registry.
+    #[arg(long, value_name = "URL")]
+    pub image_mirror: Option<String>,
     /// Download what this lock file names, without reading a profile.
     #[arg(long, value_name = "FILE")]
     pub lock: Option<PathBuf>,
@@ -117,6 +126,8 @@ pub enum CommandError {
     Fetch(#[from] FetchFailed),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    #[error(transparent)]
+    Images(#[from] crate::images::ImagesFailed),
     #[error("nothing to fetch: give a profile (with its kimage.lock) or --lock FILE")]
     NoLock,
     #[error(
@@ -145,6 +156,7 @@ impl CommandError {
             {
                 exit::VERIFY
             }
+            CommandError::Images(i) => i.exit_code(),
             CommandError::Resolve(_) | CommandError::Fetch(_) | CommandError::Cache(_) => {
                 exit::FAILURE
             }
@@ -159,6 +171,16 @@ pub struct LockOutcome {
     pub lock: Lock,
     /// False when the file already had these bytes (it is then left untouched).
     pub written: bool,
+}
+
+/// The registry mirror images are read through: the flag, else the profile's `images.mirror`.
+fn image_mirror(flag: Option<&String>, cluster: Option<&Cluster>) -> Option<String> {
+    flag.cloned().or_else(|| {
+        cluster
+            .and_then(|c| c.images.as_ref())
+            .and_then(|i| i.mirror.as_ref())
+            .map(|m| m.to_string())
+    })
 }
 
 fn check_mirror(m: Option<&String>) -> Result<(), CommandError> {
@@ -184,6 +206,7 @@ pub fn run_lock(
     args: &LockArgs,
 ) -> Result<LockOutcome, CommandError> {
     check_mirror(args.mirror.as_ref())?;
+    check_mirror(args.image_mirror.as_ref())?;
     let path = lock_path(profile);
     // A previous lock that no longer parses is simply replaced.
     let previous = Lock::read(&path).ok();
@@ -197,6 +220,7 @@ pub fn run_lock(
         previous: previous.clone(),
         refresh: args.refresh,
         retry: args.net.policy(),
+        image_mirror: args.image_mirror.clone(),
     };
     let lock = resolve_lock(cluster, &opts)?;
     let text = lock.to_toml();
@@ -232,6 +256,7 @@ pub fn run_fetch(
     default_cache: Option<&Path>,
 ) -> Result<Vec<Fetched>, CommandError> {
     check_mirror(args.mirror.as_ref())?;
+    check_mirror(args.image_mirror.as_ref())?;
     let (lock, profile_mirror) = match (&args.lock, profile) {
         (Some(path), _) => (Lock::read(path)?, None),
         (None, None) => return Err(CommandError::NoLock),
@@ -262,7 +287,9 @@ pub fn run_fetch(
         },
     };
     let started = std::time::Instant::now();
+    let images_from = image_mirror(args.image_mirror.as_ref(), profile.map(|(_, c)| c));
     let fetched = fetch_lock(&lock, &cache, &opts)?;
+    let images = crate::images::fetch(&lock.images, &cache, images_from, args.net.policy())?;
     let bytes: u64 = fetched
         .iter()
         .filter(|f| f.outcome != Outcome::Cached)
@@ -279,6 +306,16 @@ pub fn run_fetch(
         fetched.len() - cached,
         fmt_duration(started.elapsed())
     );
+    if !images.is_empty() {
+        let blobs: usize = images.iter().map(|i| i.blobs).sum();
+        let downloaded: usize = images.iter().map(|i| i.downloaded).sum();
+        let image_bytes: u64 = images.iter().map(|i| i.bytes).sum();
+        println!(
+            "fetched {} images ({blobs} blobs: {downloaded} downloaded, {image_bytes} bytes; {} already cached and re-verified)",
+            images.len(),
+            blobs - downloaded
+        );
+    }
     Ok(fetched)
 }
 

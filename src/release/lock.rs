@@ -35,6 +35,9 @@ pub struct Lock {
     pub resolved_for: ResolvedFor,
     #[serde(rename = "artifact", default)]
     pub artifacts: Vec<LockedArtifact>,
+    /// Container images (the profile's `images`), by reference.
+    #[serde(rename = "image", default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<crate::images::LockedImage>,
 }
 
 /// What the lock was resolved for, readable, plus a fingerprint of the exact artifact and member set.
@@ -48,6 +51,9 @@ pub struct ResolvedFor {
     pub fingerprint: String,
     /// Component → version, for the components some node needs.
     pub versions: BTreeMap<String, Version>,
+    /// Every container image reference the nodes get (`images`), sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,6 +219,19 @@ impl Lock {
                 lock.version
             )));
         }
+        for i in &lock.images {
+            let hex = i.digest.strip_prefix("sha256:").unwrap_or("");
+            let index_ok = i.index.is_empty()
+                || i.index
+                    .strip_prefix("sha256:")
+                    .is_some_and(|h| Algorithm::Sha256.is_digest(h));
+            if !Algorithm::Sha256.is_digest(hex) || !index_ok || i.size.parse::<u64>().is_err() {
+                return Err(parse(format!(
+                    "{}: digest, index or size is not what `kimage lock` writes (sha256:<64 lowercase hex>, a byte count)",
+                    i.label()
+                )));
+            }
+        }
         for a in &lock.artifacts {
             if !a.algorithm.is_digest(&a.digest) {
                 return Err(parse(format!(
@@ -304,6 +323,31 @@ pub fn check_lock(cluster: &Cluster, lock: &Lock) -> Result<(), StaleLock> {
             reasons.push(format!("the lock pins {key}, which no node needs"));
         }
     }
+    let arch = cluster.binaries.arch;
+    let wanted: Vec<&crate::profile::ImageRef> = cluster
+        .images
+        .iter()
+        .flat_map(|i| i.needed.values().map(|n| &n.reference))
+        .collect();
+    for r in &wanted {
+        match lock.images.iter().find(|l| l.reference == **r) {
+            Some(l) if l.arch != arch => reasons.push(format!(
+                "the profile wants image {r} for {}, the lock pins it for {}",
+                arch.as_str(),
+                l.arch.as_str()
+            )),
+            Some(_) => {}
+            None => reasons.push(format!("the lock pins no image {r}")),
+        }
+    }
+    for l in &lock.images {
+        if !wanted.contains(&&l.reference) {
+            reasons.push(format!(
+                "the lock pins image {}, which no node needs",
+                l.reference
+            ));
+        }
+    }
     if reasons.is_empty() && lock.resolved_for.fingerprint != fingerprint(&needs) {
         reasons.push("its fingerprint differs from the profile's artifact set".to_string());
     }
@@ -325,6 +369,8 @@ pub struct ResolveOptions {
     pub previous: Option<Lock>,
     pub refresh: bool,
     pub retry: RetryPolicy,
+    /// Read image manifests through this registry mirror instead of `images.mirror`.
+    pub image_mirror: Option<String>,
 }
 
 /// Resolves every artifact the cluster needs: catalog first, then the previous lock, then upstream's
@@ -390,6 +436,21 @@ pub fn resolve_lock(cluster: &Cluster, opts: &ResolveOptions) -> Result<Lock, Re
             members,
         });
     }
+    let no_images = Vec::new();
+    let images = crate::images::resolve(
+        cluster,
+        &crate::images::ResolveImages {
+            offline: opts.offline,
+            refresh: opts.refresh,
+            mirror: opts.image_mirror.clone(),
+            previous: opts.previous.as_ref().map_or(&no_images, |l| &l.images),
+            retry: opts.retry,
+        },
+    )
+    .unwrap_or_else(|p| {
+        problems.extend(p);
+        Vec::new()
+    });
     if !problems.is_empty() {
         return Err(ResolveError { problems });
     }
@@ -411,8 +472,10 @@ pub fn resolve_lock(cluster: &Cluster, opts: &ResolveOptions) -> Result<Lock, Re
             binaries,
             fingerprint: fingerprint(&needs),
             versions,
+            images: images.iter().map(|i| i.reference.to_string()).collect(),
         },
         artifacts,
+        images,
     })
 }
 

@@ -317,11 +317,33 @@ impl Net {
         range_from: Option<u64>,
         budget: &Budget,
     ) -> Result<Response, NetError> {
+        let resp = self.request(url, &[], range_from, budget)?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Err(NetError::Status {
+                url: url.to_string(),
+                status: 401,
+            });
+        }
+        Ok(resp)
+    }
+
+    /// One GET with extra headers within `budget`: a success, 416 or 401 (whose challenge the caller
+    /// answers, as a registry's token dance needs) is returned, any other status fails.
+    pub fn request(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        range_from: Option<u64>,
+        budget: &Budget,
+    ) -> Result<Response, NetError> {
         let remaining = budget.remaining();
         if remaining.is_zero() {
             return Err(budget.exceeded(url, ""));
         }
         let mut req = self.client.get(url);
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
         // Less time left than an idle timeout: that time bounds the whole request (and each wait in it).
         // Otherwise the reads check the deadline, so a file ends at most one idle timeout after it.
         if remaining < self.retry.idle_timeout {
@@ -356,7 +378,10 @@ impl Net {
             }
         })?;
         let status = resp.status();
-        if status.is_success() || status == StatusCode::RANGE_NOT_SATISFIABLE {
+        if status.is_success()
+            || status == StatusCode::RANGE_NOT_SATISFIABLE
+            || status == StatusCode::UNAUTHORIZED
+        {
             Ok(resp)
         } else {
             Err(NetError::Status {
