@@ -100,6 +100,7 @@ pub fn check(loaded: &LoadedProfile, c: &Cluster) -> Diagnostics {
     versions(&mut x, p);
     settings(&mut x, p, c);
     host_values(&mut x, p);
+    images(&mut x, p);
     pools(&mut x, p);
     x.out.name_subjects(|list, i| match list {
         "nodes" => p.nodes.get(i).map(|n| n.name.to_string()),
@@ -865,6 +866,30 @@ fn subnet_ends(ip: IpAddr, prefix: u8) -> Option<(IpAddr, Option<IpAddr>)> {
 }
 
 /// Values that end up as addresses, paths and names on the nodes: each must be one a host can use.
+/// Container images: a mirror to pull through when nodes are told to, each image listed once.
+fn images(x: &mut Ctx, p: &Profile) {
+    let Some(images) = &p.images else { return };
+    if images.delivery == crate::profile::ImageDelivery::Mirror && images.mirror.is_none() {
+        x.error(
+            "images.delivery",
+            "needs images.mirror, which is not set: nodes would have no mirror to pull through",
+            "set images.mirror to your registry mirror (http://10.0.0.1:5000), or use delivery: embed",
+        )
+        .value("mirror");
+    }
+    let mut seen = BTreeMap::new();
+    for (i, r) in images.extra.iter().enumerate() {
+        if let Some(first) = seen.insert(r.name(), i) {
+            x.error(
+                &format!("images.extra[{i}]"),
+                format!("names the same image as images.extra[{first}]"),
+                "list each image once",
+            )
+            .value(r);
+        }
+    }
+}
+
 fn host_values(x: &mut Ctx, p: &Profile) {
     let v4 = p.kubernetes.service_cidr.0.addr().is_ipv4();
     let family = if v4 { "IPv4" } else { "IPv6" };

@@ -527,13 +527,17 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__fetch)
-            opts="-j -q -p -o -h --mirror --lock --cache --jobs --retries --connect-timeout --idle-timeout --download-timeout --plain --quiet --profile --output --help"
+            opts="-j -q -p -o -h --mirror --image-mirror --lock --cache --jobs --retries --connect-timeout --idle-timeout --download-timeout --plain --quiet --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --mirror)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image-mirror)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -925,13 +929,17 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__lock)
-            opts="-p -o -h --offline --mirror --refresh --retries --connect-timeout --idle-timeout --download-timeout --profile --output --help"
+            opts="-p -o -h --offline --mirror --refresh --image-mirror --retries --connect-timeout --idle-timeout --download-timeout --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --mirror)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image-mirror)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

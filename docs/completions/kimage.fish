@@ -104,6 +104,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subco
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from help" -f -a "import" -d 'Adopt the CAs and service-account key of an existing cluster (kubeadm or cfssl layout)'
 complete -c kimage -n "__fish_kimage_using_subcommand pki; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -l mirror -d 'Read upstream checksum files through this mirror (http(s):// or file://, keeping the upstream paths) instead of binaries.mirror' -r
+complete -c kimage -n "__fish_kimage_using_subcommand lock" -l image-mirror -d 'Read image manifests through this registry mirror (OCI distribution API, keeping the upstream repository paths) instead of images.mirror' -r
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -l retries -d 'Tries per file when a transfer fails transiently (5xx, connection reset, timeout)' -r
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -l connect-timeout -d 'Seconds to wait for a connection to a server' -r
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -l idle-timeout -d 'Seconds a server may stay silent (before its response headers, or between two reads of the body) before the try fails and is retried' -r
@@ -112,9 +113,10 @@ complete -c kimage -n "__fish_kimage_using_subcommand lock" -s p -l profile -d '
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -s o -l output -d 'Output format of reports' -r -f -a "text\t''
 json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -l offline -d 'Use only the built-in catalog and the existing lock, never the network'
-complete -c kimage -n "__fish_kimage_using_subcommand lock" -l refresh -d 'Read digests of versions outside the built-in catalog again instead of keeping the existing lock\'s'
+complete -c kimage -n "__fish_kimage_using_subcommand lock" -l refresh -d 'Read digests of versions outside the built-in catalog, and of images, again instead of keeping the existing lock\'s'
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -s h -l help -d 'Print help'
 complete -c kimage -n "__fish_kimage_using_subcommand fetch" -l mirror -d 'Download from this mirror (http(s):// or file://) that keeps the upstream paths, instead of binaries.mirror or upstream' -r
+complete -c kimage -n "__fish_kimage_using_subcommand fetch" -l image-mirror -d 'Copy images from this registry mirror (OCI distribution API, keeping the upstream repository paths) instead of images.mirror or each image\'s registry' -r
 complete -c kimage -n "__fish_kimage_using_subcommand fetch" -l lock -d 'Download what this lock file names, without reading a profile' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand fetch" -l cache -d 'Cache directory [default: $XDG_CACHE_HOME/kimage or ~/.cache/kimage]' -r -F
 complete -c kimage -n "__fish_kimage_using_subcommand fetch" -s j -l jobs -d 'Parallel downloads' -r

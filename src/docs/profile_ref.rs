@@ -25,6 +25,7 @@ fn newtype_formats() -> BTreeMap<String, String> {
         schema_for!(profile::Url),
         schema_for!(profile::PortRange),
         schema_for!(profile::MacAddr),
+        schema_for!(profile::ImageRef),
     ];
     schemas
         .iter()
