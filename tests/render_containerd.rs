@@ -125,3 +125,35 @@ fn containerd_2_dialects() {
     let t: toml::Table = config_for("v1.7.27").parse().unwrap();
     assert_eq!(t["version"].as_integer(), Some(2));
 }
+
+#[test]
+fn a_registry_mirror_is_containerds_default_host() {
+    // images.delivery: mirror: every registry without its own hosts directory is pulled through the
+    // mirror (containerd's `_default` hosts.toml), falling back to the registry itself.
+    let profile = std::fs::read_to_string(fixture_path("stacked-haproxy"))
+        .unwrap()
+        .replace(
+            "nodes:\n",
+            "images: {delivery: mirror, mirror: \"http://10.0.0.5:5000\"}\nnodes:\n",
+        );
+    let c = cluster_from_str(&profile);
+    let files = render(&c, node(&c, "node-1"));
+    let hosts: toml::Table = text(&files, "/etc/containerd/certs.d/_default/hosts.toml")
+        .parse()
+        .unwrap();
+    let host = hosts["host"]["http://10.0.0.5:5000"].as_table().unwrap();
+    assert_eq!(
+        host["capabilities"].as_array().unwrap(),
+        &vec![toml::Value::from("pull"), toml::Value::from("resolve")]
+    );
+    // The config points containerd's registry hosts at that directory.
+    assert!(
+        text(&files, "/etc/containerd/config.toml")
+            .contains("config_path = '/etc/containerd/certs.d'")
+    );
+    // Embedded images need no mirror on the node; without `images` nothing changes.
+    let plain = cluster("stacked-haproxy");
+    assert!(!render(&plain, node(&plain, "node-1")).iter().any(|f| {
+        f.path.starts_with("/etc/containerd/certs.d/") || f.path.contains("kimage-images")
+    }));
+}

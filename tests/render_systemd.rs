@@ -51,9 +51,12 @@ fn commands(unit: &str) -> Vec<String> {
 }
 
 fn verify_node(fixture: &str, node_name: &str) -> usize {
-    let c = cluster(fixture);
-    let n = node(&c, node_name);
-    let files = render(&c, n);
+    verify_cluster_node(&cluster(fixture), fixture, node_name)
+}
+
+fn verify_cluster_node(c: &kimage::model::Cluster, fixture: &str, node_name: &str) -> usize {
+    let n = node(c, node_name);
+    let files = render(c, n);
     let tmp = tempdir();
     let root = tmp.path();
     copy_dir(
@@ -110,6 +113,26 @@ fn units_pass_systemd_analyze_verify() {
         }
     }
     assert!(total >= 40, "only {total} units verified");
+}
+
+#[test]
+fn the_image_import_unit_passes_systemd_analyze_verify() {
+    // images.delivery: embed adds kimage-images.service to every node that runs pods.
+    require(VERIFY);
+    let profile = std::fs::read_to_string(fixture_path("stacked-haproxy"))
+        .unwrap()
+        .replace("nodes:\n", "images: {extra: [\"nginx:1.27\"]}\nnodes:\n");
+    let c = cluster_from_str(&profile);
+    for n in ["master-1", "node-1"] {
+        let files = render(&c, node(&c, n));
+        assert!(
+            files
+                .iter()
+                .any(|f| f.path == "/etc/systemd/system/kimage-images.service"),
+            "{n}"
+        );
+        verify_cluster_node(&c, "stacked-haproxy + images", n);
+    }
 }
 
 #[test]
