@@ -97,7 +97,7 @@ else
   mkdir -p "$C/$k8s"
   tgz "$C/$k8s/kubernetes-server-linux-amd64.tar.gz" "$work/k" kubernetes/server
   tgz "$C/$k8s/kubernetes-node-linux-amd64.tar.gz" "$work/k" kubernetes/node
-  minor=${k8s#v}; minor=${minor%.*}; minor=${minor%%-*}
+  minor=${k8s#v}; minor=${minor%%-*}; minor=${minor%.*}
   d=$C/kubernetes/kubernetes/master/CHANGELOG; mkdir -p "$d"
   {
     printf '# %s\n\n## Downloads for %s\n\n### Server Binaries\n\nfilename | sha512 hash\n-------- | -----------\n' "$k8s" "$k8s"
