@@ -11,6 +11,9 @@ groups=(
   # A local OCI registry for the image tests (the reference distribution server).
   "docker-registry"
   "virtinst zsh fish groff-base man-db"
+  # ci/real: runc links libseccomp (cgo, found with pkg-config); images are packed and pushed with skopeo
+  # into Debian's docker-registry (ci/real/registry.sh starts one).
+  "libseccomp-dev pkg-config skopeo docker-registry"
 )
 if [ "${KIMAGE_VM_TESTS:-0}" = 1 ]; then
   groups+=("mmdebstrap e2fsprogs")

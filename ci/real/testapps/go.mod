@@ -1,0 +1,3 @@
+module kimage.test/testapps
+
+go 1.24
