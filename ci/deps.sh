@@ -8,11 +8,9 @@ groups=(
   # kube-proxy (nftables mode) needs nft; a C compiler builds the kubelet (cgo) and a test stand-in.
   "systemd procps python3 nftables gcc libc6-dev"
   "dosfstools mtools genisoimage xorriso pigz hyperfine shellcheck time jq curl"
-  # A local OCI registry for the image tests (the reference distribution server).
-  "docker-registry"
   "virtinst zsh fish groff-base man-db"
   # ci/real: runc links libseccomp (cgo, found with pkg-config); images are packed and pushed with skopeo
-  # into Debian's docker-registry (ci/real/registry.sh starts one).
+  # into Debian's docker-registry (ci/real/registry.sh starts one; tests/images.rs starts its own).
   "libseccomp-dev pkg-config skopeo docker-registry"
 )
 if [ "${KIMAGE_VM_TESTS:-0}" = 1 ]; then
