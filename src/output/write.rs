@@ -173,6 +173,7 @@ fn write_pools(
     out_dir: &Path,
     with_layers: bool,
     write_seeds: bool,
+    previous: Option<&Manifest>,
 ) -> Result<BTreeMap<String, PoolEntry>, Error> {
     let mut out = BTreeMap::new();
     for p in &a.pools {
@@ -198,19 +199,50 @@ fn write_pools(
             .expect("assemble_pools records every pool's token");
         let bootstrap_token_secret =
             write("bootstrap-token.yaml", join.secret_yaml.as_bytes(), 0o600)?;
-        let files = seed_files(&d, &p.layers, built, with_layers);
-        let seed = if write_seeds {
-            let info = crate::seed::write_seed(&dir.join("seed.img"), &files, a.mtime).map_err(
-                |source| build::BuildError::Seed {
-                    node: format!("pool {}", p.name),
-                    source,
-                },
-            )?;
-            Some(ArtifactRef {
-                path: format!("pools/{}/seed.img", p.name),
-                sha256: info.sha256,
-                bytes: info.bytes,
+        let layers: Vec<LayerEntry> = p
+            .layers
+            .iter()
+            .map(|&i| LayerEntry {
+                path: format!("layers/{}.tar.gz", built[i].sha256),
+                sha256: built[i].sha256.clone(),
+                bytes: built[i].bytes,
+                name: built[i].name.clone(),
             })
+            .collect();
+        let seed_path = dir.join("seed.img");
+        let seed = if write_seeds {
+            // As for nodes: the same documents and layers make the same image, which is kept as it is.
+            let reuse = previous
+                .and_then(|m| m.pools.get(&p.name))
+                .filter(|old| {
+                    old.user_data == user_data
+                        && old.meta_data == meta_data
+                        && old.network_config == network_config
+                        && (!with_layers || old.layers == layers)
+                        && old
+                            .seed
+                            .as_ref()
+                            .is_some_and(|s| guard::holds(&seed_path, &s.sha256))
+                })
+                .and_then(|old| old.seed.clone());
+            match reuse {
+                Some(seed) => Some(seed),
+                None => {
+                    let files = seed_files(&d, &p.layers, built, with_layers);
+                    let info =
+                        crate::seed::write_seed(&seed_path, &files, a.mtime).map_err(|source| {
+                            build::BuildError::Seed {
+                                node: format!("pool {}", p.name),
+                                source,
+                            }
+                        })?;
+                    Some(ArtifactRef {
+                        path: format!("pools/{}/seed.img", p.name),
+                        sha256: info.sha256,
+                        bytes: info.bytes,
+                    })
+                }
+            }
         } else {
             let _ = fs::remove_file(dir.join("seed.img"));
             None
@@ -223,16 +255,7 @@ fn write_pools(
                 meta_data,
                 network_config,
                 seed,
-                layers: p
-                    .layers
-                    .iter()
-                    .map(|&i| LayerEntry {
-                        path: format!("layers/{}.tar.gz", built[i].sha256),
-                        sha256: built[i].sha256.clone(),
-                        bytes: built[i].bytes,
-                        name: built[i].name.clone(),
-                    })
-                    .collect(),
+                layers,
                 bootstrap_token_id: join.token_id.clone(),
                 bootstrap_token_expires: join.expires.clone(),
                 bootstrap_token_secret,
@@ -272,7 +295,15 @@ pub fn write_build(
     let built: Vec<BuiltLayer> = build_layers(a, &out.join("layers"))?;
     let with_layers = build::seed_carries_layers(c);
     let write_seeds = with_layers || force_seed;
-    let pool_entries = write_pools(c, a, &built, out, with_layers, write_seeds)?;
+    let pool_entries = write_pools(
+        c,
+        a,
+        &built,
+        out,
+        with_layers,
+        write_seeds,
+        previous.as_ref(),
+    )?;
     let mut entries = BTreeMap::new();
     let mut reports = Vec::new();
     // Documents are made in parallel, a chunk of nodes at a time, and dropped once written: at 10,000
@@ -332,7 +363,7 @@ pub fn write_build(
                     Some(old) => old.seed.clone(),
                     None => {
                         let files = seed_files(d, &n.layers, &built, with_layers);
-                        let mut tmp = tempfile::Builder::new()
+                        let tmp = tempfile::Builder::new()
                             .prefix(".kimage-")
                             .tempfile_in(&dir)
                             .map_err(Error::io(&dir))?;
@@ -340,14 +371,12 @@ pub fn write_build(
                         tmp.as_file()
                             .set_permissions(fs::Permissions::from_mode(0o600))
                             .map_err(Error::io(tmp.path()))?;
-                        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-                        let info = crate::seed::write_seed_to(&mut w, &files, a.mtime).map_err(
-                            |source| build::BuildError::Seed {
+                        // Sparse: the digest is of the logical bytes, holes read back as zeros.
+                        let info = crate::seed::write_seed_file(tmp.as_file(), &files, a.mtime)
+                            .map_err(|source| build::BuildError::Seed {
                                 node: n.name.clone(),
                                 source,
-                            },
-                        )?;
-                        drop(w);
+                            })?;
                         tmp.persist(&seed_path).map_err(|e| Error::Io {
                             path: seed_path.clone(),
                             source: e.error,
