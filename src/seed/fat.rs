@@ -533,7 +533,7 @@ impl Image {
             // Even entries take a byte and the low nibble of the next; odd ones the high nibble and a byte.
             FatType::Fat12 => {
                 let o = (i * 3 / 2) as usize;
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     t[o] = v as u8;
                     t[o + 1] = t[o + 1] & 0xf0 | (v >> 8) as u8 & 0x0f;
                 } else {
