@@ -103,7 +103,9 @@ fn tampered_seed_layer_and_user_data_were_kept_by_the_next_build() {
         .find(|(p, _)| p.to_string_lossy().contains("/layers/"))
         .unwrap()
         .0;
-    flip_byte(&out.join("nodes/w-1/seed.img"), 40_000);
+    // Seeds are as small as their content: a byte in the middle, wherever that is.
+    let seed = out.join("nodes/w-1/seed.img");
+    flip_byte(&seed, std::fs::metadata(&seed).unwrap().len() / 2);
     flip_byte(&layer, 100);
     flip_byte(&out.join("nodes/cp-1/user-data"), 10);
     // The companion: the tampering is seen, by sha256sum and by kimage verify (exit 4, each named).
@@ -468,4 +470,61 @@ echo "verify-again=$?"
         std::fs::read_to_string(dir.join("again.err")).unwrap_or_default()
     );
     assert!(out.contains("verify-again=0"), "{out}");
+}
+
+/// A build wrote every seed.img at 3 MiB, zeros included, whatever it held (10,000 workers: 23 GB).
+/// The seeds of a build are now their content's size, the zeros left in them are holes, `kimage verify`
+/// hashes them as the same bytes, and a rebuild keeps them (the same inode, nothing rewritten).
+#[test]
+fn built_seeds_were_3_mib_of_written_zeros() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = project();
+    let out = tmp.path().join("out");
+    let mut inodes = Vec::new();
+    for node in ["cp-1", "w-1"] {
+        let seed = out.join(format!("nodes/{node}/seed.img"));
+        let bytes = std::fs::read(&seed).unwrap();
+        let meta = std::fs::metadata(&seed).unwrap();
+        // The seed carries the node's user-data and layers: its size follows them, plus a few KB of FAT.
+        let layers: u64 = recorded(&out)
+            .iter()
+            .filter(|(p, _)| p.to_string_lossy().contains("/layers/"))
+            .map(|(p, _)| std::fs::metadata(p).unwrap().len())
+            .sum();
+        let docs: u64 = ["user-data", "meta-data", "network-config"]
+            .iter()
+            .map(|f| {
+                std::fs::metadata(out.join(format!("nodes/{node}/{f}")))
+                    .unwrap()
+                    .len()
+            })
+            .sum();
+        assert!(
+            meta.len() <= docs + layers + 64 * 1024,
+            "{node}: {} bytes for {docs} bytes of documents and at most {layers} of layers",
+            meta.len()
+        );
+        let nonzero = bytes
+            .chunks(4096)
+            .filter(|b| b.iter().any(|&x| x != 0))
+            .count() as u64
+            * 4096;
+        assert!(
+            meta.blocks() * 512 <= 2 * nonzero,
+            "{node}: {} bytes allocated for {nonzero} in non-zero blocks",
+            meta.blocks() * 512
+        );
+        inodes.push(meta.ino());
+    }
+    ok(&kimage(tmp.path(), &["verify"]));
+    ok(&kimage(tmp.path(), &["build", "--all"]));
+    let again: Vec<u64> = ["cp-1", "w-1"]
+        .iter()
+        .map(|n| {
+            std::fs::metadata(out.join(format!("nodes/{n}/seed.img")))
+                .unwrap()
+                .ino()
+        })
+        .collect();
+    assert_eq!(again, inodes, "an unchanged seed was rewritten");
 }

@@ -324,8 +324,20 @@ fn pools_build_share_layers_carry_the_token_and_rebuild_identically() {
 
     // Rebuilding gives the same bytes: the token and its expiration live in the state.
     let before: BTreeMap<String, String> = artifact_digests(&m);
+    // ...and keeps the seeds it can reuse as they are: a pool's seed was rewritten by every build.
+    let inode = |rel: &str| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(out.join(rel)).unwrap().ino()
+    };
+    let seeds = ["pools/gpu/seed.img", "nodes/master-1/seed.img"];
+    let inodes: Vec<u64> = seeds.iter().map(|s| inode(s)).collect();
     b.build();
     assert_eq!(artifact_digests(&b.manifest()), before);
+    assert_eq!(
+        seeds.iter().map(|s| inode(s)).collect::<Vec<_>>(),
+        inodes,
+        "an unchanged seed was rewritten"
+    );
 
     // A new token for gpu: only the documents that carry it change (gpu's and the bootstrap node's
     // user-data, their seeds and instance-ids, gpu's Secret), no layer.

@@ -138,19 +138,20 @@ fn read_back(img: &Path, files: &[(String, Source)], tmp: &Path) {
 }
 
 #[test]
-fn small_seed_is_a_clean_fat16_volume_labelled_cidata_that_mtools_reads_back() {
+fn small_seed_is_a_clean_fat12_volume_labelled_cidata_that_mtools_reads_back() {
     let tmp = tempfile::tempdir().unwrap();
     let files = node_files(tmp.path());
     let img = tmp.path().join("nodes/master-1/seed.img");
     let info = write_seed(&img, &files, MTIME).unwrap();
-    assert_eq!(info.fat, FatType::Fat16);
+    // 1.2 MB at 512-byte clusters: ~2,400 FAT12 entries, many of them straddling a sector boundary.
+    assert_eq!(info.fat, FatType::Fat12);
     assert_eq!(fs::metadata(&img).unwrap().len(), info.bytes);
     assert_eq!(
         info.bytes,
         image_size(&files, MTIME).unwrap(),
         "the size is known before writing"
     );
-    assert_eq!(info.bytes % (1 << 20), 0, "whole MiB");
+    assert_eq!(info.bytes % 512, 0, "whole sectors");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         fs::metadata(&img).unwrap().permissions().mode() & 0o777,
@@ -169,7 +170,7 @@ fn small_seed_is_a_clean_fat16_volume_labelled_cidata_that_mtools_reads_back() {
     let b = text(&run(c));
     assert!(b.contains("\nLABEL=cidata\n"), "{b}");
     assert!(b.contains("\nTYPE=vfat\n"), "{b}");
-    assert!(b.contains("VERSION=FAT16"), "{b}");
+    assert!(b.contains("VERSION=FAT12"), "{b}");
     let serial = format!("{:04X}-{:04X}", info.serial >> 16, info.serial & 0xffff);
     assert!(b.contains(&format!("UUID={serial}")), "{b}");
 
@@ -177,7 +178,7 @@ fn small_seed_is_a_clean_fat16_volume_labelled_cidata_that_mtools_reads_back() {
     c.arg(&img);
     let f = text(&run(c));
     assert!(
-        f.contains("label: \"cidata     \"") && f.contains("FAT (16 bit)"),
+        f.contains("label: \"cidata     \"") && f.contains("FAT (12 bit)"),
         "{f}"
     );
 
@@ -313,8 +314,8 @@ fn pinned_digest_of_a_small_seed() {
     assert_eq!(
         (info.sha256.as_str(), info.bytes),
         (
-            "4c0b14e0ca538adceb9472077b8af040f99e72a9f039cad2f98246003488d106",
-            3145728
+            "ea4c0b6ad78fad671aeb9025224a567be9eb5f4f7e9a46758fe74892d558a66f",
+            16384
         ),
         "{info:?}"
     );
@@ -346,4 +347,150 @@ fn names_fat_cannot_hold_are_refused() {
     let missing = vec![("x".to_string(), Source::Path("/nonexistent/kimage".into()))];
     let err = write_seed_to(std::io::sink(), &missing, MTIME).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/kimage"), "{err}");
+}
+
+/// 4 KiB blocks of `bytes` holding anything but zeros: what no sparse file of these bytes can avoid
+/// allocating.
+fn nonzero_bytes(bytes: &[u8]) -> u64 {
+    bytes
+        .chunks(4096)
+        .filter(|b| b.iter().any(|&x| x != 0))
+        .count() as u64
+        * 4096
+}
+
+/// Allocated bytes of `path` (st_blocks counts 512-byte units whatever the filesystem's block).
+fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).unwrap().blocks() * 512
+}
+
+/// A seed was 3 MiB whatever it held (FAT16's minimum of 4,085 clusters, then rounded to whole MiB) and
+/// every zero of it was written: 10,000 workers wrote 23 GB. Now the volume is the content plus its FAT
+/// metadata, and what zeros remain are holes.
+#[test]
+fn seed_is_sparse_and_small() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = node_files(tmp.path());
+    let content: u64 = files.iter().map(|(_, s)| content(s).len() as u64).sum();
+    let img = tmp.path().join("seed.img");
+    let info = write_seed(&img, &files, MTIME).unwrap();
+    // Apparent size: each of the 7 files and 5 directories rounds up to a 512-byte cluster; boot sector,
+    // two FATs (12 bits per cluster), the root region and the alignment of the data area to 4 KiB add
+    // less than 16 KiB.
+    let slack = 12 * 512 + 16 * 1024;
+    assert!(
+        info.bytes <= content + slack,
+        "{} bytes for {content} bytes of content",
+        info.bytes
+    );
+    let bytes = fs::read(&img).unwrap();
+    let nonzero = nonzero_bytes(&bytes);
+    assert!(
+        allocated(&img) <= 2 * nonzero,
+        "{} bytes allocated for {nonzero} bytes in non-zero blocks",
+        allocated(&img)
+    );
+    fsck_clean(&img);
+    read_back(&img, &files, tmp.path());
+
+    // The documents alone (a seed when layers come from a URL) are a few KB, not 3 MiB.
+    let docs = &files[..3];
+    let small = tmp.path().join("docs.img");
+    let info = write_seed(&small, docs, MTIME).unwrap();
+    assert!(info.bytes <= 8 * 1024, "{info:?}");
+    fsck_clean(&small);
+    read_back(&small, docs, tmp.path());
+}
+
+/// Sparse on disk, same bytes as the plain stream, and the same bytes each time.
+#[test]
+fn sparse_seed_is_byte_identical_across_runs_and_to_the_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = node_files(tmp.path());
+    let a = tmp.path().join("a.img");
+    let b = tmp.path().join("b.img");
+    let ia = write_seed(&a, &files, MTIME).unwrap();
+    // Over an existing file with other bytes: nothing of them may show through a hole.
+    fs::write(&b, vec![0xff; 4 << 20]).unwrap();
+    let f = fs::OpenOptions::new().write(true).open(&b).unwrap();
+    let ib = kimage::seed::write_seed_file(&f, &files, MTIME).unwrap();
+    drop(f);
+    let mut streamed = Vec::new();
+    let is = write_seed_to(&mut streamed, &files, MTIME).unwrap();
+    assert_eq!(ia, ib);
+    assert_eq!(ia, is);
+    let (ba, bb) = (fs::read(&a).unwrap(), fs::read(&b).unwrap());
+    assert!(ba == streamed && bb == streamed, "logical bytes differ");
+    assert_eq!(kimage::layers::sha256_file(&b).unwrap().0, ia.sha256);
+}
+
+/// Around the FAT12/FAT16 boundary (FAT12 up to 4,068 clusters of at most 4 KiB), and zero runs inside
+/// a file are holes too. The big files are themselves sparse: cheap to make, cheap to stream.
+#[test]
+fn fat12_up_to_16_mib_then_fat16_both_clean_and_sparse() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (len, fat, cluster) in [
+        (2_500_000, FatType::Fat12, 1024),
+        (15_000_000, FatType::Fat12, 4096),
+        (17_000_000, FatType::Fat16, 512),
+    ] {
+        let big = tmp.path().join(format!("zeros-{len}"));
+        fs::File::create(&big).unwrap().set_len(len).unwrap();
+        let mut files = node_files(tmp.path());
+        files.push(("layers/zeros.tar.gz".into(), Source::Path(big)));
+        let img = tmp.path().join(format!("seed-{len}.img"));
+        let info = write_seed(&img, &files, MTIME).unwrap();
+        assert_eq!(info.fat, fat, "{len}");
+        let mut c = tool("minfo");
+        c.arg("-i").arg(&img).arg("::");
+        let m = text(&run(c));
+        assert!(
+            m.contains(&format!("cluster size: {} sectors", cluster / 512)),
+            "{len}: {m}"
+        );
+        fsck_clean(&img);
+        read_back(&img, &files, tmp.path());
+        // The zeros of the big file are not on disk: about the 1.2 MB of noise and the metadata.
+        let bytes = fs::read(&img).unwrap();
+        assert!(
+            allocated(&img) <= 2 * nonzero_bytes(&bytes),
+            "{len}: {} bytes allocated",
+            allocated(&img)
+        );
+    }
+}
+
+/// The companion of the fsck checks above: a seed whose FAT is broken is caught, so "fsck.fat is clean"
+/// means something for FAT12 too.
+#[test]
+fn fsck_rejects_a_seed_with_a_freed_directory_cluster() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = node_files(tmp.path());
+    let img = tmp.path().join("seed.img");
+    let info = write_seed(&img, &files, MTIME).unwrap();
+    assert_eq!(info.fat, FatType::Fat12);
+    let mut bytes = fs::read(&img).unwrap();
+    let reserved = u16::from_le_bytes([bytes[14], bytes[15]]) as usize;
+    let fat_sectors = u16::from_le_bytes([bytes[22], bytes[23]]) as usize;
+    // Cluster 2 is the first directory's (directories come first), one cluster long: its FAT12 entry
+    // (bytes 3 and the low nibble of 4) says end of chain. Mark it free in both FATs.
+    for fat in [reserved * 512, (reserved + fat_sectors) * 512] {
+        assert_eq!(
+            (bytes[fat + 3], bytes[fat + 4] & 0x0f),
+            (0xff, 0x0f),
+            "end of chain"
+        );
+        bytes[fat + 3] = 0;
+        bytes[fat + 4] &= 0xf0;
+    }
+    fs::write(&img, &bytes).unwrap();
+    let mut c = tool("fsck.vfat");
+    c.args(["-n", "-V", "-v"]).arg(&img);
+    let out = c.output().unwrap();
+    let t = text(&out);
+    assert!(
+        !out.status.success(),
+        "fsck.fat accepted a broken FAT:\n{t}"
+    );
 }

@@ -15,7 +15,7 @@
 //! - PEM blocks and base64 PEMs in plain text: `[PEM LABEL]`, `[base64 PEM]`;
 //! - a node file whose text was redacted: its sha256 (and, for user-data, its size) in manifest.json;
 //!   a node with any redacted artifact: its meta-data instance-id (a digest of the artifacts' digests)
-//!   and its seed.img's sha256.
+//!   and its seed.img's sha256 and size (the seed carries the redacted files).
 //!
 //! Every profile is built twice with fresh states and the two must redact to the same text before the
 //! snapshot is compared, so a new source of nondeterminism fails here with its own message instead of
@@ -345,14 +345,15 @@ fn redacted(b: &Build) -> BTreeMap<String, String> {
     for (digest, placeholder) in &digests {
         m = m.replace(digest.as_str(), placeholder);
     }
-    // The size of a redacted layer or user-data (gzip of random keys) varies with it; the size of a
-    // meta-data or seed.img does not.
+    // The size of a redacted layer or user-data (gzip of random keys) varies with it, and so does that
+    // of a seed.img that carries them (no larger than its content); the size of a meta-data does not.
     let mut redact_bytes = false;
     let mut manifest_out = String::new();
     for line in m.split_inclusive('\n') {
         let t = line.trim_start();
         if t.starts_with("\"sha256\": ") {
-            redact_bytes = t.contains("[layer ") || t.contains("/user-data]");
+            redact_bytes =
+                t.contains("[layer ") || t.contains("/user-data]") || t.contains("/seed.img]");
         }
         if redact_bytes && t.starts_with("\"bytes\": ") {
             let indent = &line[..line.len() - t.len()];

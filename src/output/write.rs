@@ -173,6 +173,7 @@ fn write_pools(
     out_dir: &Path,
     with_layers: bool,
     write_seeds: bool,
+    previous: Option<&Manifest>,
 ) -> Result<BTreeMap<String, PoolEntry>, Error> {
     let mut out = BTreeMap::new();
     for p in &a.pools {
@@ -198,19 +199,50 @@ fn write_pools(
             .expect("assemble_pools records every pool's token");
         let bootstrap_token_secret =
             write("bootstrap-token.yaml", join.secret_yaml.as_bytes(), 0o600)?;
-        let files = seed_files(&d, &p.layers, built, with_layers);
-        let seed = if write_seeds {
-            let info = crate::seed::write_seed(&dir.join("seed.img"), &files, a.mtime).map_err(
-                |source| build::BuildError::Seed {
-                    node: format!("pool {}", p.name),
-                    source,
-                },
-            )?;
-            Some(ArtifactRef {
-                path: format!("pools/{}/seed.img", p.name),
-                sha256: info.sha256,
-                bytes: info.bytes,
+        let layers: Vec<LayerEntry> = p
+            .layers
+            .iter()
+            .map(|&i| LayerEntry {
+                path: format!("layers/{}.tar.gz", built[i].sha256),
+                sha256: built[i].sha256.clone(),
+                bytes: built[i].bytes,
+                name: built[i].name.clone(),
             })
+            .collect();
+        let seed_path = dir.join("seed.img");
+        let seed = if write_seeds {
+            // As for nodes: the same documents and layers make the same image, which is kept as it is.
+            let reuse = previous
+                .and_then(|m| m.pools.get(&p.name))
+                .filter(|old| {
+                    old.user_data == user_data
+                        && old.meta_data == meta_data
+                        && old.network_config == network_config
+                        && (!with_layers || old.layers == layers)
+                        && old
+                            .seed
+                            .as_ref()
+                            .is_some_and(|s| guard::holds(&seed_path, &s.sha256))
+                })
+                .and_then(|old| old.seed.clone());
+            match reuse {
+                Some(seed) => Some(seed),
+                None => {
+                    let files = seed_files(&d, &p.layers, built, with_layers);
+                    let info =
+                        crate::seed::write_seed(&seed_path, &files, a.mtime).map_err(|source| {
+                            build::BuildError::Seed {
+                                node: format!("pool {}", p.name),
+                                source,
+                            }
+                        })?;
+                    Some(ArtifactRef {
+                        path: format!("pools/{}/seed.img", p.name),
+                        sha256: info.sha256,
+                        bytes: info.bytes,
+                    })
+                }
+            }
         } else {
             let _ = fs::remove_file(dir.join("seed.img"));
             None
@@ -223,16 +255,7 @@ fn write_pools(
                 meta_data,
                 network_config,
                 seed,
-                layers: p
-                    .layers
-                    .iter()
-                    .map(|&i| LayerEntry {
-                        path: format!("layers/{}.tar.gz", built[i].sha256),
-                        sha256: built[i].sha256.clone(),
-                        bytes: built[i].bytes,
-                        name: built[i].name.clone(),
-                    })
-                    .collect(),
+                layers,
                 bootstrap_token_id: join.token_id.clone(),
                 bootstrap_token_expires: join.expires.clone(),
                 bootstrap_token_secret,
@@ -272,7 +295,15 @@ pub fn write_build(
     let built: Vec<BuiltLayer> = build_layers(a, &out.join("layers"))?;
     let with_layers = build::seed_carries_layers(c);
     let write_seeds = with_layers || force_seed;
-    let pool_entries = write_pools(c, a, &built, out, with_layers, write_seeds)?;
+    let pool_entries = write_pools(
+        c,
+        a,
+        &built,
+        out,
+        with_layers,
+        write_seeds,
+        previous.as_ref(),
+    )?;
     let mut entries = BTreeMap::new();
     let mut reports = Vec::new();
     // Documents are made in parallel, a chunk of nodes at a time, and dropped once written: at 10,000
@@ -285,6 +316,9 @@ pub fn write_build(
                 .map(|n| build::node_docs(c, a, n, &built))
                 .collect::<Result<_, _>>()?
         };
+        // Directories and documents one node after the other (two threads creating out/nodes would
+        // race); then the seeds, tens of KB each to stream and hash, on every core.
+        let mut written: Vec<NodeFiles> = Vec::with_capacity(chunk.len());
         for (n, d) in chunk.iter().zip(&docs) {
             let dir = out.join("nodes").join(&n.name);
             guard::real_dir(out, &dir)?;
@@ -312,60 +346,82 @@ pub fn write_build(
                     name: built[i].name.clone(),
                 })
                 .collect();
-            let seed_path = dir.join("seed.img");
-            let seed = if write_seeds {
-                // The seed is a function of the three documents and the layers: unchanged inputs, same image.
-                let reuse = previous
-                    .as_ref()
-                    .and_then(|p| p.nodes.get(&n.name))
-                    .filter(|old| {
-                        old.user_data == user_data
-                            && old.meta_data == meta_data
-                            && old.network_config == network_config
-                            && (!with_layers || old.layers == layers)
-                            && old
-                                .seed
-                                .as_ref()
-                                .is_some_and(|s| guard::holds(&seed_path, &s.sha256))
-                    });
-                match reuse {
-                    Some(old) => old.seed.clone(),
-                    None => {
-                        let files = seed_files(d, &n.layers, &built, with_layers);
-                        let mut tmp = tempfile::Builder::new()
-                            .prefix(".kimage-")
-                            .tempfile_in(&dir)
-                            .map_err(Error::io(&dir))?;
-                        // It carries the user-data, and so the node's private keys.
-                        tmp.as_file()
-                            .set_permissions(fs::Permissions::from_mode(0o600))
-                            .map_err(Error::io(tmp.path()))?;
-                        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-                        let info = crate::seed::write_seed_to(&mut w, &files, a.mtime).map_err(
-                            |source| build::BuildError::Seed {
-                                node: n.name.clone(),
-                                source,
-                            },
-                        )?;
-                        drop(w);
-                        tmp.persist(&seed_path).map_err(|e| Error::Io {
-                            path: seed_path.clone(),
-                            source: e.error,
-                        })?;
-                        Some(ArtifactRef {
-                            path: format!("nodes/{}/seed.img", n.name),
-                            sha256: info.sha256,
-                            bytes: info.bytes,
-                        })
-                    }
-                }
-            } else {
+            written.push(NodeFiles {
+                dir,
+                user_data,
+                meta_data,
+                network_config,
+                layers,
+            });
+        }
+        let seed_of = |n: &build::NodeArtifacts,
+                       d: &NodeDocs,
+                       f: &NodeFiles|
+         -> Result<Option<ArtifactRef>, Error> {
+            let seed_path = f.dir.join("seed.img");
+            if !write_seeds {
                 if seed_path.exists() {
                     // A seed from an earlier build that no longer matches this one.
                     fs::remove_file(&seed_path).map_err(Error::io(&seed_path))?;
                 }
-                None
-            };
+                return Ok(None);
+            }
+            // The seed is a function of the three documents and the layers: unchanged inputs, same image.
+            let reuse = previous
+                .as_ref()
+                .and_then(|p| p.nodes.get(&n.name))
+                .filter(|old| {
+                    old.user_data == f.user_data
+                        && old.meta_data == f.meta_data
+                        && old.network_config == f.network_config
+                        && (!with_layers || old.layers == f.layers)
+                        && old
+                            .seed
+                            .as_ref()
+                            .is_some_and(|s| guard::holds(&seed_path, &s.sha256))
+                });
+            if let Some(old) = reuse {
+                return Ok(old.seed.clone());
+            }
+            let files = seed_files(d, &n.layers, &built, with_layers);
+            let tmp = tempfile::Builder::new()
+                .prefix(".kimage-")
+                .tempfile_in(&f.dir)
+                .map_err(Error::io(&f.dir))?;
+            // It carries the user-data, and so the node's private keys.
+            tmp.as_file()
+                .set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(Error::io(tmp.path()))?;
+            // Sparse: the digest is of the logical bytes, holes read back as zeros.
+            let info =
+                crate::seed::write_seed_file(tmp.as_file(), &files, a.mtime).map_err(|source| {
+                    build::BuildError::Seed {
+                        node: n.name.clone(),
+                        source,
+                    }
+                })?;
+            tmp.persist(&seed_path).map_err(|e| Error::Io {
+                path: seed_path.clone(),
+                source: e.error,
+            })?;
+            Ok(Some(ArtifactRef {
+                path: format!("nodes/{}/seed.img", n.name),
+                sha256: info.sha256,
+                bytes: info.bytes,
+            }))
+        };
+        let seeds: Vec<Result<Option<ArtifactRef>, Error>> = {
+            use rayon::prelude::*;
+            chunk
+                .par_iter()
+                .zip(&docs)
+                .zip(&written)
+                .map(|((n, d), f)| seed_of(n, d, f))
+                .collect()
+        };
+        // In node order: the error reported is the first node's, whatever thread met it first.
+        for (((n, d), f), seed) in chunk.iter().zip(&docs).zip(written).zip(seeds) {
+            let seed = seed?;
             let over = crate::userdata::LIMITS
                 .iter()
                 .find(|(_, limit)| d.user_data.len() > *limit)
@@ -373,7 +429,7 @@ pub fn write_build(
             reports.push(NodeReport {
                 name: n.name.clone(),
                 role: n.role.clone(),
-                user_data_bytes: user_data.bytes,
+                user_data_bytes: f.user_data.bytes,
                 user_data_over: over,
                 layers: n.layers.len(),
                 seed_bytes: seed.as_ref().map(|s| s.bytes),
@@ -383,11 +439,11 @@ pub fn write_build(
                 NodeEntry {
                     role: n.role.clone(),
                     address: n.address.clone(),
-                    user_data,
-                    meta_data,
-                    network_config,
+                    user_data: f.user_data,
+                    meta_data: f.meta_data,
+                    network_config: f.network_config,
                     seed,
-                    layers,
+                    layers: f.layers,
                     excluded_binaries: n.excluded.clone(),
                 },
             );
@@ -485,6 +541,15 @@ pub fn write_build(
         removed_layers: removed,
     };
     Ok((manifest, report))
+}
+
+/// A node's directory and documents as written, waiting for its seed.
+struct NodeFiles {
+    dir: PathBuf,
+    user_data: ArtifactRef,
+    meta_data: ArtifactRef,
+    network_config: ArtifactRef,
+    layers: Vec<LayerEntry>,
 }
 
 /// The files of a node's NoCloud seed: its three documents and, when the layers come from the seed,

@@ -1,6 +1,10 @@
-//! A write-once FAT16/FAT32 image writer (Microsoft's FAT specification, "FAT: General Overview of On-Disk
-//! Format" 1.03): boot sector + FSInfo, two FATs, root directory, then every directory and file in one
-//! contiguous cluster run each, written strictly front to back.
+//! A write-once FAT12/FAT16/FAT32 image writer (Microsoft's FAT specification, "FAT: General Overview of
+//! On-Disk Format" 1.03): boot sector + FSInfo, two FATs, root directory, then every directory and file in
+//! one contiguous cluster run each, written strictly front to back.
+//!
+//! The volume is as small as its content: the FAT type and cluster size are the first (smallest) ones
+//! whose cluster count range holds the content, so no volume is padded with free clusters to reach a
+//! type's minimum (FAT16 needs 4,085 clusters, 2 MiB at 512 bytes: a few-KB seed used to be 3 MiB).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -20,6 +24,8 @@ const ATTR_LFN: u8 = 0x0f;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FatType {
+    /// Seeds up to 16 MiB (4 KiB clusters at most): a node's documents and small layers.
+    Fat12,
     Fat16,
     Fat32,
 }
@@ -27,14 +33,18 @@ pub enum FatType {
 impl FatType {
     fn cluster_range(self) -> (u64, u64) {
         match self {
+            // FAT12 has no lower bound; one cluster keeps the data area non-empty.
+            FatType::Fat12 => (1, 4084 - MARGIN),
             FatType::Fat16 => (4085 + MARGIN, 65524 - MARGIN),
             FatType::Fat32 => (65525 + MARGIN, 0x0FFF_FFF5 - MARGIN),
         }
     }
-    fn entry_bytes(self) -> u64 {
+    /// Bytes of a FAT with `entries` entries (FAT12 packs two entries into three bytes).
+    fn table_bytes(self, entries: u64) -> u64 {
         match self {
-            FatType::Fat16 => 2,
-            FatType::Fat32 => 4,
+            FatType::Fat12 => (entries * 3).div_ceil(2),
+            FatType::Fat16 => entries * 2,
+            FatType::Fat32 => entries * 4,
         }
     }
 }
@@ -86,9 +96,9 @@ impl Geometry {
             return None;
         }
         let clusters = needed.max(min);
-        let fat_sectors = ((clusters + 2) * fat.entry_bytes()).div_ceil(SECTOR);
+        let fat_sectors = fat.table_bytes(clusters + 2).div_ceil(SECTOR);
         let min_reserved = match fat {
-            FatType::Fat16 => 1,
+            FatType::Fat12 | FatType::Fat16 => 1,
             FatType::Fat32 => 32,
         };
         // Start the data area on a 4 KiB (or cluster) boundary so file contents are page-aligned.
@@ -104,17 +114,6 @@ impl Geometry {
             clusters,
         };
         (g.total_sectors() <= u64::from(u32::MAX)).then_some(g)
-    }
-
-    /// The same volume grown by spare clusters until the image is a whole number of MiB (what disk tools
-    /// and some hypervisors expect of a raw disk). A cluster more can also add a FAT sector and move the
-    /// aligned data start, so walk the cluster count up until the total lands on a MiB boundary.
-    fn whole_mib(self) -> Geometry {
-        const MIB_SECTORS: u64 = 2048;
-        (self.clusters..self.clusters + 2 * MIB_SECTORS + 256)
-            .map_while(|c| Geometry::new(self.fat, self.spc, c, self.root_entries))
-            .find(|g| g.total_sectors().is_multiple_of(MIB_SECTORS))
-            .unwrap_or(self)
     }
 }
 
@@ -361,20 +360,29 @@ impl Image {
             })
             .collect();
         let dir_entries = |n: usize| entries[n];
-        let root_fixed = (dir_entries(0).div_ceil(16) * 16).max(512);
+        // The FAT12/16 root region holds exactly the root's entries, in whole sectors (16 entries, what
+        // Linux requires of its size): the image is written once and mounted read-only, so nothing needs
+        // room to grow.
+        let root_fixed = dir_entries(0).div_ceil(16) * 16;
+        let fixed_root = |fat: FatType| fat != FatType::Fat32;
 
         let needed_for = |fat: FatType, cluster: u64| -> u64 {
             preorder
                 .iter()
                 .map(|&n| match &nodes[n].kind {
-                    Kind::Dir { .. } if n == 0 && fat == FatType::Fat16 => 0,
+                    Kind::Dir { .. } if n == 0 && fixed_root(fat) => 0,
                     Kind::Dir { .. } => (dir_entries(n) * DIR_ENTRY).div_ceil(cluster).max(1),
                     Kind::File { size, .. } => size.div_ceil(cluster),
                 })
                 .sum()
         };
-        // FAT16 with clusters up to 4 KiB (seeds up to ~256 MiB), FAT32 with 4 KiB clusters beyond.
+        // Smallest first, each range starting where the previous one ends, so the first that fits wastes
+        // no clusters: FAT12 up to ~16 MiB, FAT16 up to ~256 MiB (clusters up to 4 KiB), FAT32 beyond.
         let candidates = [
+            (FatType::Fat12, 1),
+            (FatType::Fat12, 2),
+            (FatType::Fat12, 4),
+            (FatType::Fat12, 8),
             (FatType::Fat16, 1),
             (FatType::Fat16, 2),
             (FatType::Fat16, 4),
@@ -387,9 +395,12 @@ impl Image {
         let geo = candidates
             .iter()
             .find_map(|&(fat, spc)| {
-                let root = if fat == FatType::Fat16 { root_fixed } else { 0 };
+                let root = if fixed_root(fat) { root_fixed } else { 0 };
+                // The boot sector counts root entries in 16 bits: a bigger root only fits FAT32.
+                if root > 0xfff0 {
+                    return None;
+                }
                 Geometry::new(fat, spc, needed_for(fat, spc * SECTOR), root)
-                    .map(Geometry::whole_mib)
             })
             .ok_or(SeedError::VolumeTooLarge)?;
 
@@ -402,7 +413,7 @@ impl Image {
             .partition(|&&n| matches!(nodes[n].kind, Kind::Dir { .. }));
         for n in dirs.into_iter().chain(files_) {
             let count = match &nodes[n].kind {
-                Kind::Dir { .. } if n == 0 && geo.fat == FatType::Fat16 => 0,
+                Kind::Dir { .. } if n == 0 && fixed_root(geo.fat) => 0,
                 Kind::Dir { .. } => (dir_entries(n) * DIR_ENTRY).div_ceil(cluster).max(1),
                 Kind::File { size, .. } => size.div_ceil(cluster),
             };
@@ -442,7 +453,7 @@ impl Image {
         let mut b = [0u8; 512];
         let total = g.total_sectors();
         b[0..3].copy_from_slice(match g.fat {
-            FatType::Fat16 => &[0xeb, 0x3c, 0x90],
+            FatType::Fat12 | FatType::Fat16 => &[0xeb, 0x3c, 0x90],
             FatType::Fat32 => &[0xeb, 0x58, 0x90],
         });
         b[3..11].copy_from_slice(b"KIMAGE  ");
@@ -451,7 +462,7 @@ impl Image {
         b[14..16].copy_from_slice(&(g.reserved as u16).to_le_bytes());
         b[16] = 2;
         b[17..19].copy_from_slice(&(g.root_entries as u16).to_le_bytes());
-        if g.fat == FatType::Fat16 && total < 0x10000 {
+        if g.fat != FatType::Fat32 && total < 0x10000 {
             b[19..21].copy_from_slice(&(total as u16).to_le_bytes());
         } else {
             b[32..36].copy_from_slice(&(total as u32).to_le_bytes());
@@ -460,7 +471,7 @@ impl Image {
         b[24..26].copy_from_slice(&63u16.to_le_bytes());
         b[26..28].copy_from_slice(&255u16.to_le_bytes());
         let ext = match g.fat {
-            FatType::Fat16 => {
+            FatType::Fat12 | FatType::Fat16 => {
                 b[22..24].copy_from_slice(&(g.fat_sectors as u16).to_le_bytes());
                 36
             }
@@ -477,6 +488,7 @@ impl Image {
         b[ext + 3..ext + 7].copy_from_slice(&self.serial.to_le_bytes());
         b[ext + 7..ext + 18].copy_from_slice(&self.label);
         b[ext + 18..ext + 26].copy_from_slice(match g.fat {
+            FatType::Fat12 => b"FAT12   ",
             FatType::Fat16 => b"FAT16   ",
             FatType::Fat32 => b"FAT32   ",
         });
@@ -518,6 +530,17 @@ impl Image {
         let g = &self.geo;
         let mut t = vec![0u8; (g.fat_sectors * SECTOR) as usize];
         let mut put = |i: u64, v: u32| match g.fat {
+            // Even entries take a byte and the low nibble of the next; odd ones the high nibble and a byte.
+            FatType::Fat12 => {
+                let o = (i * 3 / 2) as usize;
+                if i.is_multiple_of(2) {
+                    t[o] = v as u8;
+                    t[o + 1] = t[o + 1] & 0xf0 | (v >> 8) as u8 & 0x0f;
+                } else {
+                    t[o] = t[o] & 0x0f | (v << 4) as u8;
+                    t[o + 1] = (v >> 4) as u8;
+                }
+            }
             FatType::Fat16 => {
                 t[(i * 2) as usize..(i * 2 + 2) as usize].copy_from_slice(&(v as u16).to_le_bytes())
             }
@@ -526,10 +549,11 @@ impl Image {
             }
         };
         let eoc = match g.fat {
+            FatType::Fat12 => 0xfff,
             FatType::Fat16 => 0xffff,
             FatType::Fat32 => 0x0fff_ffff,
         };
-        // Entry 0 carries the media byte; entry 1's top bits say "cleanly unmounted, no errors".
+        // Entry 0 carries the media byte; entry 1's top bits say "cleanly unmounted, no errors" (FAT16/32).
         put(0, eoc & !0xff | 0xf8);
         put(1, eoc);
         for &n in &self.order {
@@ -612,7 +636,7 @@ impl Image {
             };
             out.extend_from_slice(&self.short_entry(&child.short, attr, child.first, size));
         }
-        let len = if n == 0 && self.geo.fat == FatType::Fat16 {
+        let len = if n == 0 && self.geo.fat != FatType::Fat32 {
             self.geo.root_entries * DIR_ENTRY
         } else {
             node.clusters * self.geo.cluster_bytes()
@@ -634,11 +658,13 @@ impl Image {
         let fat = self.fat_table();
         w.write_all(&fat).map_err(wr)?;
         w.write_all(&fat).map_err(wr)?;
-        if self.geo.fat == FatType::Fat16 {
+        if self.geo.fat != FatType::Fat32 {
             w.write_all(&self.dir_bytes(0)).map_err(wr)?;
         }
         let cluster = self.geo.cluster_bytes();
-        let mut buf = vec![0u8; 1 << 20];
+        // Grown to the largest file streamed so far (at most 1 MiB): a seed of small layers, written
+        // 10,000 times in a build, should not clear a megabyte each time.
+        let mut buf = Vec::new();
         for &n in &self.order {
             let node = &self.nodes[n];
             match node.kind {
@@ -654,6 +680,10 @@ impl Image {
                                 source,
                             };
                             let mut f = File::open(p).map_err(src_err)?;
+                            let want = size.clamp(1, 1 << 20) as usize;
+                            if buf.len() < want {
+                                buf.resize(want, 0);
+                            }
                             let mut left = size;
                             while left > 0 {
                                 let want = left.min(buf.len() as u64) as usize;
@@ -675,21 +705,24 @@ impl Image {
                             }
                         }
                     }
-                    let pad = (cluster - size % cluster) % cluster;
-                    w.write_all(&vec![0u8; pad as usize]).map_err(wr)?;
+                    write_zeros(w, (cluster - size % cluster) % cluster).map_err(wr)?;
                 }
             }
         }
-        // Unused clusters (FAT16/32 have a minimum count) are zeros.
-        let mut left = (self.geo.clusters - self.used_clusters) * cluster;
-        buf.fill(0);
-        while left > 0 {
-            let n = left.min(buf.len() as u64) as usize;
-            w.write_all(&buf[..n]).map_err(wr)?;
-            left -= n as u64;
-        }
-        Ok(())
+        // Unused clusters (only where FAT32's minimum count exceeds the content) are zeros.
+        write_zeros(w, (self.geo.clusters - self.used_clusters) * cluster).map_err(wr)
     }
+}
+
+/// Zeros as bytes of the image (a sparse writer turns whole blocks of them into holes).
+fn write_zeros<W: Write>(w: &mut W, mut left: u64) -> io::Result<()> {
+    const ZEROS: [u8; 4096] = [0; 4096];
+    while left > 0 {
+        let n = left.min(ZEROS.len() as u64) as usize;
+        w.write_all(&ZEROS[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! The NoCloud seed image: a FAT volume labelled `cidata` that carries `user-data`, `meta-data`,
 //! `network-config` and the node's layers, for libvirt/QEMU (attach it as a read-only disk).
 //!
-//! kimage writes the FAT filesystem itself (FAT16 for small seeds, FAT32 once the content needs more than
-//! 65k 4 KiB clusters), in one sequential pass: no formatting tool, no loop mount, file contents streamed
-//! from disk. Everything is fixed by the inputs: timestamps are the given mtime, the volume serial comes from
+//! kimage writes the FAT filesystem itself (FAT12 up to 16 MiB of content, FAT16 up to 256 MiB, FAT32
+//! beyond), in one sequential pass: no formatting tool, no loop mount, file contents streamed from disk.
+//! The volume is no larger than its content needs, and written sparse: zero blocks are holes. Everything is fixed by the inputs: timestamps are the given mtime, the volume serial comes from
 //! a sha256 of the names, sizes and in-memory contents, short names are generated deterministically, and files
 //! are laid out contiguously in a fixed order. Same inputs → identical image bytes.
 //!
@@ -11,6 +11,7 @@
 //! extension, and a writer for it is small enough to own completely.
 
 mod fat;
+mod sparse;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -131,11 +132,7 @@ pub fn write_seed(
         .suffix(".tmp")
         .tempfile_in(&dir)
         .map_err(io_err(format!("creating temp file in {}", dir.display())))?;
-    let info = write_seed_to(
-        io::BufWriter::with_capacity(1 << 20, tmp.as_file()),
-        files,
-        mtime,
-    )?;
+    let info = write_seed_file(tmp.as_file(), files, mtime)?;
     tmp.as_file()
         .sync_all()
         .map_err(io_err(format!("syncing {}", tmp.path().display())))?;
@@ -172,6 +169,24 @@ pub fn write_seed_to<W: Write>(
         fat: image.fat_type(),
         serial: image.serial(),
     })
+}
+
+/// Writes the seed image into `file` from its start, sparse: whole zero blocks (free clusters, slack at the
+/// end of a file's last cluster, zero runs inside files) are left as holes, which read back as the same
+/// zeros, so the digest (of the logical bytes) is that of `write_seed_to`. `file` is truncated first.
+pub fn write_seed_file(
+    file: &File,
+    files: &[(String, Source)],
+    mtime: u64,
+) -> Result<SeedInfo, SeedError> {
+    let wr = |source| SeedError::Io {
+        action: "writing seed image".into(),
+        source,
+    };
+    let mut w = sparse::SparseWriter::new(file).map_err(wr)?;
+    let info = write_seed_to(&mut w, files, mtime)?;
+    w.finish().map_err(wr)?;
+    Ok(info)
 }
 
 /// The image size `files` will produce, without writing anything (sizes only; sources are stat'ed).
