@@ -45,7 +45,7 @@ pub(super) fn cmd_plan(cli: &Cli, state: &StateArgs, settings: &Settings) -> Res
         .iter()
         .chain(cluster.pools.iter().map(|p| &p.node))
         .any(|n| !n.binaries.is_empty());
-    if needs_binaries && !lock.exists() {
+    if (needs_binaries || cluster.images.is_some()) && !lock.exists() {
         p.writes.push(format!(
             "{}: every release artifact's URL and digest, resolved from the built-in catalog (online for versions it lacks)",
             lock.display()

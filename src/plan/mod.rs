@@ -45,6 +45,12 @@ pub struct NodePlan {
     pub binaries: Vec<String>,
     /// Programs the node runs that the image must already have (`binaries.exclude`).
     pub excluded: Vec<String>,
+    /// Container images the node gets (`images`, nodes that run pods), by reference, and how.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    /// `embed` or `mirror`, when the node gets images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_delivery: Option<crate::profile::ImageDelivery>,
     /// What the user-data does with kimage's units, in order (`enable-now:etcd.service`).
     pub start: Vec<String>,
     /// Every file the node gets, sorted by path.
@@ -99,6 +105,17 @@ pub fn node_plan(c: &Cluster, r: &Renderer, n: &NodeModel) -> Result<NodePlan, R
             .collect(),
         binaries: n.binaries.iter().map(|b| b.name().to_string()).collect(),
         excluded: n.excluded.iter().map(|b| b.name().to_string()).collect(),
+        images: c
+            .images
+            .iter()
+            .filter(|_| n.runs_kubelet)
+            .flat_map(|i| i.needed.keys().cloned())
+            .collect(),
+        image_delivery: c
+            .images
+            .as_ref()
+            .filter(|_| n.runs_kubelet)
+            .map(|i| i.delivery),
         start: crate::assemble::start_spec(&start)
             .split_whitespace()
             .map(str::to_string)
@@ -176,6 +193,16 @@ impl Plan {
                     "  excluded  {} (binaries.exclude: the image must provide them)\n",
                     list(&ex)
                 ));
+            }
+            if let Some(d) = n.image_delivery {
+                let how = match d {
+                    crate::profile::ImageDelivery::Embed => {
+                        "in its images layer, pinned in kimage.lock"
+                    }
+                    crate::profile::ImageDelivery::Mirror => "pulled through images.mirror",
+                };
+                let imgs: Vec<&str> = n.images.iter().map(String::as_str).collect();
+                out.push_str(&format!("  images    {} ({how})\n", list(&imgs)));
             }
             let units: Vec<&str> = n
                 .start
