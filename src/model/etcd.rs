@@ -16,7 +16,10 @@ pub struct EtcdModel {
     pub initial_cluster: String,
     /// Members that join a running cluster (added to the profile after it was formed).
     pub joining: Vec<NodeName>,
-    /// `https://addr:2379,...`, kube-apiserver --etcd-servers.
+    /// `https://addr:2379,...`: the members an apiserver without a member of its own dials (external
+    /// etcd, or a control-plane node with `etcdMember: false`): every member until the state records a
+    /// formed cluster, then the formed members still in the profile (see `Cluster::with_formed_etcd`).
+    /// An apiserver on a member's node dials that member only (`NodeModel::etcd_servers`).
     pub client_endpoints: String,
     pub cluster_token: String,
     pub data_dir: String,
@@ -92,11 +95,7 @@ pub(super) fn etcd(p: &Profile) -> EtcdModel {
             .map(|m| format!("{}={}", m.name, m.peer_url))
             .collect::<Vec<_>>()
             .join(","),
-        client_endpoints: members
-            .iter()
-            .map(|m| m.client_url.clone())
-            .collect::<Vec<_>>()
-            .join(","),
+        client_endpoints: client_endpoints(&members, |_| true),
         members,
         joining: Vec::new(),
         cluster_token: p.name.as_str().to_string(),
@@ -105,6 +104,37 @@ pub(super) fn etcd(p: &Profile) -> EtcdModel {
         election_timeout: p.etcd.election_timeout,
         client_port: defaults::ETCD_CLIENT_PORT,
         peer_port: defaults::ETCD_PEER_PORT,
+    }
+}
+
+/// The client URLs of the members `keep` keeps, or of every member when it keeps none (every formed
+/// member removed from the profile: the profile's members are then all there is to dial).
+pub(super) fn client_endpoints(
+    members: &[EtcdMember],
+    keep: impl Fn(&EtcdMember) -> bool,
+) -> String {
+    let kept: Vec<&EtcdMember> = members.iter().filter(|m| keep(m)).collect();
+    let list = if kept.is_empty() {
+        members.iter().collect()
+    } else {
+        kept
+    };
+    list.iter()
+        .map(|m| m.client_url.clone())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// kube-apiserver's `--etcd-servers` on control-plane node `n`. With a member of its own, that member
+/// alone, as kubeadm's stacked control plane does: the list then never names another node, so adding
+/// or removing a member leaves this apiserver as it was. Its node address, not 127.0.0.1: the member
+/// listens on that address only (`NodeEtcd::listen_client_urls`), and its server certificate names
+/// both. Without one, the cluster's members (`EtcdModel::client_endpoints`).
+pub(super) fn etcd_servers(etcd: &EtcdModel, n: &profile::Node, etcd_member: bool) -> String {
+    if etcd_member {
+        url(n.address.0, defaults::ETCD_CLIENT_PORT)
+    } else {
+        etcd.client_endpoints.clone()
     }
 }
 
