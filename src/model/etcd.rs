@@ -16,10 +16,16 @@ pub struct EtcdModel {
     pub initial_cluster: String,
     /// Members that join a running cluster (added to the profile after it was formed).
     pub joining: Vec<NodeName>,
-    /// `https://addr:2379,...`: the members an apiserver without a member of its own dials (external
-    /// etcd, or a control-plane node with `etcdMember: false`): every member until the state records a
-    /// formed cluster, then the formed members still in the profile (see `Cluster::with_formed_etcd`).
-    /// An apiserver on a member's node dials that member only (`NodeModel::etcd_servers`).
+    /// `https://addr:2379,...`, kube-apiserver --etcd-servers: every member until the state records a
+    /// formed cluster, then the formed members still in the profile (see `Cluster::with_formed_etcd`),
+    /// so that adding a member (or a stacked control-plane node) leaves every apiserver as it was.
+    /// Not only the node's own member, as kubeadm's stacked control plane has it: the load balancers
+    /// check an apiserver by its TLS handshake only, so an apiserver whose one member is gone (the
+    /// node shutting down with every unit signalled at once) kept taking requests it could not serve
+    /// for half a minute (tests/netns_control_plane.rs: a request through the VIP failed 34 s after
+    /// the node stopped).
+    /// Removing a member the apiservers dial changes their list: one that kept it would, once every
+    /// formed member is gone, dial nothing that answers.
     pub client_endpoints: String,
     pub cluster_token: String,
     pub data_dir: String,
@@ -123,19 +129,6 @@ pub(super) fn client_endpoints(
         .map(|m| m.client_url.clone())
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// kube-apiserver's `--etcd-servers` on control-plane node `n`. With a member of its own, that member
-/// alone, as kubeadm's stacked control plane does: the list then never names another node, so adding
-/// or removing a member leaves this apiserver as it was. Its node address, not 127.0.0.1: the member
-/// listens on that address only (`NodeEtcd::listen_client_urls`), and its server certificate names
-/// both. Without one, the cluster's members (`EtcdModel::client_endpoints`).
-pub(super) fn etcd_servers(etcd: &EtcdModel, n: &profile::Node, etcd_member: bool) -> String {
-    if etcd_member {
-        url(n.address.0, defaults::ETCD_CLIENT_PORT)
-    } else {
-        etcd.client_endpoints.clone()
-    }
 }
 
 /// The member `n` runs.

@@ -267,9 +267,9 @@ impl Cluster {
 
     /// The model of a cluster that already formed with `formed` (member name and peer URL, from the
     /// state): those members keep the initial cluster they started with, so their artifacts do not
-    /// change when members are added; every other member joins the running cluster. Apiservers
-    /// without a member of their own dial the formed members still in the profile: a joining member
-    /// is a learner for a while (it refuses clients), and adding one must not rebuild every apiserver.
+    /// change when members are added; every other member joins the running cluster. The apiservers dial
+    /// the formed members still in the profile: a joining member is a learner for a while (it refuses
+    /// clients), and adding one must not rebuild every apiserver.
     pub fn with_formed_etcd(mut self, formed: &[(String, String)]) -> Cluster {
         if formed.is_empty() {
             return self;
@@ -291,9 +291,6 @@ impl Cluster {
         for n in &mut self.nodes {
             if let Some(e) = n.etcd.as_mut() {
                 e.joining = self.etcd.joining.contains(&e.name);
-            }
-            if n.etcd_servers.is_some() && !n.etcd_member {
-                n.etcd_servers = Some(self.etcd.client_endpoints.clone());
             }
         }
         self

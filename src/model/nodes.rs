@@ -55,8 +55,6 @@ pub struct NodeModel {
     pub etcd: Option<NodeEtcd>,
     /// Subject alternative names of this control-plane node's apiserver certificate.
     pub apiserver_sans: Option<Sans>,
-    /// This control-plane node's kube-apiserver `--etcd-servers`.
-    pub etcd_servers: Option<String>,
     /// This node's VRRP settings, when it is a load-balancer node and the cluster has a VIP.
     pub vrrp: Option<NodeVrrp>,
     /// Binaries the node runs that the profile says the image already has (`binaries.exclude`).
@@ -231,8 +229,6 @@ pub(super) fn node(
         api_labels,
         etcd: etcd_member.then(|| etcd::node_etcd(etcd, n)),
         apiserver_sans,
-        etcd_servers: (n.role == Role::ControlPlane)
-            .then(|| etcd::etcd_servers(etcd, n, etcd_member)),
         vrrp: load_balancer::node_vrrp(load_balancer, n),
         excluded,
         pool: None,
@@ -262,7 +258,6 @@ pub(super) fn pool(p: &Profile, index: usize, wp: &profile::WorkerPool) -> PoolM
             api_labels,
             etcd: None,
             apiserver_sans: None,
-            etcd_servers: None,
             vrrp: None,
             excluded,
             pool: Some(wp.name.clone()),
