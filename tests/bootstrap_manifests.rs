@@ -452,26 +452,49 @@ fn addons_follow_the_model() {
     assert_eq!(svc6["spec"]["clusterIP"], "fd00:10:96::a");
 }
 
+/// The bootstrap node's nodes.list names the workers' labels and taints; each control-plane node's
+/// self.list its own (it marks its own Node, so no node's files list the other control-plane nodes).
 #[test]
 fn nodes_list_names_what_kubelets_may_not_set() {
     let tmp = tempdir();
     let c = pools_cluster();
     let m = pki(&c, tmp.path());
-    let list = String::from_utf8(bootstrap_files(&c, &m)["nodes.list"].clone()).unwrap();
-    let lines: Vec<&str> = list.lines().filter(|l| !l.starts_with('#')).collect();
+    let entries = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    let files = bootstrap_files(&c, &m);
+    let list = String::from_utf8(files["nodes.list"].clone()).unwrap();
     assert_eq!(
-        lines,
+        entries(&list),
         [
-            "master-1 node-role.kubernetes.io/control-plane= node-role.kubernetes.io/control-plane:NoSchedule",
-            "master-2 node-role.kubernetes.io/control-plane= node-role.kubernetes.io/control-plane:NoSchedule",
             // disktype is set by the kubelet itself (--node-labels).
             "node-1 node-role.kubernetes.io/worker= -",
         ]
     );
+    let mut all = list.clone();
+    for cp in c.control_planes() {
+        let own = kimage::render::render_node(&c, cp)
+            .unwrap()
+            .into_iter()
+            .find(|f| f.path == "/etc/kimage/bootstrap/self.list")
+            .unwrap_or_else(|| panic!("{} has no self.list", cp.name));
+        let own = String::from_utf8(own.content.to_vec()).unwrap();
+        assert_eq!(
+            entries(&own),
+            [format!(
+                "{} node-role.kubernetes.io/control-plane= node-role.kubernetes.io/control-plane:NoSchedule",
+                cp.name
+            )]
+        );
+        all.push_str(&own);
+    }
     for n in &c.nodes {
         for k in n.api_labels.keys() {
             assert!(!kimage::model::kubelet_may_set_label(k));
-            assert!(list.contains(&format!("{k}=")), "{k}");
+            assert!(all.contains(&format!("{k}=")), "{k}");
         }
     }
 }

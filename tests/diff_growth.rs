@@ -1,6 +1,7 @@
-//! `kimage diff` on real builds: growing the cluster by a worker leaves the others' artifacts alone
-//! except /etc/hosts (optional), without a hosts file it leaves them identical, and a new VIP on the
-//! endpoint means replacing the control-plane nodes, whose apiserver certificate changed.
+//! `kimage diff` on real builds: growing the cluster by a worker leaves the others' artifacts identical
+//! (workers are not in /etc/hosts), with `os.hostsWorkers` it changes their /etc/hosts only (optional),
+//! and a new VIP on the endpoint means replacing the control-plane nodes, whose apiserver certificate
+//! changed. tests/growth.rs pins every growth step of every shipped profile.
 
 use std::path::Path;
 use std::process::Command;
@@ -41,12 +42,24 @@ fn growth_and_endpoint_changes_say_what_to_replace() {
     let text = kimage(d, &["diff", "a", "b"]);
     assert_eq!(
         text,
+        "cp-1: unchanged\nw-1: unchanged\nw-2: added: boot it from the new artifacts\n"
+    );
+
+    // Workers listed in /etc/hosts: a new one changes every node's, and nothing else.
+    let listed = format!("{BASE}os: {{hostsWorkers: true}}\n");
+    std::fs::write(d.join("cluster.yaml"), format!("{listed}{}", nodes(""))).unwrap();
+    kimage(d, &["build", "--all", "--out", "g"]);
+    std::fs::write(d.join("cluster.yaml"), format!("{listed}{}", nodes(w2))).unwrap();
+    kimage(d, &["build", "--all", "--out", "h"]);
+    let text = kimage(d, &["diff", "g", "h"]);
+    assert_eq!(
+        text,
         "cp-1: optional: replace when convenient (only /etc/hosts differs)\n    changed /etc/hosts\n\
          w-1: optional: replace when convenient (only /etc/hosts differs)\n    changed /etc/hosts\n\
          w-2: added: boot it from the new artifacts\n"
     );
 
-    // Without /etc/hosts, a new worker changes nothing on the others.
+    // Without /etc/hosts, likewise nothing on the others.
     let base = format!("{BASE}os: {{hostsFile: false}}\n");
     std::fs::write(d.join("cluster.yaml"), format!("{base}{}", nodes(""))).unwrap();
     kimage(d, &["build", "--all", "--out", "c"]);

@@ -9,7 +9,8 @@
 //! - `/readyz?verbose` and `/livez?verbose`: every check ok on every apiserver and through the VIP;
 //! - kube-controller-manager and kube-scheduler hold their leader Leases; the holder's node stops and
 //!   another node takes both over; the API keeps serving through the VIP without the bootstrap node;
-//! - `kimage-bootstrap.service` applies every cluster object; a second run changes nothing;
+//! - `kimage-bootstrap.service` applies every cluster object; a second run changes nothing; on every
+//!   other control-plane node it marks that node's own Node;
 //! - every identity kimage issues may do what it needs and no more (`kubectl auth can-i`, kubeadm's RBAC
 //!   and the Node authorizer); a worker pool's bootstrap token may create a CSR and nothing else;
 //! - a ServiceAccount token made by `kubectl create token` is accepted; `/apis` lists the aggregated APIs.
@@ -1158,6 +1159,47 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
         before.len(),
         secs(first),
         secs(second)
+    ));
+
+    // 3b. Every other control-plane node marks its own Node (self.list) with its own admin.conf, as
+    // `kubeadm join` does: the bootstrap node's nodes.list names no control-plane node.
+    for n in cp_names.iter().filter(|n| **n != cp1) {
+        let h = lab.host(n);
+        lab.net
+            .start_unit(h, &h.unit("kimage-bootstrap.service"), &[], &[])
+            .map_err(|e| format!("kimage-bootstrap.service on {n}: {e}"))?;
+    }
+    for n in &cp_names {
+        let (ok, out) = kubectl_on(
+            lab.host(&cp1),
+            ADMIN,
+            None,
+            &[
+                "get",
+                "node",
+                n,
+                "-o",
+                "go-template={{range $k, $v := .metadata.labels}}{{$k}} {{end}}{{range .spec.taints}}{{.key}}:{{.effect}} {{end}}",
+            ],
+        );
+        let want = [
+            "node-role.kubernetes.io/control-plane",
+            "node-role.kubernetes.io/control-plane:NoSchedule",
+        ];
+        if !ok || !want.iter().all(|w| out.split_whitespace().any(|x| x == *w)) {
+            return Err(format!(
+                "Node {n} lacks the control-plane label or taint after its own kimage-bootstrap: {out}"
+            ));
+        }
+    }
+    r.add(format!(
+        "{} marked their own Nodes (control-plane label and taint) with their own admin.conf",
+        cp_names
+            .iter()
+            .filter(|n| **n != cp1)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
 
     // 4. cp-1 holds both Leases; then the other nodes start theirs.

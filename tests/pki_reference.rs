@@ -315,7 +315,7 @@ fn check(c: &Cluster, m: &PkiMaterial, issued: OffsetDateTime) {
                     .collect();
                 if name == "apiserver" {
                     // Required names are there; beyond them the certificate carries exactly the
-                    // model's SAN set (every control-plane name and address, the endpoint, the
+                    // node's SAN set in the model (its own name and address, the endpoint, the
                     // VIP, extraSANs, localhost/127.0.0.1 for local clients).
                     assert!(
                         dns.is_subset(&p.dns),
@@ -327,10 +327,12 @@ fn check(c: &Cluster, m: &PkiMaterial, issued: OffsetDateTime) {
                         "{id} IP {:?} lacks some of {ips:?}",
                         p.ips
                     );
-                    let model_dns: BTreeSet<String> =
-                        c.apiserver_sans.dns.iter().cloned().collect();
-                    let model_ips: BTreeSet<IpAddr> =
-                        c.apiserver_sans.ips.iter().cloned().collect();
+                    let sans = c
+                        .node(node.expect("apiserver certificates are per node"))
+                        .and_then(|n| n.apiserver_sans.as_ref())
+                        .expect("a control-plane node's SANs");
+                    let model_dns: BTreeSet<String> = sans.dns.iter().cloned().collect();
+                    let model_ips: BTreeSet<IpAddr> = sans.ips.iter().cloned().collect();
                     assert_eq!(p.dns, model_dns, "{id} DNS = model");
                     assert_eq!(p.ips, model_ips, "{id} IP = model");
                     match &c.endpoint.host {

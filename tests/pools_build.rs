@@ -273,9 +273,11 @@ fn pools_build_share_layers_carry_the_token_and_rebuild_identically() {
         env.contains(&format!("KIMAGE_CA_CERT_HASH='{hash}'")),
         "{env}"
     );
-    // /etc/hosts lists the cluster's nodes, nothing for pool machines.
+    // /etc/hosts lists the cluster's control-plane nodes, no worker (os.hostsWorkers is off) and
+    // nothing for pool machines.
     let hosts = std::fs::read_to_string(r.join("etc/hosts")).unwrap();
-    assert!(hosts.contains("192.168.31.72\tnode-1"));
+    assert!(hosts.contains("192.168.31.71\tmaster-1"), "{hosts}");
+    assert!(!hosts.contains("node-1"), "{hosts}");
     assert!(!hosts.contains("gpu"));
 
     // cloud-init 22.4 accepts the user-data and reads the network-config as DHCP.

@@ -112,7 +112,11 @@ fn bootstrap_and_pool_units_pass_systemd_analyze_verify() {
     verify(
         &c,
         c.node("master-2").unwrap(),
-        &["kimage-csr-approver.service", "kimage-csr-approver.timer"],
+        &[
+            "kimage-bootstrap.service",
+            "kimage-csr-approver.service",
+            "kimage-csr-approver.timer",
+        ],
     );
     for p in &c.pools {
         verify(

@@ -237,12 +237,16 @@ fn file_lists_per_role() {
         "/etc/sysusers.d/kimage-etcd.conf",
         "/etc/tmpfiles.d/kimage-etcd.conf",
     ];
+    // Every control-plane node marks its own Node (self.list, kimage-bootstrap).
     let control_plane = [
+        "/etc/kimage/bootstrap/self.list",
         "/etc/kubernetes/audit-policy.yaml",
         "/etc/kubernetes/kube-scheduler.yaml",
+        "/etc/systemd/system/kimage-bootstrap.service",
         "/etc/systemd/system/kube-apiserver.service",
         "/etc/systemd/system/kube-controller-manager.service",
         "/etc/systemd/system/kube-scheduler.service",
+        "/usr/local/bin/kimage-bootstrap",
     ];
     let worker = [
         "/etc/containerd/config.toml",
@@ -261,8 +265,6 @@ fn file_lists_per_role() {
         "/etc/kimage/bootstrap/40-coredns.yaml",
         "/etc/kimage/bootstrap/50-flannel.yaml",
         "/etc/kimage/bootstrap/nodes.list",
-        "/etc/systemd/system/kimage-bootstrap.service",
-        "/usr/local/bin/kimage-bootstrap",
     ];
     let lb = [
         "/etc/haproxy/kimage.cfg",
@@ -387,6 +389,7 @@ fn start_order_per_role() {
             "kube-apiserver.service",
             "kube-controller-manager.service",
             "kube-scheduler.service",
+            "kimage-bootstrap.service",
             "containerd.service",
             "kubelet.service",
             "kube-proxy.service"

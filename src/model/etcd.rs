@@ -16,7 +16,16 @@ pub struct EtcdModel {
     pub initial_cluster: String,
     /// Members that join a running cluster (added to the profile after it was formed).
     pub joining: Vec<NodeName>,
-    /// `https://addr:2379,...`, kube-apiserver --etcd-servers.
+    /// `https://addr:2379,...`, kube-apiserver --etcd-servers: every member until the state records a
+    /// formed cluster, then the formed members still in the profile (see `Cluster::with_formed_etcd`),
+    /// so that adding a member (or a stacked control-plane node) leaves every apiserver as it was.
+    /// Not only the node's own member, as kubeadm's stacked control plane has it: the load balancers
+    /// check an apiserver by its TLS handshake only, so an apiserver whose one member is gone (the
+    /// node shutting down with every unit signalled at once) kept taking requests it could not serve
+    /// for half a minute (tests/netns_control_plane.rs: a request through the VIP failed 34 s after
+    /// the node stopped).
+    /// Removing a member the apiservers dial changes their list: one that kept it would, once every
+    /// formed member is gone, dial nothing that answers.
     pub client_endpoints: String,
     pub cluster_token: String,
     pub data_dir: String,
@@ -92,11 +101,7 @@ pub(super) fn etcd(p: &Profile) -> EtcdModel {
             .map(|m| format!("{}={}", m.name, m.peer_url))
             .collect::<Vec<_>>()
             .join(","),
-        client_endpoints: members
-            .iter()
-            .map(|m| m.client_url.clone())
-            .collect::<Vec<_>>()
-            .join(","),
+        client_endpoints: client_endpoints(&members, |_| true),
         members,
         joining: Vec::new(),
         cluster_token: p.name.as_str().to_string(),
@@ -106,6 +111,24 @@ pub(super) fn etcd(p: &Profile) -> EtcdModel {
         client_port: defaults::ETCD_CLIENT_PORT,
         peer_port: defaults::ETCD_PEER_PORT,
     }
+}
+
+/// The client URLs of the members `keep` keeps, or of every member when it keeps none (every formed
+/// member removed from the profile: the profile's members are then all there is to dial).
+pub(super) fn client_endpoints(
+    members: &[EtcdMember],
+    keep: impl Fn(&EtcdMember) -> bool,
+) -> String {
+    let kept: Vec<&EtcdMember> = members.iter().filter(|m| keep(m)).collect();
+    let list = if kept.is_empty() {
+        members.iter().collect()
+    } else {
+        kept
+    };
+    list.iter()
+        .map(|m| m.client_url.clone())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The member `n` runs.

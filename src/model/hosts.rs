@@ -4,8 +4,9 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use super::etcd::is_etcd_member;
 use super::load_balancer::LoadBalancerModel;
-use crate::profile::{Endpoint, Host, Profile};
+use crate::profile::{Endpoint, Host, Profile, Role};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostsEntry {
@@ -13,8 +14,10 @@ pub struct HostsEntry {
     pub names: Vec<String>,
 }
 
-/// Every node by name (when `os.hostsFile`), plus a DNS endpoint served by kimage's own load
-/// balancer, as in seed 003.
+/// The nodes by name (when `os.hostsFile`): control-plane, load-balancer and etcd nodes (and workers
+/// that run an etcd member), workers only with `os.hostsWorkers`, so that adding a worker leaves every
+/// other node's files as they were; plus a DNS endpoint served by kimage's own load balancer, as in
+/// seed 003.
 pub(super) fn hosts(
     p: &Profile,
     endpoint: &Endpoint,
@@ -25,6 +28,10 @@ pub(super) fn hosts(
         return hosts;
     }
     for n in &p.nodes {
+        let member = is_etcd_member(n.role, n.etcd_member, p.etcd.topology);
+        if n.role == Role::Worker && !member && !p.os.hosts_workers {
+            continue;
+        }
         hosts.push(HostsEntry {
             address: n.address.0,
             names: vec![n.name.as_str().to_string()],

@@ -3,7 +3,7 @@
 
 //!
 //! `Cluster::resolve` runs the steps, one module each: `load_balancer` (the endpoint and the load
-//! balancers), `sans` (the apiserver certificate's names), `etcd`, `hosts`, `nodes` (nodes and pools).
+//! balancers), `sans` (each apiserver certificate's names), `etcd`, `hosts`, `nodes` (nodes and pools).
 
 mod etcd;
 mod hosts;
@@ -41,8 +41,6 @@ pub struct Cluster {
     pub endpoint_url: String,
     /// Port every kube-apiserver listens on.
     pub apiserver_port: u16,
-    /// Subject alternative names of every apiserver certificate.
-    pub apiserver_sans: Sans,
     pub etcd: EtcdModel,
     pub load_balancer: Option<LoadBalancerModel>,
     /// /etc/hosts entries (empty when `os.hostsFile` is false).
@@ -184,14 +182,6 @@ impl Cluster {
             .or_else(|| control_planes.first().map(|n| n.name.clone()));
 
         let endpoint = load_balancer::endpoint(p, &control_planes, &lb_nodes, apiserver_port);
-        let sans = sans::apiserver_sans(
-            p,
-            &control_planes,
-            &lb_nodes,
-            &endpoint,
-            &domain,
-            first_service_ip,
-        );
         let etcd = etcd::etcd(p);
         let load_balancer =
             load_balancer::load_balancer(p, &control_planes, &lb_nodes, &endpoint, apiserver_port);
@@ -201,6 +191,9 @@ impl Cluster {
             .iter()
             .enumerate()
             .map(|(index, n)| {
+                let sans = (n.role == Role::ControlPlane).then(|| {
+                    sans::apiserver_sans(p, n, &lb_nodes, &endpoint, &domain, first_service_ip)
+                });
                 nodes::node(
                     p,
                     index,
@@ -208,6 +201,7 @@ impl Cluster {
                     &etcd,
                     load_balancer.as_ref(),
                     bootstrap_node.as_ref(),
+                    sans,
                 )
             })
             .collect();
@@ -236,7 +230,6 @@ impl Cluster {
             endpoint_url: endpoint.url(),
             endpoint,
             apiserver_port,
-            apiserver_sans: sans,
             etcd,
             load_balancer,
             hosts,
@@ -280,7 +273,9 @@ impl Cluster {
 
     /// The model of a cluster that already formed with `formed` (member name and peer URL, from the
     /// state): those members keep the initial cluster they started with, so their artifacts do not
-    /// change when members are added; every other member joins the running cluster.
+    /// change when members are added; every other member joins the running cluster. The apiservers dial
+    /// the formed members still in the profile: a joining member is a learner for a while (it refuses
+    /// clients), and adding one must not rebuild every apiserver.
     pub fn with_formed_etcd(mut self, formed: &[(String, String)]) -> Cluster {
         if formed.is_empty() {
             return self;
@@ -297,6 +292,8 @@ impl Cluster {
             .filter(|m| !formed.iter().any(|(n, _)| n == m.name.as_str()))
             .map(|m| m.name.clone())
             .collect();
+        self.etcd.client_endpoints =
+            etcd::client_endpoints(&self.etcd.members, |m| !self.etcd.joining.contains(&m.name));
         for n in &mut self.nodes {
             if let Some(e) = n.etcd.as_mut() {
                 e.joining = self.etcd.joining.contains(&e.name);

@@ -13,6 +13,7 @@ pub(super) fn os<S: Serializer>(v: &profile::Os, s: S) -> Result<S::Ok, S::Error
     #[derive(Serialize)]
     struct Os<'a> {
         hosts_file: bool,
+        hosts_workers: bool,
         swap_off: bool,
         ntp_servers: &'a [String],
         sysctl: &'a BTreeMap<String, String>,
@@ -22,6 +23,7 @@ pub(super) fn os<S: Serializer>(v: &profile::Os, s: S) -> Result<S::Ok, S::Error
     }
     Os {
         hosts_file: v.hosts_file,
+        hosts_workers: v.hosts_workers,
         swap_off: v.swap_off,
         ntp_servers: &v.ntp_servers,
         sysctl: &v.sysctl,

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::CONTROL_PLANE_LABEL;
 use super::etcd::{self, EtcdModel, NodeEtcd};
 use super::load_balancer::{self, LoadBalancerModel, NodeVrrp};
+use super::sans::Sans;
 use crate::profile::{self, Binary, NodeName, Profile, Role, TaintEffect};
 
 /// One worker pool.
@@ -52,6 +53,8 @@ pub struct NodeModel {
     pub api_labels: BTreeMap<String, String>,
     /// This node's etcd member, when it runs one.
     pub etcd: Option<NodeEtcd>,
+    /// Subject alternative names of this control-plane node's apiserver certificate.
+    pub apiserver_sans: Option<Sans>,
     /// This node's VRRP settings, when it is a load-balancer node and the cluster has a VIP.
     pub vrrp: Option<NodeVrrp>,
     /// Binaries the node runs that the profile says the image already has (`binaries.exclude`).
@@ -193,6 +196,7 @@ pub(super) fn node(
     etcd: &EtcdModel,
     load_balancer: Option<&LoadBalancerModel>,
     bootstrap_node: Option<&NodeName>,
+    apiserver_sans: Option<Sans>,
 ) -> NodeModel {
     let etcd_member = etcd::is_etcd_member(n.role, n.etcd_member, p.etcd.topology);
     let mut labels = n.labels.clone();
@@ -224,6 +228,7 @@ pub(super) fn node(
         kubelet_labels,
         api_labels,
         etcd: etcd_member.then(|| etcd::node_etcd(etcd, n)),
+        apiserver_sans,
         vrrp: load_balancer::node_vrrp(load_balancer, n),
         excluded,
         pool: None,
@@ -252,6 +257,7 @@ pub(super) fn pool(p: &Profile, index: usize, wp: &profile::WorkerPool) -> PoolM
             kubelet_labels,
             api_labels,
             etcd: None,
+            apiserver_sans: None,
             vrrp: None,
             excluded,
             pool: Some(wp.name.clone()),

@@ -36,12 +36,15 @@ impl Sans {
     }
 }
 
-/// kube-apiserver's SANs, as kubeadm issues them: the `kubernetes` Service names, localhost, every
-/// control-plane node's name and address, the first service IP, the endpoint, the VIP (or, without
-/// one, the load-balancer nodes' addresses) and `controlPlane.extraSANs`.
+/// One control-plane node's kube-apiserver SANs, as kubeadm issues them: the `kubernetes` Service
+/// names, localhost, the node's own name and address, the first service IP, the endpoint, the VIP (or,
+/// without one, the load-balancer nodes' addresses) and `controlPlane.extraSANs`. Not the other
+/// control-plane nodes': a client that dials one apiserver by its address verifies that apiserver's
+/// certificate, and every other client dials the endpoint, so adding or removing a control-plane node
+/// leaves every other node's certificate as it was.
 pub(super) fn apiserver_sans(
     p: &Profile,
-    control_planes: &[&profile::Node],
+    node: &profile::Node,
     lb_nodes: &[&profile::Node],
     endpoint: &Endpoint,
     domain: &str,
@@ -53,14 +56,10 @@ pub(super) fn apiserver_sans(
     }
     sans.add_dns(format!("kubernetes.default.svc.{domain}"));
     sans.add_dns("localhost");
-    for n in control_planes {
-        sans.add_dns(n.name.as_str());
-    }
+    sans.add_dns(node.name.as_str());
     sans.add_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
     sans.add_ip(first_service_ip);
-    for n in control_planes {
-        sans.add_ip(n.address.0);
-    }
+    sans.add_ip(node.address.0);
     sans.add_host(&endpoint.host);
     match p.load_balancer.as_ref().map(|lb| lb.vip) {
         Some(Some(vip)) => sans.add_ip(vip.0),

@@ -378,10 +378,11 @@ pub fn cert_specs(c: &Cluster) -> Vec<CertSpec> {
     b.ca(CA, CertKind::Ca, "kubernetes");
     b.ca(ETCD_CA, CertKind::EtcdCa, "etcd-ca");
     b.ca(FRONT_PROXY_CA, CertKind::FrontProxyCa, "front-proxy-ca");
-    let sans = &c.apiserver_sans;
     for n in &c.nodes {
         let name = n.name.as_str();
         if n.role == Role::ControlPlane {
+            // Cluster::resolve gives every control-plane node its own.
+            let sans = n.apiserver_sans.clone().unwrap_or_default();
             let s = Some(name);
             b.leaf(
                 CertKind::Apiserver,

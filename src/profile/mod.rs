@@ -601,9 +601,15 @@ pub enum LayersFrom {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Os {
-    /// Write /etc/hosts with every node of the cluster.
+    /// Write /etc/hosts with the cluster's control-plane, load-balancer and etcd nodes by name (and
+    /// the workers with `hostsWorkers`).
     #[serde(default = "defaults::yes")]
     pub hosts_file: bool,
+    /// List the workers in /etc/hosts too. Off by default: every node's /etc/hosts would change with
+    /// every worker added or removed, a fleet-wide rebuild for one worker, and nothing needs their
+    /// names (the apiserver reaches a kubelet at its address, kubelet's --node-ip).
+    #[serde(default)]
+    pub hosts_workers: bool,
     /// Disable swap (the kubelet refuses to run with swap by default).
     #[serde(default = "defaults::yes")]
     pub swap_off: bool,
@@ -628,6 +634,7 @@ impl Default for Os {
     fn default() -> Self {
         Os {
             hosts_file: true,
+            hosts_workers: false,
             swap_off: true,
             ntp_servers: Vec::new(),
             sysctl: BTreeMap::new(),

@@ -2,7 +2,9 @@
 # kimage-bootstrap: makes the objects a kubeadm cluster has inside the Kubernetes API exist, from the
 # bootstrap control-plane node, with no one logging in: RBAC, cluster-info, CoreDNS, the CNI, the worker
 # pools' bootstrap tokens (the manifests in /etc/kimage/bootstrap, applied in file-name order), then the
-# labels and taints of nodes.list on each node once it has registered.
+# labels and taints of the *.list files there on each node once it has registered. Every control-plane
+# node runs it: the others have no manifests, only self.list (their own Node, as `kubeadm join` marks
+# a control-plane node), so no node's files list the other control-plane nodes.
 #
 # Safe to run on every boot and on several nodes at once: every manifest goes through server-side apply
 # with one field manager (applying the same manifests again changes nothing), and labels and taints are
@@ -123,20 +125,22 @@ fix_node() {
     return 0
 }
 
-# Every node of nodes.list done, or some still unregistered (then `last` says which).
+# Every node of the *.list files done, or some still unregistered (then `last` says which).
 nodes_done=" "
 fix_nodes() {
-    [ -f "$dir/nodes.list" ] || return 0
     waiting=
-    while read -r name labels taints; do
-        case "$name" in '' | '#'*) continue ;; esac
-        case "$nodes_done" in *" $name "*) continue ;; esac
-        if fix_node "$name" "${labels:--}" "${taints:--}"; then
-            nodes_done="$nodes_done$name "
-        else
-            waiting="$waiting $name ($(lastline))"
-        fi
-    done <"$dir/nodes.list"
+    for list in "$dir"/*.list; do
+        [ -f "$list" ] || continue
+        while read -r name labels taints; do
+            case "$name" in '' | '#'*) continue ;; esac
+            case "$nodes_done" in *" $name "*) continue ;; esac
+            if fix_node "$name" "${labels:--}" "${taints:--}"; then
+                nodes_done="$nodes_done$name "
+            else
+                waiting="$waiting $name ($(lastline))"
+            fi
+        done <"$list"
+    done
     if [ -n "$waiting" ]; then
         last="waiting for nodes to register:$waiting"
         return 1
