@@ -422,7 +422,10 @@ fn pki_status_shows_tokens_without_secrets() {
         &std::fs::read(dir.path().join("kimage-state/pki/state.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(state["format"], 4, "states are format 4 (record digests, encryption keys)");
+    assert_eq!(
+        state["format"], 4,
+        "states are format 4 (record digests, encryption keys)"
+    );
     let rec = &state["bootstrap_tokens"]["gpu"];
     let secret = rec["secret"].as_str().unwrap().to_string();
     let status = ok(
