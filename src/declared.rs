@@ -133,6 +133,7 @@ pub const CONTEXT_PATHS: &[&str] = &[
     "cluster.binaries.source",
     "cluster.pki.etcd_ca_key_on_control_plane",
     "cluster.pki.front_proxy_ca_key_on_control_plane",
+    "cluster.pki.encryption_at_rest",
     "cluster.pools",
 ];
 
@@ -205,6 +206,7 @@ pub enum PkiSourceDecl {
     BootstrapKubeconfig,
     BootstrapTokenSecret,
     ClusterInfo,
+    EncryptionConfig,
 }
 
 /// One declared file.
@@ -257,6 +259,7 @@ impl Context<'_> {
             "cluster.pki.front_proxy_ca_key_on_control_plane" => {
                 Value::from(c.pki.front_proxy_ca_key_on_control_plane)
             }
+            "cluster.pki.encryption_at_rest" => Value::from(c.pki.encryption_at_rest.enabled()),
             "cluster.pools" => {
                 Value::from(c.pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>())
             }
@@ -349,6 +352,7 @@ fn pki_source(s: &str) -> Result<PkiSourceDecl, String> {
         None if s == "bootstrap-kubeconfig" => PkiSourceDecl::BootstrapKubeconfig,
         None if s == "bootstrap-token-secret" => PkiSourceDecl::BootstrapTokenSecret,
         None if s == "cluster-info" => PkiSourceDecl::ClusterInfo,
+        None if s == "encryption-config" => PkiSourceDecl::EncryptionConfig,
         _ => return Err(format!("source `{s}` is not one the PKI state provides")),
     })
 }

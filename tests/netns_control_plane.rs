@@ -217,6 +217,104 @@ fn kubectl_on(h: &Host, kubeconfig: &str, server: Option<&str>, args: &[&str]) -
     h.run_for(&argv, 30)
 }
 
+/// The raw value etcd holds under `key`, read on `h` with etcdctl and the apiserver's etcd client
+/// certificate; Ok when it carries kube-apiserver's encryption prefix `k8s:enc:<provider>:v1:<key>:`
+/// (and not `plaintext`), Err otherwise.
+fn etcd_value_encrypted(h: &Host, key: &str, plaintext: &str) -> Result<String, String> {
+    let endpoint = format!("--endpoints=https://{}:2379", h.info.address);
+    let (ok, raw) = h.run(&[
+        "/usr/local/bin/etcdctl",
+        &endpoint,
+        "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+        "--cert=/etc/kubernetes/pki/apiserver-etcd-client.crt",
+        "--key=/etc/kubernetes/pki/apiserver-etcd-client.key",
+        "get",
+        key,
+        "--print-value-only",
+    ]);
+    let shown = |s: &str| {
+        s.chars()
+            .take(40)
+            .collect::<String>()
+            .escape_debug()
+            .to_string()
+    };
+    if !ok || raw.trim().is_empty() {
+        return Err(format!("etcdctl get {key}: {raw}"));
+    }
+    let Some(rest) = raw.strip_prefix("k8s:enc:") else {
+        return Err(format!("{key} is stored unencrypted: {}", shown(&raw)));
+    };
+    let prefix: String = rest.splitn(4, ':').take(3).collect::<Vec<_>>().join(":");
+    if raw.contains(plaintext) {
+        return Err(format!(
+            "{key} holds the plaintext despite k8s:enc:{prefix}:"
+        ));
+    }
+    Ok(format!("k8s:enc:{prefix}:"))
+}
+
+/// Encryption at rest: a Secret created with kubectl reaches etcd encrypted with the state's key
+/// (`k8s:enc:secretbox:v1:key-1:`) and reads back as plaintext through the API; the companion that
+/// must fail is the same check on a ConfigMap with the same data, which is not encrypted.
+fn secrets_encrypted_in_etcd(h: &Host) -> Result<String, String> {
+    use base64::Engine;
+    let (name, plaintext) = ("kimage-encryption-probe", "plaintext-4f1c9e2a");
+    let literal = format!("--from-literal=probe={plaintext}");
+    for kind in ["secret generic", "configmap"] {
+        let mut args = vec!["create"];
+        args.extend(kind.split(' '));
+        args.extend([name, "-n", "default", literal.as_str()]);
+        let (ok, out) = kubectl_on(h, ADMIN, None, &args);
+        if !ok {
+            return Err(format!("kubectl create {kind}: {out}"));
+        }
+    }
+    let (ok, out) = kubectl_on(
+        h,
+        ADMIN,
+        None,
+        &[
+            "get",
+            "secret",
+            name,
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.data.probe}",
+        ],
+    );
+    let read = base64::engine::general_purpose::STANDARD
+        .decode(out.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok());
+    if !ok || read.as_deref() != Some(plaintext) {
+        return Err(format!("kubectl get secret {name}: {out}"));
+    }
+    let prefix = etcd_value_encrypted(h, &format!("/registry/secrets/default/{name}"), plaintext)?;
+    if prefix != "k8s:enc:secretbox:v1:key-1:" {
+        return Err(format!(
+            "the Secret is encrypted as {prefix}, not with key-1 of secretbox"
+        ));
+    }
+    let companion = match etcd_value_encrypted(
+        h,
+        &format!("/registry/configmaps/default/{name}"),
+        plaintext,
+    ) {
+        Ok(p) => {
+            return Err(format!(
+                "the check passed a ConfigMap, which is not encrypted ({p})"
+            ));
+        }
+        Err(e) => e,
+    };
+    Ok(format!(
+        "encryption at rest: Secret {name} is {prefix}... in etcd and reads back as plaintext through kubectl; \
+         companion: the same check on ConfigMap {name} fails ({companion})"
+    ))
+}
+
 /// `GET <path>?verbose` (readyz, livez): Ok with the check lines when every check is ok.
 fn health(h: &Host, kubeconfig: &str, server: Option<&str>, path: &str) -> Result<String, String> {
     let (ok, out) = kubectl_on(
@@ -1654,6 +1752,9 @@ fn scenario(tamper: impl FnOnce(&Built, &Trees)) -> Result<Report, String> {
             seen.join("; ")
         ));
     }
+
+    // Encryption at rest of Secrets, read back from etcd.
+    r.add(secrets_encrypted_in_etcd(lab.host(&cp1))?);
 
     // 9. kube-bench on cp-1 while the control plane runs, configured with kimage's unit files as the
     // components' configuration.

@@ -56,11 +56,15 @@ fn kubeadm_layout_is_adopted() {
         r.ids(Action::Imported),
         ["ca", "etcd-ca", "front-proxy-ca", "sa"]
     );
+    let issued = r.ids(Action::Issued);
     assert_eq!(
-        r.ids(Action::Issued).len(),
+        issued.iter().filter(|id| id.contains('@')).count(),
         49,
         "every leaf issued in the same commit"
     );
+    // And the Secrets encryption key (pki.encryptionAtRest is on by default).
+    assert_eq!(issued.len(), 50, "{issued:?}");
+    assert!(issued.contains(&"encryption-key"));
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     for ca in ["ca", "etcd-ca", "front-proxy-ca"] {
         assert_eq!(m.cert_pem(ca), old.cert_pem(ca));

@@ -557,9 +557,10 @@ fn check_files(c: &Cluster, m: &PkiMaterial, ca_keys_on_cp: bool) {
         .into();
     for n in &c.nodes {
         let bundle = m.node_bundle(c, n.name.as_str()).unwrap();
-        // Modes: keys and kubeconfigs 0600, certificates and sa.pub 0644.
+        // Modes: keys, kubeconfigs and the encryption configuration 0600, certificates and sa.pub 0644.
         for f in &bundle {
-            let want = if f.path.ends_with(".key")
+            let want = if f.is_secret()
+                || f.path.ends_with(".key")
                 || f.path.ends_with(".conf")
                 || f.path.ends_with("kubeconfig.conf")
             {

@@ -60,7 +60,8 @@ fn rerun_is_byte_identical_and_writes_nothing() {
     // Later runs (also a day later) keep every certificate and do not touch the file.
     let (m2, r2) = pki::ensure(&c, tmp.path(), now() + Duration::days(1)).unwrap();
     assert!(!r2.written);
-    assert_eq!(r2.ids(Action::Kept).len(), 53);
+    // 53 certificates and the service-account key, and the Secrets encryption key.
+    assert_eq!(r2.ids(Action::Kept).len(), 54);
     assert!(r2.changes.iter().all(|c| c.action == Action::Kept));
     let after = std::fs::metadata(&file).unwrap();
     assert_eq!(state_bytes(tmp.path()), bytes);
@@ -245,10 +246,10 @@ fn renew_and_replace() {
         pki::command::renew_requests(&c, &args(&[], true, false)).unwrap(),
     )
     .unwrap();
-    assert_eq!(r.ids(Action::Reissued).len(), r.changes.len() - 4);
+    assert_eq!(r.ids(Action::Reissued).len(), r.changes.len() - 5);
     assert_eq!(
         r.ids(Action::Kept),
-        ["ca", "etcd-ca", "front-proxy-ca", "sa"]
+        ["ca", "etcd-ca", "front-proxy-ca", "sa", "encryption-key"]
     );
     // Replacing the etcd CA re-issues exactly what it signed.
     let (m3, _) = ensure(&c, tmp.path());
@@ -626,12 +627,12 @@ fn command_handlers() {
     // `kimage pki` writes <profile dir>/kimage-state.
     let text = run_cmd(None, false).unwrap();
     assert!(
-        text.contains("issued    ca ") && text.contains("kimage-state/pki/state.json: 34 issued"),
+        text.contains("issued    ca ") && text.contains("kimage-state/pki/state.json: 35 issued"),
         "{text}"
     );
     let text = run_cmd(None, false).unwrap();
     assert!(
-        text.contains("0 issued, 0 reissued, 34 kept, 0 removed (unchanged, nothing written)"),
+        text.contains("0 issued, 0 reissued, 35 kept, 0 removed (unchanged, nothing written)"),
         "{text}"
     );
     let json: serde_json::Value = serde_json::from_str(&run_cmd(None, true).unwrap()).unwrap();

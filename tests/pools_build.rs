@@ -424,7 +424,10 @@ fn pki_status_shows_tokens_without_secrets() {
         &std::fs::read(dir.path().join("kimage-state/pki/state.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(state["format"], 3, "states are format 3 (record digests)");
+    assert_eq!(
+        state["format"], 4,
+        "states are format 4 (record digests, encryption keys)"
+    );
     let rec = &state["bootstrap_tokens"]["gpu"];
     let secret = rec["secret"].as_str().unwrap().to_string();
     let status = ok(
@@ -464,7 +467,7 @@ fn pki_status_shows_tokens_without_secrets() {
         &std::fs::read(dir.path().join("kimage-state/pki/state.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(state["format"], 3);
+    assert_eq!(state["format"], 4);
     assert!(state.get("bootstrap_tokens").is_none());
 }
 

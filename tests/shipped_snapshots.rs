@@ -12,7 +12,8 @@
 //!   replaced by placeholders, so a change to anything else in it (a sysctl value, a unit) still shows;
 //!   its size in bytes (gzip of random keys) becomes `[bytes]`. Layers without PKI (a load
 //!   balancer's) keep their digest and size;
-//! - PEM blocks and base64 PEMs in plain text: `[PEM LABEL]`, `[base64 PEM]`;
+//! - PEM blocks and base64 PEMs in plain text: `[PEM LABEL]`, `[base64 PEM]`; the keys of an
+//!   EncryptionConfiguration: `[encryption key]`;
 //! - a node file whose text was redacted: its sha256 (and, for user-data, its size) in manifest.json;
 //!   a node with any redacted artifact: its meta-data instance-id (a digest of the artifacts' digests)
 //!   and its seed.img's sha256 and size (the seed carries the redacted files).
@@ -123,7 +124,24 @@ fn kimage(dir: &Path, args: &[&str]) -> String {
 /// keys).
 fn carries_pki(bytes: &[u8]) -> bool {
     let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
-    has(b"-----BEGIN ") || has(b"LS0tLS1CRUdJTi")
+    has(b"-----BEGIN ") || has(b"LS0tLS1CRUdJTi") || has(b"kind: EncryptionConfiguration")
+}
+
+/// `text` with the keys of an EncryptionConfiguration (`secret: <base64 of 32 bytes>`) replaced by
+/// `[encryption key]`.
+fn redact_encryption_keys(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| {
+            let body = line.trim_start();
+            let indent = &line[..line.len() - body.len()];
+            match body.strip_prefix("secret: ").map(str::trim_end) {
+                Some(v) if STANDARD.decode(v).is_ok_and(|k| k.len() == 32) => {
+                    format!("{indent}secret: [encryption key]{}", &body[8 + v.len()..])
+                }
+                _ => line.to_string(),
+            }
+        })
+        .collect()
 }
 
 /// `text` with every PEM block replaced by `[PEM LABEL]` and every base64 PEM by `[base64 PEM]`.
@@ -164,7 +182,7 @@ fn redact_pem(text: &str) -> String {
         rest = &rest[start + len..];
     }
     text.push_str(rest);
-    text
+    redact_encryption_keys(&text)
 }
 
 /// A file's content with its PKI material replaced (text), or as it is (binary).

@@ -94,6 +94,7 @@ pub(super) fn pki<S: Serializer>(v: &profile::Pki, s: S) -> Result<S::Ok, S::Err
         validity: &'a profile::Duration,
         etcd_ca_key_on_control_plane: bool,
         front_proxy_ca_key_on_control_plane: bool,
+        encryption_at_rest: &'a profile::EncryptionAtRest,
     }
     Pki {
         algorithm: &v.algorithm,
@@ -101,6 +102,7 @@ pub(super) fn pki<S: Serializer>(v: &profile::Pki, s: S) -> Result<S::Ok, S::Err
         validity: &v.validity,
         etcd_ca_key_on_control_plane: v.etcd_ca_key_on_control_plane,
         front_proxy_ca_key_on_control_plane: v.front_proxy_ca_key_on_control_plane,
+        encryption_at_rest: &v.encryption_at_rest,
     }
     .serialize(s)
 }

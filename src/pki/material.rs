@@ -59,6 +59,8 @@ pub struct PkiMaterial {
     bootstrap_kubeconfigs: BTreeMap<String, String>,
     token_secrets: BTreeMap<String, String>,
     cluster_info: Option<String>,
+    /// kube-apiserver's EncryptionConfiguration (secret), when the state holds keys.
+    encryption_config: Option<String>,
 }
 
 impl fmt::Debug for PkiMaterial {
@@ -151,6 +153,7 @@ impl PkiMaterial {
                 );
             }
         }
+        let encryption_config = token::render_encryption_config(&doc.encryption_keys);
         let (sa_key, sa_pub) = match doc.service_account {
             Some(s) => (Some(s.key), Some(s.public)),
             None => (None, None),
@@ -166,6 +169,7 @@ impl PkiMaterial {
             cluster_info: ca_pem
                 .as_deref()
                 .map(|ca| token::render_cluster_info(&cluster.endpoint_url, ca)),
+            encryption_config,
         }
     }
 
@@ -264,6 +268,10 @@ impl PkiMaterial {
                 .cluster_info
                 .as_deref()
                 .ok_or_else(|| missing("certificate ca".into()))?,
+            PkiSource::EncryptionConfig => self
+                .encryption_config
+                .as_deref()
+                .ok_or_else(|| missing("Secrets encryption key".into()))?,
         };
         Ok(s.as_bytes().to_vec())
     }

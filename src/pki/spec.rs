@@ -150,6 +150,8 @@ pub enum PkiSource {
     BootstrapTokenSecret(String),
     /// The cluster-info ConfigMap manifest (endpoint and CA; public).
     ClusterInfo,
+    /// kube-apiserver's EncryptionConfiguration with the keys that encrypt Secrets at rest.
+    EncryptionConfig,
 }
 
 impl PkiSource {
@@ -162,6 +164,7 @@ impl PkiSource {
                 | PkiSource::Kubeconfig(_)
                 | PkiSource::BootstrapKubeconfig(_)
                 | PkiSource::BootstrapTokenSecret(_)
+                | PkiSource::EncryptionConfig
         )
     }
 }
@@ -613,6 +616,7 @@ pub fn pki_files(c: &Cluster, n: &NodeModel) -> Vec<PkiFile> {
                     D::BootstrapKubeconfig => PkiSource::BootstrapKubeconfig(pool.to_string()),
                     D::BootstrapTokenSecret => PkiSource::BootstrapTokenSecret(pool.to_string()),
                     D::ClusterInfo => PkiSource::ClusterInfo,
+                    D::EncryptionConfig => PkiSource::EncryptionConfig,
                 },
                 mode: f.mode,
             });

@@ -5,8 +5,8 @@
 //!   pki/              0700
 //!     lock            flock target: one writer at a time, readers share
 //!     state.json      0600, every CA, leaf and the service-account key pair with the spec it was
-//!                     issued for, and the worker pools' bootstrap tokens (the only file; replaced
-//!                     atomically)
+//!                     issued for, the worker pools' bootstrap tokens and the keys that encrypt
+//!                     Secrets at rest (the only file; replaced atomically)
 //! ```
 //!
 //! One document instead of a file per certificate: the state moves from one consistent version to
@@ -34,9 +34,10 @@ pub const LOCK_FILE: &str = "lock";
 const TEMP_PREFIX: &str = ".state.json.tmp-";
 /// The newest format this kimage reads and the one it writes: format 3 records a digest of every
 /// certificate and key (`digests`), so that a record edited outside kimage is refused on load instead
-/// of shipped. Formats 1 (no tokens) and 2 (tokens) are read; their next write adds the digests.
-/// Older kimage versions refuse a format-3 state as "newer" instead of calling it corrupt.
-pub const FORMAT: u32 = 3;
+/// of shipped; format 4 adds `encryption_keys`. Formats 1 (no tokens), 2 (tokens) and 3 are read;
+/// their next write adds what is missing. Older kimage versions refuse a newer state as "newer"
+/// instead of calling it corrupt.
+pub const FORMAT: u32 = 4;
 /// Format of documents without bootstrap tokens, as kimage versions before digests wrote them.
 pub const FORMAT_WITHOUT_TOKENS: u32 = 1;
 
@@ -124,6 +125,33 @@ impl std::fmt::Debug for TokenRecord {
     }
 }
 
+/// A key that encrypts Secrets at rest (kube-apiserver's EncryptionConfiguration). Made once and
+/// kept, so rebuilds render the same configuration byte for byte.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionKeyRecord {
+    /// The key's name in the configuration and in the prefix of every value it encrypted
+    /// (`k8s:enc:<provider>:v1:<name>:`): `key-<n>`, n counting up from 1.
+    pub name: String,
+    /// The provider the key was made for (data written under one provider reads only with it).
+    pub provider: crate::profile::EncryptionProvider,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// 32 random bytes, base64 (secret: never printed).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for EncryptionKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptionKeyRecord")
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .field("created_at", &self.created_at)
+            .field("secret", &"[secret elided]")
+            .finish()
+    }
+}
+
 /// The whole state document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,6 +163,11 @@ pub struct StateDoc {
     /// Bootstrap token per worker pool name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub bootstrap_tokens: BTreeMap<String, TokenRecord>,
+    /// Keys that encrypt Secrets at rest, the one that encrypts first (the others only decrypt).
+    /// A list so that rotation (add a key, make it first, re-encrypt, drop the old one) is a change
+    /// of this list alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encryption_keys: Vec<EncryptionKeyRecord>,
     /// As read: the digest of each record when it was written (format 3); `write_json` computes them
     /// afresh, so they are never carried over.
     #[serde(default, skip_serializing)]
@@ -160,6 +193,17 @@ fn sa_digest(r: &SaRecord) -> String {
     hex::encode(h.finalize())
 }
 
+fn encryption_key_digest(r: &EncryptionKeyRecord) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(r.name.as_bytes());
+    h.update([0]);
+    h.update(r.provider.as_str().as_bytes());
+    h.update([0]);
+    h.update(r.secret.as_bytes());
+    hex::encode(h.finalize())
+}
+
 fn token_digest(r: &TokenRecord) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(r.token().as_bytes()))
@@ -178,6 +222,7 @@ impl Default for StateDoc {
             certs: BTreeMap::new(),
             service_account: None,
             bootstrap_tokens: BTreeMap::new(),
+            encryption_keys: Vec::new(),
             digests: None,
         }
     }
@@ -208,6 +253,8 @@ impl StateDoc {
             service_account: Option<&'a SaRecord>,
             #[serde(skip_serializing_if = "no_tokens")]
             bootstrap_tokens: &'a BTreeMap<String, TokenRecord>,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            encryption_keys: &'a [EncryptionKeyRecord],
             digests: BTreeMap<String, String>,
         }
         fn no_tokens(t: &&BTreeMap<String, TokenRecord>) -> bool {
@@ -218,6 +265,7 @@ impl StateDoc {
             certs: &self.certs,
             service_account: self.service_account.as_ref(),
             bootstrap_tokens: &self.bootstrap_tokens,
+            encryption_keys: &self.encryption_keys,
             digests: self.computed_digests(),
         };
         let mut w = std::io::BufWriter::new(w);
@@ -226,8 +274,8 @@ impl StateDoc {
         w.flush()
     }
 
-    /// The digest of every record, keyed by certificate id, `service-account` and
-    /// `bootstrap-token:<pool>`.
+    /// The digest of every record, keyed by certificate id, `service-account`,
+    /// `bootstrap-token:<pool>` and `encryption-key:<name>`.
     fn computed_digests(&self) -> BTreeMap<String, String> {
         let mut d: BTreeMap<String, String> = self
             .certs
@@ -239,6 +287,12 @@ impl StateDoc {
         }
         for (pool, t) in &self.bootstrap_tokens {
             d.insert(token_key(pool), token_digest(t));
+        }
+        for k in &self.encryption_keys {
+            d.insert(
+                format!("encryption-key:{}", k.name),
+                encryption_key_digest(k),
+            );
         }
         d
     }

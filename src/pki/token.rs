@@ -11,7 +11,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::der;
 use super::kubeconfig::yaml_scalar;
-use super::state::TokenRecord;
+use super::state::{EncryptionKeyRecord, TokenRecord};
 
 /// The group every kubeadm node-join token carries (`auth-extra-groups`); the kubelet-bootstrap and
 /// node-autoapprove-bootstrap ClusterRoleBindings name it.
@@ -156,6 +156,44 @@ pub fn render_cluster_info(server: &str, ca_pem: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The kind of kube-apiserver's encryption configuration.
+pub const ENCRYPTION_CONFIG_KIND: &str = "EncryptionConfiguration";
+
+/// kube-apiserver's EncryptionConfiguration for the stored keys (secret): Secrets are written with the
+/// first key's provider and key, read with any listed key, and `identity` last reads Secrets written
+/// before encryption was on. None without keys.
+pub fn render_encryption_config(keys: &[EncryptionKeyRecord]) -> Option<String> {
+    use std::fmt::Write;
+    let first = keys.first()?;
+    let mut out = format!(
+        "# Encryption at rest of Secrets (kimage). Secret: mode 0600, control-plane nodes only.\n\
+         apiVersion: apiserver.config.k8s.io/v1\n\
+         kind: {ENCRYPTION_CONFIG_KIND}\n\
+         resources:\n\
+         - resources:\n  - secrets\n  providers:\n"
+    );
+    // Every key under its own provider, the writing key's provider first (kube-apiserver writes with
+    // the first provider's first key).
+    let mut providers: Vec<crate::profile::EncryptionProvider> = vec![first.provider];
+    for k in keys {
+        if !providers.contains(&k.provider) {
+            providers.push(k.provider);
+        }
+    }
+    for p in providers {
+        let _ = write!(out, "  - {}:\n      keys:\n", p.as_str());
+        for k in keys.iter().filter(|k| k.provider == p) {
+            let _ = write!(
+                out,
+                "      - name: {}\n        secret: {}\n",
+                k.name, k.secret
+            );
+        }
+    }
+    out.push_str("  - identity: {}\n");
+    Some(out)
 }
 
 /// `sha256:<hex>` of the CA certificate's SubjectPublicKeyInfo, kubeadm's CA pin format.

@@ -117,6 +117,7 @@ pub fn pki_source(p: &PkiSource) -> String {
         PkiSource::BootstrapKubeconfig(pool) => format!("bootstrap-token:{pool}"),
         PkiSource::BootstrapTokenSecret(pool) => format!("bootstrap-token-secret:{pool}"),
         PkiSource::ClusterInfo => "cluster-info".to_string(),
+        PkiSource::EncryptionConfig => "encryption-config".to_string(),
     }
 }
 

@@ -302,6 +302,7 @@ fn pki_key(source: &PkiSource) -> String {
             format!("bootstrap_token_{}", pool.replace(['-', '.'], "_"))
         }
         PkiSource::ClusterInfo => "cluster_info".to_string(),
+        PkiSource::EncryptionConfig => "encryption_config".to_string(),
     }
 }
 

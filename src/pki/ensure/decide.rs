@@ -14,7 +14,9 @@ use crate::pki::der;
 use crate::pki::error::PkiError;
 use crate::pki::keys::{self, Key};
 use crate::pki::spec::{self, CertId, CertSpec};
-use crate::pki::state::{CertRecord, Origin, SaRecord, StateDir, StateDoc, TokenRecord};
+use crate::pki::state::{
+    CertRecord, EncryptionKeyRecord, Origin, SaRecord, StateDir, StateDoc, TokenRecord,
+};
 use crate::pki::token;
 /// Differences between the spec a certificate was issued for and the one wanted now.
 pub fn spec_diff(old: &CertSpec, new: &CertSpec) -> Vec<String> {
@@ -217,8 +219,80 @@ pub(crate) struct Plan {
     pub leaves: Vec<Decision>,
     pub sa: (Action, Vec<String>, Option<(SaRecord, Key)>),
     pub tokens: Vec<TokenDecision>,
+    pub encryption: EncryptionDecision,
     pub removed: Vec<String>,
     pub warnings: Vec<String>,
+}
+
+/// The keys that encrypt Secrets at rest: the stored ones are always kept (dropping one would make
+/// what it encrypted unreadable); a first one is made when the profile turns encryption on.
+pub(crate) struct EncryptionDecision {
+    /// `Issued` when a key is to be made, with the provider it is for.
+    pub action: Action,
+    pub reasons: Vec<String>,
+    pub provider: crate::profile::EncryptionProvider,
+    pub keys: Vec<EncryptionKeyRecord>,
+}
+
+/// Id of the Secrets encryption keys in reports.
+pub const ENCRYPTION_ID: &str = "encryption-key";
+
+/// Whether a stored encryption key is usable: 32 bytes of base64, a provider that encrypts.
+fn check_encryption_key(k: &EncryptionKeyRecord) -> Result<(), String> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&k.secret)
+        .map_err(|e| format!("{}: not base64 ({e})", k.name))?;
+    if raw.len() != 32 {
+        return Err(format!("{}: {} bytes, not 32", k.name, raw.len()));
+    }
+    if k.provider == crate::profile::EncryptionProvider::None {
+        return Err(format!("{}: provider none", k.name));
+    }
+    Ok(())
+}
+
+fn plan_encryption(
+    cluster: &Cluster,
+    old: &mut StateDoc,
+    sd: &StateDir,
+    warnings: &mut Vec<String>,
+) -> Result<EncryptionDecision, PkiError> {
+    let wanted = cluster.pki.encryption_at_rest.provider;
+    let keys = std::mem::take(&mut old.encryption_keys);
+    for k in &keys {
+        check_encryption_key(k).map_err(|reason| PkiError::CaUnusable {
+            id: ENCRYPTION_ID.into(),
+            path: sd.state_file(),
+            reason,
+        })?;
+    }
+    let mut d = EncryptionDecision {
+        action: Action::Kept,
+        reasons: vec![],
+        provider: wanted,
+        keys,
+    };
+    match d.keys.first() {
+        None if cluster.pki.encryption_at_rest.enabled() => {
+            d.action = Action::Issued;
+            d.reasons.push("new".into());
+        }
+        None => {}
+        Some(k) if !cluster.pki.encryption_at_rest.enabled() => warnings.push(format!(
+            "pki.encryptionAtRest.provider is none, but Secrets written while it was {} need key {} to be read: the key is kept, and control-plane nodes get no encryption configuration",
+            k.provider.as_str(),
+            k.name
+        )),
+        Some(k) if k.provider != wanted => warnings.push(format!(
+            "pki.encryptionAtRest.provider is {} but key {} was made for {}; it is kept with its provider, because Secrets it encrypted read only with it (key rotation is not implemented yet)",
+            wanted.as_str(),
+            k.name,
+            k.provider.as_str()
+        )),
+        Some(_) => {}
+    }
+    Ok(d)
 }
 
 /// `24h`, `90m`, `45s`: a token lifetime as the profile writes it.
@@ -309,6 +383,12 @@ impl Plan {
             .collect();
         if self.sa.0 != Action::Kept {
             out.push(format!("  {SA_ID}: {}", self.sa.1.join("; ")));
+        }
+        if self.encryption.action != Action::Kept {
+            out.push(format!(
+                "  {ENCRYPTION_ID}: {}",
+                self.encryption.reasons.join("; ")
+            ));
         }
         for t in self.tokens.iter().filter(|t| t.action != Action::Kept) {
             out.push(format!(
@@ -467,6 +547,7 @@ pub(crate) fn plan(
     };
 
     let tokens = plan_tokens(cluster, &old, now, req, &mut warnings);
+    let encryption = plan_encryption(cluster, &mut old, sd, &mut warnings)?;
     let mut removed: Vec<String> = old
         .certs
         .keys()
@@ -484,6 +565,7 @@ pub(crate) fn plan(
         leaves,
         sa,
         tokens,
+        encryption,
         removed,
         warnings,
     })

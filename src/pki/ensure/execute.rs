@@ -15,7 +15,7 @@ use crate::pki::der;
 use crate::pki::error::PkiError;
 use crate::pki::issue::{self, Signer};
 use crate::pki::keys::Key;
-use crate::pki::state::{CertRecord, Origin, SaRecord, StateDoc, TokenRecord};
+use crate::pki::state::{CertRecord, EncryptionKeyRecord, Origin, SaRecord, StateDoc, TokenRecord};
 use crate::pki::token;
 use crate::profile::KeyAlgorithm;
 enum Slot {
@@ -247,6 +247,41 @@ pub(crate) fn execute(
             id: token::token_id(&t.pool),
             action: t.action,
             reasons: t.reasons.clone(),
+        });
+    }
+    // The Secrets encryption keys: a new one is 32 bytes of the system random generator.
+    let enc = &mut plan.encryption;
+    doc.encryption_keys = std::mem::take(&mut enc.keys);
+    if enc.action != Action::Kept {
+        use base64::Engine;
+        let mut raw = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut raw).map_err(|_| {
+            PkiError::crypto("generating an encryption key")(
+                "reading the system random generator".to_string(),
+            )
+        })?;
+        let n = doc
+            .encryption_keys
+            .iter()
+            .filter_map(|k| k.name.strip_prefix("key-")?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        doc.encryption_keys.insert(
+            0,
+            EncryptionKeyRecord {
+                name: format!("key-{n}"),
+                provider: enc.provider,
+                created_at: now,
+                secret: base64::engine::general_purpose::STANDARD.encode(raw),
+            },
+        );
+    }
+    if enc.action != Action::Kept || !doc.encryption_keys.is_empty() {
+        changes.push(Change {
+            id: super::decide::ENCRYPTION_ID.into(),
+            action: enc.action,
+            reasons: enc.reasons.clone(),
         });
     }
     for id in &plan.removed {
