@@ -125,6 +125,9 @@ binaries:
   # Kubernetes server binaries cannot be downloaded here; their units are rendered and fail for the missing
   # binary, which the console report says.
   exclude: [kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl, crictl]
+os:
+  # Workers leave /etc/hosts by default; the console report checks that each node finds its own name there.
+  hostsWorkers: true
 network:
   interface: eth0
   prefixLength: 24
