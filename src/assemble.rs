@@ -779,6 +779,7 @@ fn ensure_lock(inp: &Inputs) -> Result<(release::Lock, Option<PathBuf>), BuildEr
         refresh: false,
         retry: release::net::RetryPolicy::default(),
         image_mirror: None,
+        mirror_checksums: false,
     };
     let lock =
         release::resolve_lock(inp.cluster, &opts).map_err(release::command::CommandError::from)?;

@@ -78,6 +78,7 @@ fn setup() -> Built {
         &profile,
         &kimage::release::command::LockArgs {
             image_mirror: None,
+            mirror_checksums: false,
             offline: false,
             mirror: None,
             refresh: false,

@@ -90,6 +90,7 @@ fn the_node_installs_verified_binaries_and_refuses_a_corrupt_one() {
         &p,
         &LockArgs {
             image_mirror: None,
+            mirror_checksums: false,
             offline: false,
             mirror: None,
             refresh: false,

@@ -62,6 +62,7 @@ fn lock_fetch_and_node_files_end_to_end() {
         &p,
         &LockArgs {
             image_mirror: None,
+            mirror_checksums: false,
             offline: false,
             mirror: None,
             refresh: false,
@@ -223,6 +224,7 @@ fn tarball_mode_installs_from_the_server_and_node_tarballs_via_a_file_mirror() {
         &p,
         &LockArgs {
             image_mirror: None,
+            mirror_checksums: false,
             offline: false,
             mirror: Some(mirror_url.clone()),
             refresh: false,

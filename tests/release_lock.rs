@@ -115,6 +115,7 @@ fn profile_in_tempdir(text: &str) -> (tempfile::TempDir, PathBuf) {
 fn lock_args() -> LockArgs {
     LockArgs {
         image_mirror: None,
+        mirror_checksums: false,
         offline: true,
         mirror: None,
         refresh: false,
@@ -442,6 +443,7 @@ fn uncatalogued_versions_resolve_from_checksum_files_through_an_http_mirror() {
         &p,
         &LockArgs {
             image_mirror: None,
+            mirror_checksums: false,
             offline: false,
             ..lock_args()
         },
@@ -547,6 +549,7 @@ fn uncatalogued_versions_resolve_from_checksum_files_through_an_http_mirror() {
             &p,
             &LockArgs {
                 image_mirror: None,
+                mirror_checksums: false,
                 refresh: true,
                 ..lock_args()
             }
@@ -560,6 +563,7 @@ fn uncatalogued_versions_resolve_from_checksum_files_through_an_http_mirror() {
         &p,
         &LockArgs {
             image_mirror: None,
+            mirror_checksums: false,
             offline: false,
             refresh: true,
             mirror: Some(empty.url()),
@@ -589,6 +593,7 @@ fn kubernetes_tarballs_resolve_from_the_changelog_through_a_file_mirror() {
         &p,
         &LockArgs {
             image_mirror: None,
+            mirror_checksums: false,
             offline: false,
             mirror: Some(mirror.clone()),
             ..lock_args()
@@ -665,6 +670,7 @@ fn hostile_checksum_file(
 fn hostile_lock_args(srv: &TestServer) -> LockArgs {
     LockArgs {
         image_mirror: None,
+        mirror_checksums: false,
         offline: false,
         mirror: Some(format!("{}/mirror", srv.url())),
         refresh: true,
@@ -791,4 +797,89 @@ fn an_edited_lock_was_shipped() {
     // `kimage lock` rewrites it deliberately.
     std::fs::write(&out.path, &text).unwrap();
     assert!(Lock::read(&out.path).is_ok());
+}
+
+#[test]
+fn a_mirror_of_own_builds_is_pinned_by_its_checksums_with_mirror_checksums() {
+    // The catalog's versions, but the mirror serves other bytes (a site's own builds of them): by
+    // default the lock pins upstream's published digests (which those bytes fail), with
+    // --mirror-checksums it pins what the mirror's checksum files say, and fetch verifies against that.
+    let v = Versions::catalogued();
+    let up = FakeUpstream::new(&v, "amd64");
+    let srv = TestServer::start();
+    up.serve(&srv, "/mirror");
+    let mirror = format!("{}/mirror", srv.url());
+    let (dir, p) = profile_in_tempdir(&profile_yaml(&v, "amd64", &format!("  mirror: {mirror}")));
+    let kubelet = |out: &kimage::release::command::LockOutcome| {
+        out.lock
+            .artifacts
+            .iter()
+            .find(|a| a.name == "kubelet")
+            .unwrap()
+            .clone()
+    };
+    let online = LockArgs {
+        offline: false,
+        ..lock_args()
+    };
+    let pinned = kubelet(&lock(&p, &online).unwrap());
+    assert_ne!(pinned.digest, sha256(up.program("kubelet")));
+    assert!(pinned.source.starts_with("kimage catalog"), "{}", pinned.source);
+
+    let own = lock(
+        &p,
+        &LockArgs {
+            mirror_checksums: true,
+            refresh: true,
+            ..online.clone()
+        },
+    )
+    .unwrap();
+    let k = kubelet(&own);
+    assert_eq!(k.digest, sha256(up.program("kubelet")));
+    assert!(
+        k.source
+            .contains(&format!("(read through mirror {mirror})")),
+        "{}",
+        k.source
+    );
+    assert!(
+        own.lock
+            .artifacts
+            .iter()
+            .all(|a| a.source.contains("read through mirror"))
+    );
+    let cache = dir.path().join("cache");
+    let fetched = fetch(
+        &p,
+        &kimage::release::command::FetchArgs {
+            image_mirror: None,
+            mirror: None,
+            lock: None,
+            cache: Some(cache),
+            jobs: 2,
+            net: NetArgs::default(),
+            plain: false,
+            quiet: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(fetched.len(), own.lock.artifacts.len());
+
+    // Without a mirror there is nothing to read: refused as bad input.
+    let (_d2, bare) = profile_in_tempdir(&profile_yaml(&v, "amd64", ""));
+    let err = lock(
+        &bare,
+        &LockArgs {
+            mirror_checksums: true,
+            ..online
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(
+        err.to_string()
+            .contains("--mirror-checksums: there is no mirror"),
+        "{err}"
+    );
 }

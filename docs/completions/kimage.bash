@@ -929,7 +929,7 @@ _kimage() {
             return 0
             ;;
         kimage__subcmd__lock)
-            opts="-p -o -h --offline --mirror --refresh --image-mirror --retries --connect-timeout --idle-timeout --download-timeout --profile --output --help"
+            opts="-p -o -h --offline --mirror --refresh --image-mirror --mirror-checksums --retries --connect-timeout --idle-timeout --download-timeout --profile --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

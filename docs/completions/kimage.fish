@@ -114,6 +114,7 @@ complete -c kimage -n "__fish_kimage_using_subcommand lock" -s o -l output -d 'O
 json\t''"
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -l offline -d 'Use only the built-in catalog and the existing lock, never the network'
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -l refresh -d 'Read digests of versions outside the built-in catalog, and of images, again instead of keeping the existing lock\'s'
+complete -c kimage -n "__fish_kimage_using_subcommand lock" -l mirror-checksums -d 'Take every digest from the mirror\'s checksum files, also for releases the built-in catalog pins (a mirror serving your own builds of those versions). Needs --mirror or binaries.mirror'
 complete -c kimage -n "__fish_kimage_using_subcommand lock" -s h -l help -d 'Print help'
 complete -c kimage -n "__fish_kimage_using_subcommand fetch" -l mirror -d 'Download from this mirror (http(s):// or file://) that keeps the upstream paths, instead of binaries.mirror or upstream' -r
 complete -c kimage -n "__fish_kimage_using_subcommand fetch" -l image-mirror -d 'Copy images from this registry mirror (OCI distribution API, keeping the upstream repository paths) instead of images.mirror or each image\'s registry' -r

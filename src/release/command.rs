@@ -78,6 +78,10 @@ pub struct LockArgs {
     /// repository paths) instead of images.mirror.
     #[arg(long, value_name = "URL")]
     pub image_mirror: Option<String>,
+    /// Take every digest from the mirror's checksum files, also for releases the built-in catalog pins
+    /// (a mirror serving your own builds of those versions). Needs --mirror or binaries.mirror.
+    #[arg(long)]
+    pub mirror_checksums: bool,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -134,15 +138,20 @@ pub enum CommandError {
         "--mirror {0}: is not an http://, https:// or file:// URL; give a base URL such as http://10.0.0.1:8080/releases"
     )]
     BadMirror(String),
+    #[error(
+        "--mirror-checksums: there is no mirror to read checksum files from; give --mirror URL or set binaries.mirror"
+    )]
+    NoMirror,
 }
 
 impl CommandError {
     pub fn exit_code(&self) -> u8 {
         use crate::exit;
         match self {
-            CommandError::Profile(_) | CommandError::BadMirror(_) | CommandError::NoLock => {
-                exit::INVALID
-            }
+            CommandError::Profile(_)
+            | CommandError::BadMirror(_)
+            | CommandError::NoMirror
+            | CommandError::NoLock => exit::INVALID,
             CommandError::LockFile(LockFileError::Edited { .. }) => exit::VERIFY,
             CommandError::LockFile(_) | CommandError::Stale(_) => exit::STATE,
             CommandError::Fetch(f)
@@ -214,6 +223,9 @@ pub fn run_lock(
         .mirror
         .clone()
         .or_else(|| cluster.binaries.mirror.as_ref().map(|m| m.to_string()));
+    if args.mirror_checksums && (mirror.is_none() || args.offline) {
+        return Err(CommandError::NoMirror);
+    }
     let opts = ResolveOptions {
         offline: args.offline,
         mirror,
@@ -221,6 +233,7 @@ pub fn run_lock(
         refresh: args.refresh,
         retry: args.net.policy(),
         image_mirror: args.image_mirror.clone(),
+        mirror_checksums: args.mirror_checksums,
     };
     let lock = resolve_lock(cluster, &opts)?;
     let text = lock.to_toml();

@@ -371,6 +371,9 @@ pub struct ResolveOptions {
     pub retry: RetryPolicy,
     /// Read image manifests through this registry mirror instead of `images.mirror`.
     pub image_mirror: Option<String>,
+    /// Take every digest from the mirror's checksum files, also for releases the catalog pins: the
+    /// mirror serves a site's own builds of those versions, whose bytes are not upstream's.
+    pub mirror_checksums: bool,
 }
 
 /// Resolves every artifact the cluster needs: catalog first, then the previous lock, then upstream's
@@ -394,7 +397,10 @@ pub fn resolve_lock(cluster: &Cluster, opts: &ResolveOptions) -> Result<Lock, Re
             .as_ref()
             .and_then(|l| l.artifact(key))
             .filter(|p| !opts.refresh && p.url == url && p.algorithm == kind.algorithm);
-        let (digest, source) = if let Some(r) = CATALOG.release(&key.kind, &key.version, key.arch) {
+        let catalogued = CATALOG
+            .release(&key.kind, &key.version, key.arch)
+            .filter(|_| !opts.mirror_checksums);
+        let (digest, source) = if let Some(r) = catalogued {
             (r.digest().1.to_string(), CATALOG.provenance(r))
         } else if let Some(p) = previous {
             (p.digest.clone(), p.source.clone())
