@@ -4,7 +4,8 @@
 # checksum files through the mirror) and `kimage fetch` (downloads and verifies every artifact).
 # Usage: ci/real/mirror-check.sh WORKDIR [files|tarballs]
 # Env: KIMAGE (default target/release/kimage), PORT (default 18730), SUFFIX (default -kimage.1: see
-# mirror.sh's note on the built-in catalog; empty packs the real version names, whose fetch then fails).
+# mirror.sh's note on the built-in catalog; empty packs the real version names, which `kimage lock
+# --mirror-checksums` then pins by the mirror's checksum files instead of the catalog's upstream digests).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 W=$(realpath -m "${1:?usage: mirror-check.sh WORKDIR [files|tarballs]}")
@@ -34,6 +35,6 @@ srv=$!
 trap 'kill "$srv"' EXIT
 for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null && break; sleep 0.1; done
 export KIMAGE_CACHE=$W/cache
-"$KIMAGE" lock -p "$W/cluster.yaml"
+if [ -n "$SUFFIX" ]; then "$KIMAGE" lock -p "$W/cluster.yaml"; else "$KIMAGE" lock --mirror-checksums -p "$W/cluster.yaml"; fi
 "$KIMAGE" fetch -p "$W/cluster.yaml"
 echo "mirror-check: kimage lock and fetch passed against $versions ($FROM)"
