@@ -824,7 +824,11 @@ fn a_mirror_of_own_builds_is_pinned_by_its_checksums_with_mirror_checksums() {
     };
     let pinned = kubelet(&lock(&p, &online).unwrap());
     assert_ne!(pinned.digest, sha256(up.program("kubelet")));
-    assert!(pinned.source.starts_with("kimage catalog"), "{}", pinned.source);
+    assert!(
+        pinned.source.starts_with("kimage catalog"),
+        "{}",
+        pinned.source
+    );
 
     let own = lock(
         &p,
