@@ -199,16 +199,7 @@ fn write_pools(
             .expect("assemble_pools records every pool's token");
         let bootstrap_token_secret =
             write("bootstrap-token.yaml", join.secret_yaml.as_bytes(), 0o600)?;
-        let layers: Vec<LayerEntry> = p
-            .layers
-            .iter()
-            .map(|&i| LayerEntry {
-                path: format!("layers/{}.tar.gz", built[i].sha256),
-                sha256: built[i].sha256.clone(),
-                bytes: built[i].bytes,
-                name: built[i].name.clone(),
-            })
-            .collect();
+        let layers = layer_entries(&p.layers, built);
         let seed_path = dir.join("seed.img");
         let seed = if write_seeds {
             // As for nodes: the same documents and layers make the same image, which is kept as it is.
@@ -336,16 +327,7 @@ pub fn write_build(
             let user_data = doc_ref("user-data", &d.user_data)?;
             let meta_data = doc_ref("meta-data", &d.meta_data)?;
             let network_config = doc_ref("network-config", &d.network_config)?;
-            let layers: Vec<LayerEntry> = n
-                .layers
-                .iter()
-                .map(|&i| LayerEntry {
-                    path: format!("layers/{}.tar.gz", built[i].sha256),
-                    sha256: built[i].sha256.clone(),
-                    bytes: built[i].bytes,
-                    name: built[i].name.clone(),
-                })
-                .collect();
+            let layers = layer_entries(&n.layers, &built);
             written.push(NodeFiles {
                 dir,
                 user_data,
@@ -554,6 +536,19 @@ struct NodeFiles {
 
 /// The files of a node's NoCloud seed: its three documents and, when the layers come from the seed,
 /// its layers.
+/// The manifest's entries for a node's or pool's layers (indices into `built`), in extraction order.
+fn layer_entries(layers: &[usize], built: &[BuiltLayer]) -> Vec<LayerEntry> {
+    layers
+        .iter()
+        .map(|&i| LayerEntry {
+            path: format!("layers/{}.tar.gz", built[i].sha256),
+            sha256: built[i].sha256.clone(),
+            bytes: built[i].bytes,
+            name: built[i].name.clone(),
+        })
+        .collect()
+}
+
 fn seed_files(
     d: &build::NodeDocs,
     layers: &[usize],
