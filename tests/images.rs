@@ -12,26 +12,19 @@ use std::fs;
 use std::io::Read as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::fixtures::{sha256, tar_gz};
-use support::tools::{free_port, require, require_root, tempdir};
+use support::tools::{KillOnDrop, free_port, require, require_root, tempdir};
 
 /// A real registry on 127.0.0.1, its storage in a temp dir; stopped on drop.
 struct Registry {
-    child: Child,
+    _child: KillOnDrop,
     port: u16,
     storage: PathBuf,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Registry {
@@ -57,7 +50,7 @@ impl Registry {
             .spawn()
             .unwrap();
         let reg = Registry {
-            child,
+            _child: KillOnDrop(child),
             port,
             storage,
             _dir: dir,
@@ -539,17 +532,10 @@ fn a_registry_that_never_answers_fails_within_the_idle_timeout() {
 /// A real containerd on a private socket, state and root in a temp dir: Debian's, or the pinned 2.x
 /// build when ci/real/build.sh's runtime set is there.
 struct Containerd {
-    child: Child,
+    _child: KillOnDrop,
     sock: PathBuf,
     ctr: PathBuf,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Containerd {
@@ -588,7 +574,7 @@ impl Containerd {
             std::thread::sleep(Duration::from_millis(100));
         }
         Containerd {
-            child,
+            _child: KillOnDrop(child),
             sock,
             ctr,
             _dir: dir,

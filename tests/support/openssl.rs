@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use super::tools::{free_port, require};
 
@@ -135,14 +135,7 @@ pub fn openssl_leaf(
 /// `openssl s_server -www` (killed on drop), requiring a client certificate from `client_ca`.
 pub struct Server {
     pub port: u16,
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _child: super::tools::KillOnDrop,
 }
 
 pub fn s_server(cert: &Path, key: &Path, client_ca: &Path) -> Server {
@@ -173,7 +166,10 @@ pub fn s_server(cert: &Path, key: &Path, client_ca: &Path) -> Server {
         }
     }
     std::thread::spawn(move || for _ in lines {});
-    Server { port, child }
+    Server {
+        port,
+        _child: super::tools::KillOnDrop(child),
+    }
 }
 
 /// Connects with `openssl s_client`, presenting `cert`/`key` and verifying the server against `ca`

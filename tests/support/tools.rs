@@ -143,3 +143,13 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A child process killed and reaped when dropped (servers a test starts).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
